@@ -1,0 +1,325 @@
+/**
+ * LocalHost: the {@link Host} contract on the worker's own machine (Linux). Processes are
+ * spawned in their own process group and killed as a whole tree (group, session and escaped
+ * descendants, found through `/proc`) when their scope closes; files go through `node:fs`.
+ *
+ * @since 0.1.0
+ */
+import { NodeStream } from "@effect/platform-node"
+import { Deferred, Duration, Effect, Layer, Stream } from "effect"
+import { spawn as spawnChild } from "node:child_process"
+import type { ChildProcess } from "node:child_process"
+import { randomBytes } from "node:crypto"
+import * as fs from "node:fs/promises"
+import { constants as osConstants, homedir } from "node:os"
+import { dirname, isAbsolute, join } from "node:path"
+import type { Readable } from "node:stream"
+import { mergeEnv } from "./EnvGlob.ts"
+import { Host, HostError } from "./Host.ts"
+import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
+import { alivePids, readProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
+import { makeTail } from "./Tail.ts"
+
+/**
+ * Options of the local host. Both default to the worker process's own values, read once when the
+ * layer is built (never later, so tests can pin them).
+ * @category models
+ */
+export interface LocalHostOptions {
+  readonly env?: Readonly<Record<string, string | undefined>>
+  readonly home?: string
+}
+
+const LABEL = "local"
+const STDERR_TAIL_BYTES = 64 * 1024
+const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
+const DEFAULT_GRACE = Duration.seconds(5)
+
+/**
+ * Builds the local host.
+ * @category constructors
+ */
+export const make = (options: LocalHostOptions = {}): HostShape => {
+  const baseEnv = options.env ?? { ...process.env }
+  const home = options.home ?? homedir()
+
+  const start = (command: Command, stdio: { readonly stdin: boolean; readonly stdout: boolean }) =>
+    Effect.callback<ChildProcess, HostError>((resume) => {
+      const [program, ...args] = command.argv
+      if (command.argv.some((arg) => arg.includes("\u0000"))) {
+        resume(Effect.fail(hostError("spawn", "BadArgument", "an argument contains a NUL byte", program)))
+        return
+      }
+      const child = spawnChild(program, args, {
+        cwd: command.cwd ?? home,
+        env: mergeEnv(baseEnv, command.envRemove ?? [], command.env ?? {}),
+        detached: true,
+        stdio: [stdio.stdin ? "pipe" : "ignore", stdio.stdout ? "pipe" : "ignore", "pipe"]
+      })
+      child.once("spawn", () => resume(Effect.succeed(child)))
+      child.once("error", (error) => resume(Effect.fail(fromNodeError("spawn", program, error))))
+    })
+
+  const exitOf = (child: ChildProcess) =>
+    Effect.callback<number>((resume) => {
+      const done = () => resume(Effect.succeed(exitCodeOf(child)))
+      if (child.exitCode !== null || child.signalCode !== null) done()
+      else child.once("exit", done)
+    })
+
+  const run = (command: Command, runOptions: RunOptions = {}) =>
+    Effect.gen(function*() {
+      const limit = runOptions.maxOutputBytes ?? DEFAULT_MAX_OUTPUT
+      const child = yield* start(command, { stdin: true, stdout: true })
+      const stdout = collect(child.stdout, limit)
+      const stderr = collect(child.stderr, limit)
+      child.stdin?.on("error", () => {}) // a command that ignores its input closes the pipe early
+      child.stdin?.end(runOptions.stdin ?? "")
+      const exitCode = yield* exitOf(child).pipe(
+        Effect.onInterrupt(() => Effect.promise(() => killTree(child, Duration.millis(200))))
+      )
+      // A daemon started by the command may keep the pipes open: wait briefly, never forever.
+      yield* Effect.promise(() => closedOrTimeout(child, 200))
+      const result: RunResult = {
+        exitCode,
+        stdout: stdout.text(),
+        stderr: stderr.text(),
+        truncated: stdout.truncated() || stderr.truncated()
+      }
+      return result
+    }).pipe(Effect.withSpan("LocalHost.run", { attributes: { program: command.argv[0] } }))
+
+  const spawn = (command: Command, spawnOptions: SpawnOptions = {}) =>
+    Effect.gen(function*() {
+      const grace = Duration.fromInputUnsafe(spawnOptions.gracePeriod ?? DEFAULT_GRACE)
+      const child = yield* Effect.acquireRelease(
+        start(command, { stdin: spawnOptions.stdin === true, stdout: spawnOptions.stdout !== false }),
+        (child) => Effect.promise(() => killTree(child, grace))
+      )
+      let stderrTail = ""
+      child.stderr?.on("data", (chunk: Buffer) => {
+        stderrTail = (stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES)
+      })
+      const exited = yield* Deferred.make<number>()
+      yield* exitOf(child).pipe(Effect.flatMap((code) => Deferred.succeed(exited, code)), Effect.forkScoped)
+      const childStdout = child.stdout
+      const stdout: Stream.Stream<Uint8Array, HostError> = childStdout === null
+        ? Stream.empty
+        : NodeStream.fromReadable<Uint8Array, HostError>({
+          evaluate: () => childStdout,
+          onError: (error) => fromNodeError("read stdout", command.argv[0], error)
+        })
+      const handle: HostProcess = {
+        pid: child.pid ?? -1,
+        stdout,
+        stderrTail: Effect.sync(() => stderrTail),
+        write: (data) => writeStdin(child, data, command.argv[0]),
+        endInput: Effect.sync(() => child.stdin?.end()),
+        exitCode: Deferred.await(exited),
+        isRunning: Deferred.isDone(exited).pipe(Effect.map((done) => !done)),
+        signal: (signal) =>
+          Effect.promise(async () => {
+            const pid = child.pid
+            if (pid !== undefined) signalAll(treeOf(await readProcessTable(), pid), signal)
+          })
+      }
+      return handle
+    }).pipe(Effect.withSpan("LocalHost.spawn", { attributes: { program: command.argv[0] } }))
+
+  const io = <A>(operation: string, path: string, f: () => Promise<A>) =>
+    Effect.tryPromise({ try: f, catch: (error) => fromNodeError(operation, path, error) })
+
+  const stat = (path: string) =>
+    io("stat", path, () => fs.lstat(path, { bigint: true })).pipe(Effect.map((info): FileInfo => ({
+      type: info.isFile() ? "File" : info.isDirectory() ? "Directory" : info.isSymbolicLink() ? "SymbolicLink" : "Other",
+      size: Number(info.size),
+      mode: Number(info.mode & 0o7777n),
+      identity: `${info.dev}:${info.ino}`
+    })))
+
+  const readRange = (path: string, offset: number, length: number) =>
+    io("read", path, async () => {
+      const file = await fs.open(path, "r")
+      try {
+        const buffer = Buffer.alloc(length)
+        const { bytesRead } = await file.read(buffer, 0, length, offset)
+        return new Uint8Array(buffer.subarray(0, bytesRead))
+      } finally {
+        await file.close()
+      }
+    })
+
+  const writeFile = (path: string, data: string | Uint8Array, writeOptions: { readonly mode?: number } = {}) =>
+    io("write", path, async () => {
+      const temp = siblingTemp(path)
+      try {
+        await fs.writeFile(temp, data, { mode: writeOptions.mode ?? 0o644, flag: "wx" })
+        await fs.chmod(temp, writeOptions.mode ?? 0o644) // the umask must not widen or narrow the mode
+        await fs.rename(temp, path)
+      } catch (error) {
+        await fs.rm(temp, { force: true })
+        throw error
+      }
+    })
+
+  const symlink = (target: string, linkPath: string) =>
+    io("symlink", linkPath, async () => {
+      const temp = siblingTemp(linkPath)
+      await fs.symlink(target, temp)
+      await fs.rename(temp, linkPath).catch(async (error: unknown) => {
+        await fs.rm(temp, { force: true })
+        throw error
+      })
+    })
+
+  const importFile = (workerPath: string, hostPath: string, importOptions: { readonly mode?: number } = {}) =>
+    io("import", hostPath, async () => {
+      const temp = siblingTemp(hostPath)
+      const source = await fs.stat(workerPath)
+      const mode = importOptions.mode ?? Number(source.mode & 0o7777)
+      try {
+        // A hard link shares the inode, so it is only used when the mode already matches.
+        const linked = (source.mode & 0o7777) === mode &&
+          await fs.link(workerPath, temp).then(() => true, () => false)
+        if (!linked) {
+          await fs.copyFile(workerPath, temp)
+          await fs.chmod(temp, mode)
+        }
+        await fs.rename(temp, hostPath)
+      } catch (error) {
+        await fs.rm(temp, { force: true })
+        throw error
+      }
+    })
+
+  return {
+    label: LABEL,
+    home: Effect.succeed(home),
+    run,
+    spawn,
+    readFile: (path) => io("read", path, () => fs.readFile(path)).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
+    readRange,
+    writeFile,
+    appendFile: (path, data) => io("append", path, () => fs.appendFile(path, data)),
+    exists: (path) => io("exists", path, () => fs.lstat(path).then(() => true, () => false)),
+    stat,
+    realPath: (path) => io("realpath", path, () => fs.realpath(path)),
+    makeDirectory: (path, dirOptions = {}) =>
+      io("mkdir", path, async () => {
+        await fs.mkdir(path, { recursive: true, mode: dirOptions.mode ?? 0o755 })
+        if (dirOptions.mode !== undefined) await fs.chmod(path, dirOptions.mode)
+      }),
+    readDirectory: (path) => io("readdir", path, async () => (await fs.readdir(path)).sort()),
+    remove: (path) => io("remove", path, () => fs.rm(path, { recursive: true, force: true })),
+    rename: (from, to) => io("rename", from, () => fs.rename(from, to)),
+    chmod: (path, mode) => io("chmod", path, () => fs.chmod(path, mode)),
+    symlink,
+    glob: (pattern, cwd) =>
+      io("glob", join(cwd, pattern), async () => {
+        const matches = await Array.fromAsync(fs.glob(pattern, { cwd }))
+        return matches.map((match) => isAbsolute(match) ? match : join(cwd, match)).sort()
+      }),
+    tail: makeTail({ stat, readRange }, Duration.millis(50)),
+    importFile
+  }
+}
+
+/**
+ * The local host as a layer.
+ * @category layers
+ */
+export const layer = (options?: LocalHostOptions): Layer.Layer<Host> => Layer.sync(Host, () => Host.of(make(options)))
+
+// --- helpers -------------------------------------------------------------------------------
+
+const exitCodeOf = (child: ChildProcess): number => {
+  if (child.exitCode !== null) return child.exitCode
+  const signal = child.signalCode
+  return signal === null ? -1 : 128 + (osConstants.signals[signal] ?? 0)
+}
+
+// Kills the process tree rooted at `child`: SIGTERM to everything that belongs to it, a bounded
+// wait, then SIGKILL to whatever is left. The tree is read before signalling because a child
+// whose parent dies is re-parented and can no longer be found through it.
+const killTree = async (child: ChildProcess, grace: Duration.Duration): Promise<void> => {
+  const root = child.pid
+  if (root === undefined) return
+  const tree = treeOf(await readProcessTable(), root)
+  if (tree.length === 0) return
+  signalAll(tree, "SIGTERM")
+  const deadline = Date.now() + Duration.toMillis(grace)
+  let alive = await alivePids(tree)
+  while (alive.length > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    alive = await alivePids(tree)
+  }
+  if (alive.length === 0) return
+  const table = await readProcessTable()
+  const survivors = new Set([...alive, ...alive.flatMap((pid) => treeOf(table, pid))])
+  signalAll([...survivors], "SIGKILL")
+  const killDeadline = Date.now() + 1000
+  while ((await alivePids([...survivors])).length > 0 && Date.now() < killDeadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10))
+  }
+}
+
+const closedOrTimeout = (child: ChildProcess, millis: number) =>
+  new Promise<void>((resolve) => {
+    const streams = [child.stdout, child.stderr].filter((stream) => stream !== null && !stream.readableEnded)
+    if (streams.length === 0) return resolve()
+    const timer = setTimeout(resolve, millis)
+    child.once("close", () => {
+      clearTimeout(timer)
+      resolve()
+    })
+  })
+
+const collect = (stream: Readable | null, limit: number) => {
+  const chunks: Array<Buffer> = []
+  let size = 0
+  let truncated = false
+  stream?.on("data", (chunk: Buffer) => {
+    if (size >= limit) {
+      truncated = true
+      return
+    }
+    const kept = chunk.subarray(0, limit - size)
+    if (kept.length < chunk.length) truncated = true
+    chunks.push(kept)
+    size += kept.length
+  })
+  return { text: () => Buffer.concat(chunks).toString("utf8"), truncated: () => truncated }
+}
+
+const writeStdin = (child: ChildProcess, data: string | Uint8Array, program: string) =>
+  Effect.callback<void, HostError>((resume) => {
+    const stdin = child.stdin
+    if (stdin === null || stdin.destroyed || stdin.writableEnded) {
+      resume(Effect.fail(hostError("write stdin", "BadArgument", "stdin is not open", program)))
+      return
+    }
+    stdin.write(data, (error) => {
+      resume(error === null || error === undefined ? Effect.void : Effect.fail(fromNodeError("write stdin", program, error)))
+    })
+  })
+
+const siblingTemp = (path: string) => join(dirname(path), `.${path.split("/").pop() ?? "file"}.tmp-${randomBytes(6).toString("hex")}`)
+
+const hostError = (operation: string, reason: HostErrorReason, detail: string, path?: string) =>
+  new HostError({ host: LABEL, operation, reason, detail, ...(path === undefined ? {} : { path }) })
+
+const REASONS: Readonly<Record<string, HostErrorReason>> = {
+  ENOENT: "NotFound",
+  EACCES: "PermissionDenied",
+  EPERM: "PermissionDenied",
+  EEXIST: "AlreadyExists",
+  ENOTDIR: "NotADirectory",
+  EISDIR: "BadArgument",
+  EINVAL: "BadArgument"
+}
+
+const fromNodeError = (operation: string, path: string, error: unknown): HostError => {
+  const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "UNKNOWN"
+  const detail = error instanceof Error ? error.message : String(error)
+  return new HostError({ host: LABEL, operation, path, reason: REASONS[code] ?? "Unknown", detail, cause: error })
+}

@@ -1,0 +1,94 @@
+/**
+ * ProcessTree: finds every process that belongs to a spawned task process on Linux, by walking
+ * `/proc`. A process-group kill is not enough for codex: it starts helpers in sessions of their
+ * own (a login-shell snapshot, sandbox wrappers), which leave the group but stay descendants.
+ *
+ * @since 0.1.0
+ */
+import { readdir, readFile } from "node:fs/promises"
+
+/** One row of the process table. */
+export interface ProcessEntry {
+  readonly pid: number
+  readonly ppid: number
+  readonly pgid: number
+  readonly sid: number
+}
+
+/** Reads the process table; processes that vanish mid-walk are skipped. */
+export const readProcessTable = async (): Promise<ReadonlyArray<ProcessEntry>> => {
+  const names = await readdir("/proc")
+  const rows = await Promise.all(
+    names.filter((name) => /^\d+$/.test(name)).map(async (name) => {
+      try {
+        return parseStat(await readFile(`/proc/${name}/stat`, "latin1"))
+      } catch {
+        return undefined
+      }
+    })
+  )
+  return rows.filter((row): row is ProcessEntry => row !== undefined)
+}
+
+/**
+ * The pids that belong to `root`: its process group, its session, and every descendant of any of
+ * those (children are found through their parent pid, so helpers that called `setsid` are kept).
+ * `root` itself is included when alive.
+ */
+export const treeOf = (table: ReadonlyArray<ProcessEntry>, root: number): ReadonlyArray<number> => {
+  const children = new Map<number, Array<number>>()
+  for (const entry of table) {
+    const siblings = children.get(entry.ppid)
+    if (siblings === undefined) children.set(entry.ppid, [entry.pid])
+    else siblings.push(entry.pid)
+  }
+  const found = new Set<number>()
+  const pending = table
+    .filter((entry) => entry.pid === root || entry.pgid === root || entry.sid === root)
+    .map((entry) => entry.pid)
+  while (pending.length > 0) {
+    const pid = pending.pop()
+    if (pid === undefined || found.has(pid)) continue
+    found.add(pid)
+    for (const child of children.get(pid) ?? []) pending.push(child)
+  }
+  return [...found]
+}
+
+/** The pids of `pids` that are still alive (zombies count as gone). */
+export const alivePids = async (pids: ReadonlyArray<number>): Promise<ReadonlyArray<number>> => {
+  const states = await Promise.all(pids.map(async (pid) => {
+    try {
+      const stat = await readFile(`/proc/${pid}/stat`, "latin1")
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+      return state === "Z" || state === "X" ? undefined : pid
+    } catch {
+      return undefined
+    }
+  }))
+  return states.filter((pid): pid is number => pid !== undefined)
+}
+
+/** Sends `signal` to each pid, ignoring processes that are already gone. */
+export const signalAll = (pids: ReadonlyArray<number>, signal: NodeJS.Signals): void => {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal)
+    } catch {
+      // Already gone (ESRCH) or not ours (EPERM): nothing more we can do for that pid.
+    }
+  }
+}
+
+// `/proc/<pid>/stat` is "pid (comm) state ppid pgrp session …"; comm may contain spaces and
+// parentheses, so fields are counted from the last ")".
+const parseStat = (stat: string): ProcessEntry | undefined => {
+  const close = stat.lastIndexOf(")")
+  if (close < 0) return undefined
+  const fields = stat.slice(close + 2).split(" ")
+  const pid = Number.parseInt(stat, 10)
+  const [ppid, pgid, sid] = [fields[1], fields[2], fields[3]].map((field) => Number(field))
+  if (ppid === undefined || pgid === undefined || sid === undefined) return undefined
+  if (![pid, ppid, pgid, sid].every(Number.isInteger)) return undefined
+  return { pid, ppid, pgid, sid }
+}

@@ -1,0 +1,215 @@
+/**
+ * The Host contract suite: every Host implementation (local, SSH) must pass it unchanged.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
+import { CommandFailed, Host, runChecked } from "../../src/host/Host.ts"
+import type { TailChunk } from "../../src/host/Host.ts"
+import { waitUntil } from "../support/waitUntil.ts"
+
+const HOSTILE = [
+  "plain",
+  "with space",
+  "it's",
+  "double \"quoted\"",
+  "$(touch /tmp/optio-pwned)",
+  "`id`",
+  "line\nbreak",
+  "tab\there",
+  "*.glob?",
+  "-leading-dash",
+  "ünïcödé ✓ 🚀",
+  ""
+]
+
+const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes)
+
+/** Text of a tail's data chunks since its last reset. */
+const textSinceReset = (chunks: ReadonlyArray<TailChunk>) => {
+  let text = ""
+  for (const chunk of chunks) text = chunk._tag === "Reset" ? "" : text + decode(chunk.bytes)
+  return text
+}
+
+/**
+ * Runs the contract against `layer`. `root` is a fresh, empty directory on that host.
+ */
+export const hostContract = (name: string, layer: Layer.Layer<Host, unknown>, root: () => string) =>
+  describe(`Host contract: ${name}`, () => {
+    const live = <A, E>(title: string, body: () => Effect.Effect<A, E, Host | Scope.Scope>) =>
+      it.live(title, () => Effect.scoped(body()).pipe(Effect.provide(layer)))
+
+    live("run passes hostile arguments through unchanged", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const result = yield* host.run({ argv: ["sh", "-c", "printf '%s\\0' \"$@\"", "sh", ...HOSTILE] })
+        assert.strictEqual(result.exitCode, 0)
+        assert.deepStrictEqual(result.stdout.split("\0").slice(0, -1), HOSTILE)
+      }))
+
+    live("run layers env over the inherited environment and removes globbed names", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const result = yield* host.run({
+          argv: ["sh", "-c", "printf '%s|%s|%s' \"$OPTIO_A\" \"${PATH:+has-path}\" \"${HOME:-no-home}\""],
+          env: { OPTIO_A: "it's $(x)" },
+          envRemove: ["HOM?"]
+        })
+        assert.strictEqual(result.stdout, "it's $(x)|has-path|no-home")
+      }))
+
+    live("run feeds stdin, honours cwd, reports non-zero exits without failing", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/cwd dir`
+        yield* host.makeDirectory(dir)
+        const echoed = yield* host.run({ argv: ["sh", "-c", "pwd; cat; exit 3"], cwd: dir }, { stdin: "piped ✓" })
+        assert.strictEqual(echoed.exitCode, 3)
+        assert.strictEqual(echoed.stdout, `${dir}\npiped ✓`)
+        const failure = yield* Effect.flip(runChecked({ argv: ["sh", "-c", "echo oops >&2; exit 4"] }))
+        assert.instanceOf(failure, CommandFailed)
+        assert.strictEqual(failure.exitCode, 4)
+        assert.include(failure.message, "oops")
+      }))
+
+    live("run of a missing program is a typed NotFound", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const error = yield* Effect.flip(host.run({ argv: ["/nonexistent/optio-no-such-binary"] }))
+        assert.strictEqual(error._tag, "HostError")
+        assert.strictEqual(error.reason, "NotFound")
+      }))
+
+    live("spawn streams stdout and accepts stdin", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const proc = yield* host.spawn({ argv: ["cat"] }, { stdin: true })
+        const firstLine = yield* proc.stdout.pipe(Stream.decodeText(), Stream.splitLines, Stream.take(1), Stream.runCollect, Effect.forkChild)
+        yield* proc.write("hello ✓\n")
+        assert.deepStrictEqual(yield* Fiber.join(firstLine), ["hello ✓"])
+        yield* proc.endInput
+        assert.strictEqual(yield* proc.exitCode, 0)
+      }))
+
+    live("closing the scope kills the whole tree, escaped sessions included", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const marker = `${root()}/tree-pids`
+        const scope = yield* Scope.make()
+        // The child ignores TERM (forcing the KILL escalation) and starts a setsid'd grandchild.
+        const script = `trap '' TERM; setsid sh -c 'echo $$ >> "$1"; exec sleep 300' sh "$1" & echo $$ >> "$1"; while :; do sleep 1; done`
+        yield* host.spawn({ argv: ["sh", "-c", script, "sh", marker] }, { gracePeriod: "300 millis" }).pipe(Scope.provide(scope))
+        const pids = yield* waitUntil("both pids recorded", host.readFile(marker).pipe(
+          Effect.map((bytes) => decode(bytes).trim().split("\n").filter((line) => line !== "")),
+          Effect.map((lines) => lines.length >= 2 ? lines : undefined),
+          Effect.orElseSucceed(() => undefined)
+        ))
+        yield* Scope.close(scope, Exit.void)
+        for (const pid of pids) {
+          const alive = yield* host.run({ argv: ["sh", "-c", `kill -0 ${pid} 2>/dev/null && ! grep -q '^State:.*Z' /proc/${pid}/status`] })
+          assert.notStrictEqual(alive.exitCode, 0, `pid ${pid} survived`)
+        }
+      }))
+
+    live("a signalled process reports 128 + signal", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const proc = yield* host.spawn({ argv: ["sleep", "300"] }, { stdout: false })
+        yield* proc.signal("SIGKILL")
+        assert.strictEqual(yield* proc.exitCode, 137)
+        assert.isFalse(yield* proc.isRunning)
+      }))
+
+    live("files: atomic write with mode, append, stat, rename, remove", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/files/a b`
+        yield* host.makeDirectory(dir, { mode: 0o700 })
+        assert.strictEqual((yield* host.stat(dir)).mode, 0o700)
+        const file = `${dir}/secret.json`
+        yield* host.writeFile(file, "{\"a\":1}", { mode: 0o600 })
+        yield* host.appendFile(file, "\n✓")
+        assert.strictEqual(decode(yield* host.readFile(file)), "{\"a\":1}\n✓")
+        const info = yield* host.stat(file)
+        assert.strictEqual(info.type, "File")
+        assert.strictEqual(info.mode, 0o600)
+        assert.strictEqual(info.size, 11)
+        assert.deepStrictEqual(yield* host.readDirectory(dir), ["secret.json"])
+        assert.strictEqual(decode(yield* host.readRange(file, 2, 3)), "a\":")
+        yield* host.rename(file, `${dir}/moved`)
+        assert.isFalse(yield* host.exists(file))
+        yield* host.chmod(`${dir}/moved`, 0o640)
+        assert.strictEqual((yield* host.stat(`${dir}/moved`)).mode, 0o640)
+        yield* host.remove(`${root()}/files`)
+        assert.isFalse(yield* host.exists(dir))
+        yield* host.remove(`${root()}/files`) // removing nothing succeeds
+        const missing = yield* Effect.flip(host.stat(`${root()}/files`))
+        assert.strictEqual(missing.reason, "NotFound")
+      }))
+
+    live("symlink replaces atomically and realPath resolves it", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/links`
+        yield* host.makeDirectory(dir)
+        yield* host.writeFile(`${dir}/one`, "1")
+        yield* host.writeFile(`${dir}/two`, "2")
+        yield* host.symlink(`${dir}/one`, `${dir}/link`)
+        yield* host.symlink(`${dir}/two`, `${dir}/link`)
+        assert.strictEqual((yield* host.stat(`${dir}/link`)).type, "SymbolicLink")
+        assert.strictEqual(yield* host.realPath(`${dir}/link`), yield* host.realPath(`${dir}/two`))
+        assert.strictEqual(decode(yield* host.readFile(`${dir}/link`)), "2")
+      }))
+
+    live("glob finds nested files, sorted and absolute", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const base = `${root()}/glob`
+        for (const path of ["s/2026/01/rollout-b.jsonl", "s/2026/02/rollout-a.jsonl", "s/other.txt"]) {
+          yield* host.makeDirectory(`${base}/${path.split("/").slice(0, -1).join("/")}`)
+          yield* host.writeFile(`${base}/${path}`, "x")
+        }
+        assert.deepStrictEqual(yield* host.glob("s/**/rollout-*.jsonl", base), [
+          `${base}/s/2026/01/rollout-b.jsonl`,
+          `${base}/s/2026/02/rollout-a.jsonl`
+        ])
+      }))
+
+    live("importFile places a worker file on the host with a mode", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const source = `${root()}/import-source`
+        yield* host.writeFile(source, "#!/bin/sh\necho imported\n", { mode: 0o644 })
+        yield* host.importFile(source, `${root()}/imported`, { mode: 0o755 })
+        assert.strictEqual((yield* host.stat(`${root()}/imported`)).mode, 0o755)
+        assert.strictEqual((yield* host.run({ argv: [`${root()}/imported`] })).stdout, "imported\n")
+      }))
+
+    live("tail follows growth and partial lines, resets on truncation and replacement, drains at the end", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const log = `${root()}/optio.log`
+        const stop = yield* Deferred.make<void>()
+        const seen: Array<TailChunk> = []
+        const fiber = yield* host.tail(log, { until: Deferred.await(stop), pollInterval: "10 millis" }).pipe(
+          Stream.runForEach((chunk) => Effect.sync(() => seen.push(chunk))),
+          Effect.forkChild
+        )
+        const sawText = (text: string) => waitUntil(`tail shows ${JSON.stringify(text)}`, Effect.sync(() => textSinceReset(seen) === text ? true : undefined))
+        yield* host.appendFile(log, "STATUS: 1")
+        yield* sawText("STATUS: 1")
+        yield* host.appendFile(log, "0% half\n")
+        yield* sawText("STATUS: 10% half\n")
+        yield* host.writeFile(`${log}.new`, "fresh\n")
+        yield* host.rename(`${log}.new`, log) // rotation by rename: same size class, new file
+        yield* sawText("fresh\n")
+        yield* host.run({ argv: ["sh", "-c", ": > \"$1\"; printf 'a\\n' >> \"$1\"", "sh", log] })
+        yield* sawText("a\n")
+        // Written right before the writer is declared done: the final drain must still see it.
+        yield* host.appendFile(log, "DONE")
+        yield* Deferred.succeed(stop, undefined)
+        yield* Fiber.join(fiber)
+        assert.strictEqual(textSinceReset(seen), "a\nDONE")
+        assert.isAtLeast(Chunk.size(Chunk.fromIterable(seen.filter((chunk) => chunk._tag === "Reset"))), 2)
+      }))
+  })
