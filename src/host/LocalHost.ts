@@ -314,6 +314,7 @@ const REASONS: Readonly<Record<string, HostErrorReason>> = {
   EPERM: "PermissionDenied",
   EEXIST: "AlreadyExists",
   ENOTDIR: "NotADirectory",
+  ENOTEMPTY: "AlreadyExists",
   EISDIR: "BadArgument",
   EINVAL: "BadArgument"
 }
