@@ -136,6 +136,19 @@ export interface HostProcess {
 }
 
 /**
+ * A process attached to a pseudo-terminal on a host (a terminal viewer's `tmux attach`).
+ * @category models
+ */
+export interface PtyProcess {
+  readonly pid: number
+  /** Terminal output as text, readable once; buffered until read. Ends when the process exits. */
+  readonly output: Stream.Stream<string, HostError>
+  readonly write: (data: string) => Effect.Effect<void, HostError>
+  readonly resize: (columns: number, rows: number) => Effect.Effect<void, HostError>
+  readonly exitCode: Effect.Effect<number>
+}
+
+/**
  * A change of a followed file: new bytes, or a reset because the file was truncated or replaced
  * (log rotation), after which reading restarts at offset 0.
  * @category models
@@ -183,6 +196,19 @@ export interface HostShape {
    * its whole tree, waits `gracePeriod`, then sends SIGKILL.
    */
   readonly spawn: (command: Command, options?: SpawnOptions) => Effect.Effect<HostProcess, HostError, Scope.Scope>
+  /** Starts a process on a pseudo-terminal of the given size; closing the scope kills its tree. */
+  readonly spawnPty: (
+    command: Command,
+    size: { readonly columns: number; readonly rows: number }
+  ) => Effect.Effect<PtyProcess, HostError, Scope.Scope>
+  /**
+   * Stops the process tree rooted at `pid` (its group, session and descendants): SIGTERM, up to
+   * `gracePeriod` for it to exit, then SIGKILL. For processes this host did not spawn itself,
+   * such as codex inside tmux. Succeeds when nothing is left.
+   */
+  readonly terminateTree: (pid: number, gracePeriod: Duration.Input) => Effect.Effect<void, HostError>
+  /** Whether a process with this pid is alive (zombies are not). */
+  readonly isAlive: (pid: number) => Effect.Effect<boolean, HostError>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, HostError>
   /** Reads up to `length` bytes at `offset`; fewer (or none) at end of file. */
   readonly readRange: (path: string, offset: number, length: number) => Effect.Effect<Uint8Array, HostError>

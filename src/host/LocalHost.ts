@@ -6,7 +6,8 @@
  * @since 0.1.0
  */
 import { NodeStream } from "@effect/platform-node"
-import { Deferred, Duration, Effect, Layer, Stream } from "effect"
+import * as Pty from "@lydell/node-pty"
+import { Cause, Deferred, Duration, Effect, Exit, Layer, Queue, Stream } from "effect"
 import { spawn as spawnChild } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -16,7 +17,7 @@ import { dirname, isAbsolute, join } from "node:path"
 import type { Readable } from "node:stream"
 import { mergeEnv } from "./EnvGlob.ts"
 import { Host, HostError } from "./Host.ts"
-import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
+import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, PtyProcess, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
 import { alivePids, readProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
 import { makeTail } from "./Tail.ts"
 
@@ -76,7 +77,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       child.stdin?.on("error", () => {}) // a command that ignores its input closes the pipe early
       child.stdin?.end(runOptions.stdin ?? "")
       const exitCode = yield* exitOf(child).pipe(
-        Effect.onInterrupt(() => Effect.promise(() => killTree(child, Duration.millis(200))))
+        Effect.onInterrupt(() => Effect.promise(() => killTree(child.pid, Duration.millis(200))))
       )
       // A daemon started by the command may keep the pipes open: wait briefly, never forever.
       yield* Effect.promise(() => closedOrTimeout(child, 200))
@@ -94,7 +95,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       const grace = Duration.fromInputUnsafe(spawnOptions.gracePeriod ?? DEFAULT_GRACE)
       const child = yield* Effect.acquireRelease(
         start(command, { stdin: spawnOptions.stdin === true, stdout: spawnOptions.stdout !== false }),
-        (child) => Effect.promise(() => killTree(child, grace))
+        (child) => Effect.promise(() => killTree(child.pid, grace))
       )
       let stderrTail = ""
       child.stderr?.on("data", (chunk: Buffer) => {
@@ -192,11 +193,52 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       }
     })
 
+  const spawnPty = (command: Command, size: { readonly columns: number; readonly rows: number }) =>
+    Effect.gen(function*() {
+      const [program, ...args] = command.argv
+      const pty = yield* Effect.acquireRelease(
+        Effect.try({
+          try: () =>
+            Pty.spawn(program, args, {
+              name: "xterm-256color",
+              cols: size.columns,
+              rows: size.rows,
+              cwd: command.cwd ?? home,
+              env: mergeEnv(baseEnv, command.envRemove ?? [], { TERM: "xterm-256color", ...command.env })
+            }),
+          catch: (error) => fromNodeError("spawn pty", program, error)
+        }),
+        (pty) => Effect.promise(() => killTree(pty.pid, Duration.seconds(1)))
+      )
+      const exited = yield* Deferred.make<number>()
+      const output = yield* Queue.unbounded<string, Cause.Done>()
+      const subscriptions = [
+        pty.onData((data) => Queue.offerUnsafe(output, data)),
+        pty.onExit(({ exitCode, signal }) => {
+          Deferred.doneUnsafe(exited, Exit.succeed(signal !== undefined && signal > 0 ? 128 + signal : exitCode))
+          Queue.endUnsafe(output)
+        })
+      ]
+      yield* Effect.addFinalizer(() => Effect.sync(() => subscriptions.forEach((subscription) => subscription.dispose())))
+      const handle: PtyProcess = {
+        pid: pty.pid,
+        output: Stream.fromQueue(output),
+        write: (data) => Effect.try({ try: () => pty.write(data), catch: (error) => fromNodeError("write pty", program, error) }),
+        resize: (columns, rows) =>
+          Effect.try({ try: () => pty.resize(columns, rows), catch: (error) => fromNodeError("resize pty", program, error) }),
+        exitCode: Deferred.await(exited)
+      }
+      return handle
+    })
+
   return {
     label: LABEL,
     home: Effect.succeed(home),
     run,
     spawn,
+    spawnPty,
+    terminateTree: (pid, grace) => Effect.promise(() => killTree(pid, Duration.fromInputUnsafe(grace))),
+    isAlive: (pid) => Effect.promise(async () => (await alivePids([pid])).length > 0),
     readFile: (path) => io("read", path, () => fs.readFile(path)).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
     readRange,
     writeFile,
@@ -241,8 +283,7 @@ const exitCodeOf = (child: ChildProcess): number => {
 // Kills the process tree rooted at `child`: SIGTERM to everything that belongs to it, a bounded
 // wait, then SIGKILL to whatever is left. The tree is read before signalling because a child
 // whose parent dies is re-parented and can no longer be found through it.
-const killTree = async (child: ChildProcess, grace: Duration.Duration): Promise<void> => {
-  const root = child.pid
+const killTree = async (root: number | undefined, grace: Duration.Duration): Promise<void> => {
   if (root === undefined) return
   const tree = treeOf(await readProcessTable(), root)
   if (tree.length === 0) return

@@ -120,6 +120,37 @@ export const hostContract = (name: string, layer: Layer.Layer<Host, unknown>, ro
         assert.isFalse(yield* proc.isRunning)
       }))
 
+    live("spawnPty runs a program on a terminal: output, input, resize, exit", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const pty = yield* host.spawnPty({ argv: ["sh", "-c", "stty size; read line; echo \"got:$line\"; stty size"] }, { columns: 100, rows: 30 })
+        const screen: Array<string> = []
+        yield* pty.output.pipe(Stream.runForEach((text) => Effect.sync(() => screen.push(text))), Effect.forkChild)
+        yield* waitUntil("initial size printed", Effect.sync(() => screen.join("").includes("30 100") ? true : undefined))
+        yield* pty.resize(120, 40)
+        yield* pty.write("héllo ✓\r")
+        assert.strictEqual(yield* pty.exitCode, 0)
+        yield* waitUntil("echo and new size", Effect.sync(() => {
+          const text = screen.join("")
+          return text.includes("got:héllo ✓") && text.includes("40 120") ? true : undefined
+        }))
+      }))
+
+    live("terminateTree stops a tree the host did not spawn itself; isAlive tracks it", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const pidFile = `${root()}/detached-pid`
+        // A daemon-like process: its parent exits at once, as tmux's server does.
+        yield* host.run({ argv: ["sh", "-c", "setsid sh -c 'trap \"\" TERM; echo $$ > \"$1\"; while :; do sleep 1; done' sh \"$1\" > /dev/null 2>&1 &", "sh", pidFile] })
+        const pid = yield* waitUntil("daemon pid", host.readFile(pidFile).pipe(
+          Effect.map((bytes) => Number(decode(bytes).trim()) || undefined),
+          Effect.orElseSucceed(() => undefined)
+        ))
+        assert.isTrue(yield* host.isAlive(pid))
+        yield* host.terminateTree(pid, "200 millis")
+        assert.isFalse(yield* host.isAlive(pid))
+      }))
+
     live("files: atomic write with mode, append, stat, rename, remove", () =>
       Effect.gen(function*() {
         const host = yield* Host
