@@ -1,0 +1,90 @@
+/**
+ * CodexConfigToml: renders a task's `CODEX_HOME/config.toml` with a TOML library (never by
+ * string interpolation): whatever a seed or the caller already put there, plus the settings an
+ * unattended, isolated codex needs, plus the task's model and `configOverrides`.
+ *
+ * @since 0.1.0
+ */
+import { Result, Schema } from "effect"
+import { parse, stringify } from "smol-toml"
+import type { TomlValue } from "../config/Toml.ts"
+import { tomlKeyPath } from "../config/Toml.ts"
+
+/**
+ * The existing config.toml or a configOverrides key could not be used.
+ * @category errors
+ */
+export class InvalidCodexConfig extends Schema.TaggedError<InvalidCodexConfig>()("InvalidCodexConfig", {
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `cannot build codex's config.toml: ${this.detail}`
+  }
+}
+
+/**
+ * What a task contributes to config.toml.
+ * @category models
+ */
+export interface CodexConfigSettings {
+  /** The workdir, pre-trusted so the TUI never stops at the "Trust this folder?" screen. */
+  readonly workdir: string
+  readonly model?: string | undefined
+  readonly reasoningEffort?: string | undefined
+  /** Dotted keys (`model_providers.local.base_url`) to TOML values, applied last. */
+  readonly overrides?: Readonly<Record<string, TomlValue>> | undefined
+}
+
+type Table = { [key: string]: unknown }
+
+/**
+ * Merges `settings` into `existing` (config.toml text, possibly empty) and renders the result.
+ * @category constructors
+ */
+export const renderCodexConfig = (
+  existing: string,
+  settings: CodexConfigSettings
+): Result.Result<string, InvalidCodexConfig> => {
+  let table: Table
+  try {
+    table = parse(existing)
+  } catch (error) {
+    return Result.fail(new InvalidCodexConfig({ detail: `the existing config.toml is not valid TOML (${error instanceof Error ? error.message.split("\n")[0] : "parse error"})` }))
+  }
+  // An unattended task must never stop at a prompt or reach out for updates and telemetry.
+  setPath(table, ["check_for_update_on_startup"], false)
+  // Credentials stay in CODEX_HOME/auth.json where save-back and seed capture can see them.
+  setPath(table, ["cli_auth_credentials_store"], "file")
+  setPath(table, ["analytics", "enabled"], false)
+  setPath(table, ["feedback", "enabled"], false)
+  // The TUI's app-server daemon is setsid'd and outlives tmux: one process per task instead.
+  setPath(table, ["features", "daemon_auto_start"], false)
+  setPath(table, ["projects", settings.workdir, "trust_level"], "trusted")
+  if (settings.model !== undefined) setPath(table, ["model"], settings.model)
+  if (settings.reasoningEffort !== undefined) setPath(table, ["model_reasoning_effort"], settings.reasoningEffort)
+  for (const [dotted, value] of Object.entries(settings.overrides ?? {})) {
+    const path = tomlKeyPath(dotted)
+    if (Result.isFailure(path)) return Result.fail(new InvalidCodexConfig({ detail: path.failure.message }))
+    setPath(table, path.success, value)
+  }
+  return Result.succeed(stringify(table))
+}
+
+const setPath = (table: Table, path: ReadonlyArray<string>, value: unknown): void => {
+  let cursor = table
+  path.slice(0, -1).forEach((key) => {
+    const next = cursor[key]
+    if (isTable(next)) {
+      cursor = next
+      return
+    }
+    const fresh: Table = {}
+    cursor[key] = fresh
+    cursor = fresh
+  })
+  const last = path[path.length - 1]
+  if (last !== undefined) cursor[last] = value
+}
+
+const isTable = (value: unknown): value is Table =>
+  typeof value === "object" && value !== null && !Array.isArray(value) && !(value instanceof Date)

@@ -1,0 +1,95 @@
+/**
+ * Workdir: prepares one task's directories on its host before codex starts — the private task
+ * dir and TMPDIR, the isolated HOME tree, `config.toml`, `AGENTS.md`, a fresh `optio.log`, the
+ * browser shims and the `resume.log` line — and computes the environment codex is launched with.
+ * It does not start anything.
+ *
+ * @since 0.1.0
+ */
+import { Clock, Effect, Result } from "effect"
+import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
+import { Host } from "../host/Host.ts"
+import { composeAgentsMd } from "../protocol/AgentsMd.ts"
+import { BROWSER_SHIM_NAMES, browserShimScript } from "../protocol/BrowserShim.ts"
+import { renderCodexConfig } from "./CodexConfigToml.ts"
+import type { TaskPaths } from "./TaskPaths.ts"
+
+/**
+ * Creates and fills the task's directories. A task-owned workdir is wiped first (a clean start);
+ * an explicit one is kept, and only the files the task owns in it are rewritten.
+ * @category constructors
+ */
+export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*(config: CodexTaskConfig, paths: TaskPaths) {
+  const host = yield* Host
+  yield* host.makeDirectory(paths.taskdir, { mode: 0o700 })
+  if (!paths.explicitWorkdir) yield* host.remove(paths.workdir)
+  yield* host.makeDirectory(paths.workdir, { mode: 0o700 })
+  yield* host.makeDirectory(paths.tmpdir, { mode: 0o700 })
+  yield* host.makeDirectory(paths.codexHome, { mode: 0o700 })
+  for (const dir of [paths.xdgConfigHome, paths.xdgDataHome, paths.xdgCacheHome, `${paths.home}/.local/bin`, paths.binDir, paths.deliverables]) {
+    yield* host.makeDirectory(dir)
+  }
+
+  const existing = yield* host.readFile(paths.configToml).pipe(
+    Effect.map((bytes) => new TextDecoder().decode(bytes)),
+    Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(""))
+  )
+  const rendered = renderCodexConfig(existing, {
+    workdir: paths.workdir,
+    model: config.model,
+    reasoningEffort: config.reasoningEffort,
+    overrides: config.configOverrides
+  })
+  if (Result.isFailure(rendered)) return yield* rendered.failure
+  yield* host.writeFile(paths.configToml, rendered.success, { mode: 0o600 })
+
+  yield* host.writeFile(paths.agentsMd, composeAgentsMd({
+    instructions: config.consumerInstructions,
+    hostProtocol: config.hostProtocol,
+    supportsResume: config.supportsResume,
+    workdirExclude: config.workdirExclude ?? null,
+    fileDownload: config.fileDownload
+  }), { mode: 0o600 })
+  yield* host.writeFile(paths.optioLog, "", { mode: 0o600 })
+  const shim = browserShimScript(paths.optioLog)
+  for (const name of BROWSER_SHIM_NAMES) yield* host.writeFile(`${paths.binDir}/${name}`, shim, { mode: 0o755 })
+  if (config.supportsResume) {
+    const now = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/\.\d{3}Z$/, "Z")
+    yield* host.appendFile(paths.resumeLog, `${now}\n`)
+  }
+})
+
+/**
+ * The environment codex runs with: the isolation variables, the caller's `env` on top, and a PATH
+ * composed for the host — the launch link's dir and the shims first, then the caller's PATH if it
+ * set one, else the host's own (never the worker's, which is wrong on a remote host).
+ * @category constructors
+ */
+export const launchEnvironment = (
+  config: CodexTaskConfig,
+  paths: TaskPaths,
+  hostPath: string
+): Record<string, string> => {
+  const { PATH: callerPath, ...callerEnv } = config.env ?? {}
+  return {
+    HOME: paths.home,
+    CODEX_HOME: paths.codexHome,
+    XDG_CONFIG_HOME: paths.xdgConfigHome,
+    XDG_DATA_HOME: paths.xdgDataHome,
+    XDG_CACHE_HOME: paths.xdgCacheHome,
+    TMPDIR: paths.tmpdir,
+    BROWSER: `${paths.binDir}/xdg-open`,
+    ...callerEnv,
+    PATH: `${paths.home}/.local/bin:${paths.binDir}:${callerPath ?? hostPath}`
+  }
+}
+
+/**
+ * The host's own PATH, as its shell sees it.
+ * @category constructors
+ */
+export const hostPathOn = Effect.gen(function*() {
+  const host = yield* Host
+  const printed = yield* host.run({ argv: ["sh", "-c", "printf %s \"$PATH\""] })
+  return printed.stdout === "" ? "/usr/local/bin:/usr/bin:/bin" : printed.stdout
+})
