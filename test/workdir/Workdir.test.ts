@@ -1,0 +1,161 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Result } from "effect"
+import { mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
+import { parse } from "smol-toml"
+import { afterAll } from "vitest"
+import { decodeCodexTaskConfig } from "../../src/config/CodexTaskConfig.ts"
+import { Host } from "../../src/host/Host.ts"
+import * as LocalHost from "../../src/host/LocalHost.ts"
+import { parseOptioLogLine } from "../../src/protocol/OptioLogParser.ts"
+import { renderCodexConfig } from "../../src/workdir/CodexConfigToml.ts"
+import { taskPaths, taskRootOn } from "../../src/workdir/TaskPaths.ts"
+import { launchEnvironment, prepareWorkdir } from "../../src/workdir/Workdir.ts"
+
+const root = join(process.cwd(), ".cache", "test", `workdir-${process.pid}`)
+rmSync(root, { recursive: true, force: true })
+mkdirSync(root, { recursive: true })
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+
+describe("taskPaths", () => {
+  it.effect("lays a task out under the task root, tmux socket hashed from the workdir", () =>
+    Effect.gen(function*() {
+      const paths = yield* taskPaths({ processId: "job-1.a_b", taskRoot: "/srv/tasks/" })
+      assert.strictEqual(paths.taskdir, "/srv/tasks/job-1.a_b")
+      assert.strictEqual(paths.workdir, "/srv/tasks/job-1.a_b/workdir")
+      assert.strictEqual(paths.codexHome, "/srv/tasks/job-1.a_b/workdir/home/.codex")
+      assert.strictEqual(paths.launchLink, "/srv/tasks/job-1.a_b/workdir/home/.local/bin/codex")
+      assert.strictEqual(paths.tmpdir, "/srv/tasks/job-1.a_b/tmp")
+      assert.match(paths.tmuxSocket, /^\/tmp\/optio-cx-[0-9a-f]{16}\.sock$/)
+      const other = yield* taskPaths({ processId: "job-2", taskRoot: "/srv/tasks" })
+      assert.notStrictEqual(other.tmuxSocket, paths.tmuxSocket)
+    }))
+
+  it.effect("an explicit workdir keeps the task's private files inside it", () =>
+    Effect.gen(function*() {
+      const paths = yield* taskPaths({ processId: "p", taskRoot: "", workdir: "/home/u/my project/" })
+      assert.strictEqual(paths.workdir, "/home/u/my project")
+      assert.strictEqual(paths.taskdir, "/home/u/my project/.optio")
+      assert.isTrue(paths.explicitWorkdir)
+    }))
+
+  it.effect.each(["", ".", "..", "a/b", "../x", "x y", "é"])("refuses the unsafe process id %j", (processId) =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(taskPaths({ processId, taskRoot: "/r" }))
+      assert.strictEqual(error._tag, "InvalidProcessId")
+      assert.include(error.message, "path segment")
+    }))
+
+  it.live("the task root comes from the host's environment", () =>
+    Effect.gen(function*() {
+      const host = yield* Host
+      assert.strictEqual(yield* taskRootOn(host), "/data/tasks")
+    }).pipe(Effect.provide(LocalHost.layer({ env: { OPTIO_CODEX_TASK_ROOT: "/data/tasks/", HOME: "/h" } }))))
+
+  it.live("without OPTIO_CODEX_TASK_ROOT it falls back to XDG_DATA_HOME, then HOME", () =>
+    Effect.gen(function*() {
+      const viaXdg = yield* Effect.flatMap(Host, taskRootOn).pipe(Effect.provide(LocalHost.layer({ env: { XDG_DATA_HOME: "/x", HOME: "/h" } })))
+      const viaHome = yield* Effect.flatMap(Host, taskRootOn).pipe(Effect.provide(LocalHost.layer({ env: { HOME: "/h" } })))
+      assert.deepStrictEqual([viaXdg, viaHome], ["/x/optio-codex", "/h/.local/share/optio-codex"])
+    }))
+})
+
+describe("renderCodexConfig", () => {
+  it("keeps what was there, pre-trusts the workdir and applies overrides, all through a TOML library", () => {
+    const workdir = "/w/with \"quotes\" and ]brackets["
+    const rendered = renderCodexConfig("model = \"old\"\n[tui]\nanimations = false\n", {
+      workdir,
+      model: "gpt-test",
+      reasoningEffort: "high",
+      overrides: { "model_providers.local.base_url": "http://127.0.0.1:1/v1", "tui.animations": true }
+    })
+    assert.isTrue(Result.isSuccess(rendered))
+    if (!Result.isSuccess(rendered)) return
+    const table = parse(rendered.success)
+    assert.deepStrictEqual(table["projects"], { [workdir]: { trust_level: "trusted" } })
+    assert.strictEqual(table["model"], "gpt-test")
+    assert.strictEqual(table["model_reasoning_effort"], "high")
+    assert.strictEqual(table["cli_auth_credentials_store"], "file")
+    assert.strictEqual(table["check_for_update_on_startup"], false)
+    assert.deepStrictEqual(table["features"], { daemon_auto_start: false })
+    assert.deepStrictEqual(table["tui"], { animations: true })
+    assert.deepStrictEqual(table["model_providers"], { local: { base_url: "http://127.0.0.1:1/v1" } })
+    // Rendering again is stable: a relaunch does not duplicate the trust entry.
+    const again = renderCodexConfig(rendered.success, { workdir })
+    assert.isTrue(Result.isSuccess(again) && again.success.split("trust_level").length === 2)
+  })
+
+  it("a malformed existing config is a typed error, not a crash", () => {
+    const rendered = renderCodexConfig("model = = broken", { workdir: "/w" })
+    assert.isTrue(Result.isFailure(rendered) && rendered.failure._tag === "InvalidCodexConfig")
+  })
+})
+
+describe("prepareWorkdir", () => {
+  it.live("builds the isolated tree with private modes, fresh optio.log, AGENTS.md, shims and resume.log", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeCodexTaskConfig({ consumerInstructions: "Write hello.txt", model: "m1" })
+      const paths = yield* taskPaths({ processId: "prep", taskRoot: join(root, "tasks") })
+      mkdirSync(paths.workdir, { recursive: true })
+      writeFileSync(join(paths.workdir, "stale.txt"), "from an earlier run")
+      yield* prepareWorkdir(config, paths)
+      assert.throws(() => statSync(join(paths.workdir, "stale.txt")), /ENOENT/) // task-owned workdir is wiped
+      assert.strictEqual(statSync(paths.taskdir).mode & 0o777, 0o700)
+      assert.strictEqual(statSync(paths.workdir).mode & 0o777, 0o700)
+      assert.strictEqual(statSync(paths.codexHome).mode & 0o777, 0o700)
+      assert.strictEqual(statSync(paths.configToml).mode & 0o777, 0o600)
+      assert.strictEqual(readFileSync(paths.optioLog, "utf8"), "")
+      assert.include(readFileSync(paths.agentsMd, "utf8"), "Write hello.txt")
+      assert.match(readFileSync(paths.resumeLog, "utf8"), /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\n$/)
+      assert.strictEqual(parse(readFileSync(paths.configToml, "utf8"))["model"], "m1")
+      for (const dir of [paths.tmpdir, paths.xdgConfigHome, paths.xdgDataHome, paths.xdgCacheHome, paths.deliverables]) {
+        assert.isTrue(statSync(dir).isDirectory(), dir)
+      }
+      // The xdg-open shim turns a browser request into a BROWSER: line in optio.log.
+      const host = yield* Host
+      const opened = yield* host.run({ argv: [join(paths.binDir, "xdg-open"), "https://example.com/login?a=1&b='x'"] })
+      assert.strictEqual(opened.exitCode, 0)
+      const line = readFileSync(paths.optioLog, "utf8").trimEnd()
+      const event = parseOptioLogLine(line)
+      assert.isTrue(event?._tag === "Browser" && event.url === "https://example.com/login?a=1&b='x'")
+    }).pipe(Effect.provide(LocalHost.layer())))
+
+  it.live("an explicit workdir is kept: the caller's files survive", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeCodexTaskConfig({ consumerInstructions: "x" })
+      const workdir = join(root, "explicit dir $(x)")
+      mkdirSync(workdir, { recursive: true })
+      writeFileSync(join(workdir, "mine.txt"), "keep me")
+      const paths = yield* taskPaths({ processId: "explicit", taskRoot: "", workdir })
+      yield* prepareWorkdir(config, paths)
+      assert.strictEqual(readFileSync(join(workdir, "mine.txt"), "utf8"), "keep me")
+      assert.isTrue(statSync(join(workdir, ".optio", "tmp")).isDirectory())
+    }).pipe(Effect.provide(LocalHost.layer())))
+})
+
+describe("launchEnvironment", () => {
+  it.effect("isolates HOME, CODEX_HOME, XDG and TMPDIR, and composes PATH on the host", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeCodexTaskConfig({ consumerInstructions: "x", env: { FOO: "bar" } })
+      const paths = yield* taskPaths({ processId: "env", taskRoot: "/t" })
+      const env = launchEnvironment(config, paths, "/usr/bin:/bin")
+      assert.deepStrictEqual(env, {
+        HOME: "/t/env/workdir/home",
+        CODEX_HOME: "/t/env/workdir/home/.codex",
+        XDG_CONFIG_HOME: "/t/env/workdir/home/.config",
+        XDG_DATA_HOME: "/t/env/workdir/home/.local/share",
+        XDG_CACHE_HOME: "/t/env/workdir/home/.cache",
+        TMPDIR: "/t/env/tmp",
+        BROWSER: "/t/env/workdir/bin/xdg-open",
+        FOO: "bar",
+        PATH: "/t/env/workdir/home/.local/bin:/t/env/workdir/bin:/usr/bin:/bin"
+      })
+    }))
+
+  it.effect("a caller's PATH replaces the host's PATH but keeps the launch link and shims first", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeCodexTaskConfig({ consumerInstructions: "x", env: { PATH: "/custom dir/bin" } })
+      const paths = yield* taskPaths({ processId: "env", taskRoot: "/t" })
+      assert.strictEqual(launchEnvironment(config, paths, "/usr/bin").PATH, "/t/env/workdir/home/.local/bin:/t/env/workdir/bin:/custom dir/bin")
+    }))
+})
