@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import { stringify } from "smol-toml"
+import type { TomlValue } from "../config/Toml.ts"
 
 /**
  * Environment variable the offline provider reads its API key from (`env_key`).
@@ -45,7 +46,7 @@ export interface OfflineCodexConfigOptions {
  * The offline configuration as a TOML-ready object, for callers that merge in their own keys.
  * @category constructors
  */
-export const offlineCodexConfig = (options: OfflineCodexConfigOptions): Record<string, unknown> => {
+export const offlineCodexConfig = (options: OfflineCodexConfigOptions): { readonly [key: string]: TomlValue } => {
   const providerId = options.providerId ?? "optio-offline"
   return {
     model: options.model ?? "scripted-model",

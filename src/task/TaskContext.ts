@@ -87,7 +87,8 @@ export class TaskContext extends Context.Service<TaskContext, {
    */
   static readonly layerConsole = (
     identity: TaskIdentity,
-    print: (line: string) => Effect.Effect<void>
+    print: (line: string) => Effect.Effect<void>,
+    options: { readonly revealCredentials?: boolean } = {}
   ): Layer.Layer<TaskContext> =>
     Layer.succeed(TaskContext, TaskContext.of({
       processId: identity.processId,
@@ -97,7 +98,12 @@ export class TaskContext extends Context.Service<TaskContext, {
         message === null && percent === null
           ? Effect.void
           : print(`${percent === null ? "" : `[${percent}%] `}${message ?? ""}`),
-      setWidgetUpstream: (url) => print(`upstream: ${url}`),
+      setWidgetUpstream: (url, innerAuth) =>
+        print(`upstream: ${url}`).pipe(Effect.andThen(
+          options.revealCredentials === true && innerAuth?.kind === "basic"
+            ? print(`  open in a browser: ${url}?token=${encodeURIComponent(Redacted.value(innerAuth.password))}\n  basic auth: ${innerAuth.username} / ${Redacted.value(innerAuth.password)}`)
+            : Effect.void
+        )),
       clearWidgetUpstream: Effect.void,
       setControlUpstream: () => Effect.void,
       clearControlUpstream: Effect.void,

@@ -83,7 +83,14 @@ const setPath = (table: Table, path: ReadonlyArray<string>, value: unknown): voi
     cursor = fresh
   })
   const last = path[path.length - 1]
-  if (last !== undefined) cursor[last] = value
+  if (last === undefined) return
+  const current = cursor[last]
+  // A table merges into a table (an override of `features` keeps the task's own feature flags).
+  if (isTable(current) && isTable(value)) {
+    for (const [key, inner] of Object.entries(value)) setPath(current, [key], inner)
+    return
+  }
+  cursor[last] = value
 }
 
 const isTable = (value: unknown): value is Table =>

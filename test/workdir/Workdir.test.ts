@@ -67,7 +67,11 @@ describe("renderCodexConfig", () => {
       workdir,
       model: "gpt-test",
       reasoningEffort: "high",
-      overrides: { "model_providers.local.base_url": "http://127.0.0.1:1/v1", "tui.animations": true }
+      overrides: {
+        "model_providers.local.base_url": "http://127.0.0.1:1/v1",
+        "tui.animations": true,
+        features: { unbounded_connection_retries: false }
+      }
     })
     assert.isTrue(Result.isSuccess(rendered))
     if (!Result.isSuccess(rendered)) return
@@ -77,7 +81,7 @@ describe("renderCodexConfig", () => {
     assert.strictEqual(table["model_reasoning_effort"], "high")
     assert.strictEqual(table["cli_auth_credentials_store"], "file")
     assert.strictEqual(table["check_for_update_on_startup"], false)
-    assert.deepStrictEqual(table["features"], { daemon_auto_start: false })
+    assert.deepStrictEqual(table["features"], { daemon_auto_start: false, unbounded_connection_retries: false })
     assert.deepStrictEqual(table["tui"], { animations: true })
     assert.deepStrictEqual(table["model_providers"], { local: { base_url: "http://127.0.0.1:1/v1" } })
     // Rendering again is stable: a relaunch does not duplicate the trust entry.
