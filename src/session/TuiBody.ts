@@ -1,0 +1,68 @@
+/**
+ * TuiBody: the TUI mode of a session — codex's TUI in a tmux session on the task's own socket,
+ * served as an authenticated web terminal, until optio.log reports the outcome or codex exits.
+ *
+ * @since 0.1.0
+ */
+import { Deferred, Effect } from "effect"
+import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
+import { tuiSandboxArgs } from "../config/SandboxPosture.ts"
+import type { SandboxPosture } from "../config/SandboxPosture.ts"
+import { AUTO_START_PROMPT } from "../protocol/SystemMessages.ts"
+import { TaskContext } from "../task/TaskContext.ts"
+import { startTmuxSession } from "../terminal/TmuxSession.ts"
+import { TtydSession } from "../terminal/TtydSession.ts"
+import { afterExecute } from "./PrepareTask.ts"
+import type { PreparedTask } from "./PrepareTask.ts"
+import { watchUntilOutcome } from "./LogWatch.ts"
+
+/**
+ * Runs codex's TUI for a prepared task and returns when the outcome is known.
+ * @category constructors
+ */
+export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
+  const { config, paths } = prepared
+  const task = yield* TaskContext
+  yield* task.reportProgress(null, "Launching Codex…")
+  const tmux = yield* startTmuxSession({
+    socketPath: paths.tmuxSocket,
+    configPath: paths.tmuxConf,
+    command: {
+      argv: [paths.launchLink, ...tuiArguments(config, prepared.posture)],
+      env: prepared.env,
+      cwd: paths.workdir,
+      ...(config.scrubEnv === undefined ? {} : { envRemove: config.scrubEnv })
+    },
+    gracePeriod: prepared.options.stopGracePeriod ?? "5 seconds"
+  })
+  const terminal = yield* TtydSession
+  const endpoint = yield* terminal.serve(tmux, { bindHost: config.widgetBindHost, advertisedHost: config.widgetAdvertisedHost })
+  yield* task.setWidgetUpstream(endpoint.url, endpoint.innerAuth)
+  yield* task.setWidgetData({ iframeSrc: endpoint.iframeSrc })
+  yield* task.reportProgress(null, "Codex is live")
+
+  const gone = yield* Deferred.make<number | null>()
+  yield* tmux.awaitExit("250 millis").pipe(
+    Effect.map((code): number | null => code),
+    Effect.orElseSucceed(() => null),
+    Effect.flatMap((code) => Deferred.succeed(gone, code)),
+    Effect.forkScoped
+  )
+  return yield* watchUntilOutcome({
+    paths,
+    hooks: prepared.hooks,
+    hookContext: prepared.hookContext,
+    send: tmux.sendText,
+    codexGone: Deferred.await(gone),
+    screenTail: tmux.capture(40).pipe(Effect.orElseSucceed(() => "(the terminal is gone)"))
+  }).pipe(Effect.ensuring(afterExecute(prepared)))
+})
+
+// After the launch path, in the reference's order: approval policy, sandbox, model, kickoff.
+const tuiArguments = (config: CodexTaskConfig, posture: SandboxPosture): Array<string> => [
+  "--ask-for-approval",
+  config.askForApproval,
+  ...tuiSandboxArgs(posture),
+  ...(config.model === undefined || config.model === "" ? [] : ["--model", config.model]),
+  ...(config.autoStart ? [AUTO_START_PROMPT] : [])
+]
