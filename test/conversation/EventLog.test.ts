@@ -1,0 +1,60 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Fiber, Ref, Stream } from "effect"
+import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
+import { makeEventLog } from "../../src/conversation/EventLog.ts"
+import { waitUntil } from "../support/waitUntil.ts"
+import { makeFakeConversation } from "./harness.ts"
+
+const frame = (id: number, json: string) => `id: ${id}\ndata: ${json}\n\n`
+
+describe("EventLog", () => {
+  it.effect("numbers events from 1 and replays everything after the given number, then follows", () =>
+    Effect.gen(function*() {
+      const log = yield* makeEventLog
+      assert.deepStrictEqual(
+        yield* Effect.forEach(["{\"a\":1}", "{\"a\":2}", "{\"a\":3}"], log.append),
+        [1, 2, 3]
+      )
+      assert.strictEqual(yield* log.size, 3)
+      const tail = yield* Stream.runCollect(Stream.take(log.follow(1), 3)).pipe(Effect.forkChild)
+      yield* log.append("{\"a\":4}")
+      assert.deepStrictEqual(yield* Fiber.join(tail), [frame(2, "{\"a\":2}"), frame(3, "{\"a\":3}"), frame(4, "{\"a\":4}")])
+      assert.deepStrictEqual(
+        yield* Stream.runCollect(Stream.take(log.follow(0), 1)),
+        [frame(1, "{\"a\":1}")]
+      )
+    }))
+
+  it.live("a hold delays delivery of later events until every hold is released", () =>
+    Effect.gen(function*() {
+      const log = yield* makeEventLog
+      const seen = yield* Ref.make<ReadonlyArray<string>>([])
+      yield* log.append("1")
+      const first = yield* log.hold
+      const second = yield* log.hold
+      yield* log.append("2")
+      const follower = yield* log.follow(0).pipe(
+        Stream.take(2),
+        Stream.runForEach((f) => Ref.update(seen, (all) => [...all, f])),
+        Effect.forkChild
+      )
+      yield* first
+      yield* first
+      yield* waitUntil("the event before the holds arrived", Effect.map(Ref.get(seen), (all) => all.length > 0 ? all : undefined))
+      assert.deepStrictEqual(yield* Ref.get(seen), [frame(1, "1")], "event 2 is still held by the second hold")
+      yield* second
+      yield* Fiber.join(follower)
+      assert.deepStrictEqual(yield* Ref.get(seen), [frame(1, "1"), frame(2, "2")])
+    }))
+})
+
+describe("ConversationListener.layerTest", () => {
+  it.effect("serves nothing and returns the given endpoint", () =>
+    Effect.gen(function*() {
+      const fake = yield* makeFakeConversation()
+      const listener = yield* ConversationListener
+      const endpoint = yield* listener.serve(fake.handle)
+      assert.strictEqual(endpoint.url, "http://127.0.0.1:0")
+      assert.strictEqual(endpoint.innerAuth.username, "optio")
+    }).pipe(Effect.provide(ConversationListener.layerTest())))
+})
