@@ -26,7 +26,7 @@ const post = (url: string, body: unknown, headers: Record<string, string> = {}) 
     fetch(url, {
       method: "POST",
       headers: { "content-type": "application/json", authorization: "Bearer sk-test", ...headers },
-      body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body)
+      body: typeof body === "string" ? body : body instanceof Uint8Array ? Buffer.from(body) : JSON.stringify(body)
     })
   )
 

@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * The optio-codex CLI: `optio-codex run` runs one codex task on this machine with a console
+ * TaskContext, printing progress and the web terminal's URL. The only place effects are run.
+ *
+ * @since 0.1.0
+ */
+import { NodeRuntime, NodeServices } from "@effect/platform-node"
+import { Console, Effect, Layer, Option, Queue, Schema, Stream } from "effect"
+import { Command, Flag } from "effect/cli"
+import { isAbsolute, resolve } from "node:path"
+import { createInterface } from "node:readline"
+import { BinaryCache } from "../binary/BinaryCache.ts"
+import { ConversationListener } from "../conversation/ConversationListener.ts"
+import * as LocalHost from "../host/LocalHost.ts"
+import { ScriptedModelServer } from "../modelserver/ScriptedModelServer.ts"
+import { runCodexSession } from "../session/CodexSession.ts"
+import { TaskContext } from "../task/TaskContext.ts"
+import { TtydSession } from "../terminal/TtydSession.ts"
+import { DEMO_PROMPT, demoScript, demoTaskSettings } from "./OfflineDemo.ts"
+import { terminalChat } from "./TerminalChat.ts"
+
+// The operator's lines from an interactive terminal.
+const stdinLines: Stream.Stream<string> = Stream.callback<string>((queue) =>
+  Effect.acquireRelease(
+    Effect.sync(() => {
+      const reader = createInterface({ input: process.stdin })
+      reader.on("line", (line) => Queue.offerUnsafe(queue, line))
+      return reader
+    }),
+    (reader) => Effect.sync(() => reader.close())
+  ))
+
+class UsageError extends Schema.TaggedError<UsageError>()("UsageError", { detail: Schema.String }) {
+  override get message(): string {
+    return this.detail
+  }
+}
+
+const run = Command.make("run", {
+  mode: Flag.Literals("mode", ["tui", "conversation"]).pipe(
+    Flag.withDescription("tui: the codex TUI in a web terminal; conversation: codex app-server"),
+    Flag.withDefault("tui" as const)
+  ),
+  workdir: Flag.String("workdir").pipe(Flag.withDescription("codex's working directory (kept afterwards)"), Flag.optional),
+  prompt: Flag.String("prompt").pipe(Flag.withDescription("the task for codex"), Flag.optional),
+  model: Flag.String("model").pipe(Flag.optional),
+  processId: Flag.String("process-id").pipe(Flag.withDescription("task id (names the task dir)"), Flag.withDefault("cli")),
+  offlineDemo: Flag.Boolean("offline-demo").pipe(
+    Flag.withDescription("drive codex with a built-in scripted local model: no account, no network"),
+    Flag.withDefault(false)
+  )
+}, (flags) =>
+  Effect.gen(function*() {
+    const workdir = Option.map(flags.workdir, (dir) => isAbsolute(dir) ? dir : resolve(dir))
+    const demo = flags.offlineDemo ? Option.some(yield* ScriptedModelServer.start(demoScript)) : Option.none()
+    const settings = Option.match(demo, { onNone: () => ({}), onSome: (server) => demoTaskSettings(server.baseUrl) })
+    const prompt = Option.getOrElse(flags.prompt, () => flags.offlineDemo ? DEMO_PROMPT : "")
+    if (prompt === "") return yield* new UsageError({ detail: "--prompt is required (or use --offline-demo)" })
+    const config = {
+      consumerInstructions: prompt,
+      mode: flags.mode === "tui" ? "iframe" : "conversation",
+      // In conversation mode the listener lets a browser watch beside the terminal chat.
+      ...(flags.mode === "conversation" ? { conversationUi: true } : {}),
+      autoStart: true,
+      ...settings,
+      ...Option.match(flags.model, { onNone: () => ({}), onSome: (model) => ({ model }) })
+    }
+    const result = yield* runCodexSession(config, {
+      ...Option.match(workdir, { onNone: () => ({}), onSome: (dir) => ({ workdir: dir }) }),
+      onConversation: (conversation) =>
+        terminalChat(conversation, {
+          write: (text) => Effect.sync(() => void process.stdout.write(text)),
+          lines: process.stdin.isTTY ? stdinLines : undefined
+        })
+    })
+    yield* Console.log(`DONE${result.summary === null ? "" : `: ${result.summary}`} (workdir ${result.workdir})`)
+  }).pipe(
+    Effect.scoped,
+    Effect.provide(
+      Layer.mergeAll(
+        TaskContext.layerConsole({ processId: flags.processId }, (line) => Console.log(line), { revealCredentials: true }),
+        BinaryCache.layer(),
+        TtydSession.layer,
+        ConversationListener.layer
+      ).pipe(Layer.provideMerge(LocalHost.layer()))
+    ),
+    Effect.tapError((error) => Console.error(`failed: ${error instanceof Error ? error.message : String(error)}`))
+  ))
+
+const root = Command.make("optio-codex").pipe(
+  Command.withDescription("Run OpenAI Codex as managed, isolated tasks"),
+  Command.withSubcommands([run])
+)
+
+Command.run(root, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
