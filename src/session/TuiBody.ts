@@ -54,9 +54,23 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     hookContext: prepared.hookContext,
     send: tmux.sendText,
     codexGone: Deferred.await(gone),
-    screenTail: tmux.capture(40).pipe(Effect.orElseSucceed(() => "(the terminal is gone)"))
+    screenTail: tmux.capture(SCROLLBACK_LINES).pipe(
+      Effect.map(lastNonBlankLines(SCREEN_TAIL_LINES)),
+      Effect.orElseSucceed(() => "(the terminal is gone)")
+    )
   }).pipe(Effect.ensuring(afterExecute(prepared)))
 })
+
+const SCROLLBACK_LINES = 500
+const SCREEN_TAIL_LINES = 40
+
+// A pane is mostly blank around a short output: collapse blank runs before taking the last lines.
+const lastNonBlankLines = (count: number) => (screen: string): string =>
+  screen.split("\n")
+    .filter((line, index, lines) => line.trim() !== "" || (index > 0 && (lines[index - 1] ?? "").trim() !== ""))
+    .slice(-count)
+    .join("\n")
+    .trim()
 
 // After the launch path, in the reference's order: approval policy, sandbox, model, kickoff.
 const tuiArguments = (config: CodexTaskConfig, posture: SandboxPosture): Array<string> => [
