@@ -1,0 +1,46 @@
+/**
+ * optio-codex: run OpenAI Codex as managed, isolated, resumable tasks inside Effect-based optio
+ * workers. The public API: the session and task factory, the services with their layers, the
+ * configuration schema and the errors a caller can handle.
+ *
+ * @since 0.1.0
+ */
+export { createCodexTask } from "./session/CodexTask.ts"
+export type { CodexTaskDefinition, UiWidget } from "./session/CodexTask.ts"
+export { runCodexSession } from "./session/CodexSession.ts"
+export type { SessionOptions, SessionResult } from "./session/CodexSession.ts"
+export { AgentReportedError, CodexExitedEarly, HookFailed } from "./session/SessionErrors.ts"
+
+export {
+  AllowedDir,
+  ApprovalPolicy,
+  CodexTaskConfig,
+  ConfigError,
+  ConversationMode,
+  decodeCodexTaskConfig,
+  effectiveSandboxMode,
+  ReasoningEffort,
+  SandboxMode,
+  SshConfig,
+  ThinkingVerbosity,
+  ToolVerbosity
+} from "./config/CodexTaskConfig.ts"
+export type { CodexTaskConfigInput } from "./config/CodexTaskConfig.ts"
+export type { CodexTaskHooks, HookContext } from "./config/Hooks.ts"
+export { resolveSandboxPosture } from "./config/SandboxPosture.ts"
+export type { SandboxPosture } from "./config/SandboxPosture.ts"
+
+export { CommandFailed, Host, HostError } from "./host/Host.ts"
+export type { Command, HostShape } from "./host/Host.ts"
+export * as LocalHost from "./host/LocalHost.ts"
+export { BinaryCache, CodexUnavailable, PINNED_CODEX_VERSION } from "./binary/BinaryCache.ts"
+export { TaskContext, TaskRecorder } from "./task/TaskContext.ts"
+export type { InnerAuth, TaskIdentity, TaskRecord, UploadWriter } from "./task/TaskContext.ts"
+export { TtydSession } from "./terminal/TtydSession.ts"
+export { ConversationListener } from "./conversation/ConversationListener.ts"
+export { ConversationClosed } from "./conversation/ConversationHandle.ts"
+export type { ConversationEvent, ConversationHandle } from "./conversation/ConversationHandle.ts"
+export { startConversation } from "./appserver/CodexConversation.ts"
+export type { CodexConversation } from "./appserver/CodexConversation.ts"
+export { ScriptedModelServer } from "./modelserver/ScriptedModelServer.ts"
+export * as ModelScript from "./modelserver/ModelScript.ts"

@@ -1,0 +1,204 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Exit, Layer, Redacted, Scope } from "effect"
+import { existsSync, readFileSync } from "node:fs"
+import { join } from "node:path"
+import { afterAll } from "vitest"
+import * as LocalHost from "../../src/host/LocalHost.ts"
+import { startTmuxSession } from "../../src/terminal/TmuxSession.ts"
+import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import type { TerminalEndpoint } from "../../src/terminal/TtydSession.ts"
+import { waitUntil } from "../support/waitUntil.ts"
+import { makeFixtures, removeFixtures, socketPath, tmuxQuery } from "./fixtures.ts"
+import { basicAuth, openViewer, request, viewerShows } from "./viewer.ts"
+
+const fx = makeFixtures("ttyd")
+afterAll(removeFixtures)
+
+const Live = Layer.mergeAll(TtydSession.layer, LocalHost.layer())
+const ROUTES = ["/", "/ws", "/control", "/health", "/assets/xterm.js", "/assets/xterm.css", "/assets/addon-fit.js", "/assets/terminal.js", "/nope"]
+
+// A fake TUI in tmux (input lines logged to `log`), served as a web terminal.
+const served = (log = join(fx.dir, `input-${Math.random().toString(36).slice(2)}.log`)) =>
+  Effect.gen(function*() {
+    const socket = socketPath()
+    const tmux = yield* startTmuxSession({
+      socketPath: socket,
+      configPath: join(fx.dir, `${socket.split("/").pop() ?? "x"}.conf`),
+      command: { argv: [fx.fakeTui, "0", log] },
+      columns: 100,
+      rows: 30
+    })
+    const terminal = yield* TtydSession
+    const endpoint = yield* terminal.serve(tmux)
+    return { tmux, endpoint, log, socket }
+  })
+
+const loggedLines = (log: string) => existsSync(log) ? readFileSync(log, "utf8").split("\n").slice(0, -1) : []
+
+const cookieOf = (endpoint: TerminalEndpoint) => `optio_terminal_${endpoint.port}=${Redacted.value(endpoint.credential)}`
+
+describe("TtydSession", () => {
+  it.live("rejects every route without valid credentials", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* served()
+      const wrong = "A".repeat(43)
+      const attempts: ReadonlyArray<RequestInit & { readonly query?: string }> = [
+        {},
+        { headers: basicAuth(endpoint, wrong) },
+        { headers: { authorization: `Basic ${Buffer.from(`admin:${Redacted.value(endpoint.credential)}`).toString("base64")}` } },
+        { headers: { authorization: `Bearer ${Redacted.value(endpoint.credential)}` } },
+        { headers: { cookie: `optio_terminal_${endpoint.port}=${wrong}` } },
+        { headers: { cookie: `optio_terminal_1=${Redacted.value(endpoint.credential)}` } },
+        { query: `?token=${wrong}` },
+        { query: "?token=" }
+      ]
+      for (const path of ROUTES) {
+        for (const { query, ...init } of attempts) {
+          const method = path === "/control" ? "POST" : "GET"
+          const response = yield* request(endpoint, `${path}${query ?? ""}`, { method, ...init })
+          assert.strictEqual(response.status, 401, `${method} ${path}${query ?? ""} ${JSON.stringify(init.headers ?? {})}`)
+          assert.strictEqual(response.headers.get("www-authenticate"), "Basic realm=\"optio-codex terminal\", charset=\"UTF-8\"")
+          assert.notInclude(response.body, Redacted.value(endpoint.credential))
+        }
+      }
+      const ws = yield* Effect.flip(openViewer(endpoint, { headers: {} }))
+      assert.include(ws.message, "401")
+      const wsWrong = yield* Effect.flip(openViewer(endpoint, { headers: basicAuth(endpoint, wrong) }))
+      assert.include(wsWrong.message, "401")
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("accepts Basic auth, and a token that becomes an HttpOnly SameSite cookie", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* served()
+      assert.match(endpoint.url, /^http:\/\/127\.0\.0\.1:\d+\/$/)
+      assert.strictEqual(endpoint.iframeSrc, "{widgetProxyUrl}/")
+      assert.strictEqual(endpoint.innerAuth.username, "optio")
+      assert.strictEqual(Redacted.value(endpoint.innerAuth.password), Redacted.value(endpoint.credential))
+      assert.lengthOf(Buffer.from(Redacted.value(endpoint.credential), "base64url"), 32)
+      assert.notInclude(String(endpoint.viewerUrl), Redacted.value(endpoint.credential))
+
+      const page = yield* request(endpoint, "/", { headers: basicAuth(endpoint) })
+      assert.strictEqual(page.status, 200)
+      assert.include(page.body, "assets/xterm.js")
+      assert.isNull(page.headers.get("set-cookie"))
+      // Every URL in the page is relative: the dashboard serves it under a path prefix.
+      assert.notMatch(page.body, /(src|href)="\//)
+      for (const path of ["/health", "/assets/xterm.js", "/assets/xterm.css", "/assets/addon-fit.js", "/assets/terminal.js"]) {
+        assert.strictEqual((yield* request(endpoint, path, { headers: basicAuth(endpoint) })).status, 200, path)
+      }
+      assert.strictEqual((yield* request(endpoint, "/nope", { headers: basicAuth(endpoint) })).status, 404)
+      assert.strictEqual((yield* request(endpoint, "/ws", { headers: basicAuth(endpoint) })).status, 400)
+
+      const viewed = yield* request(endpoint, new URL(Redacted.value(endpoint.viewerUrl)).search)
+      assert.strictEqual(viewed.status, 200)
+      const cookie = viewed.headers.get("set-cookie") ?? ""
+      assert.include(cookie, cookieOf(endpoint))
+      assert.include(cookie, "HttpOnly")
+      assert.include(cookie, "SameSite=Strict")
+      assert.strictEqual(viewed.headers.get("referrer-policy"), "no-referrer")
+      for (const path of ["/health", "/assets/xterm.js"]) {
+        const withCookie = yield* request(endpoint, path, { headers: { cookie: cookieOf(endpoint) } })
+        assert.strictEqual(withCookie.status, 200, path)
+      }
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("bridges a WebSocket viewer to the pane: output, typing, and garbage ignored", () =>
+    Effect.gen(function*() {
+      const { endpoint, log } = yield* served()
+      const viewer = yield* openViewer(endpoint, { columns: 100, rows: 30 })
+      yield* viewerShows(viewer, "FAKE-TUI ready")
+      viewer.sendRaw("not json")
+      viewer.send({ type: "resize", columns: -1, rows: 10 })
+      viewer.send({ type: "launch-missiles" })
+      viewer.sendRaw(new Uint8Array([0xff, 0x00, 0x7b]))
+      viewer.send({ type: "input", data: "typed 'here' $(x)\r" })
+      yield* viewerShows(viewer, "echo: typed 'here' $(x)")
+      assert.deepStrictEqual(loggedLines(log), ["typed 'here' $(x)"])
+      assert.isFalse(viewer.closed())
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("serves several viewers at once, authenticated by header, token or cookie", () =>
+    Effect.gen(function*() {
+      const { endpoint, tmux } = yield* served()
+      const first = yield* openViewer(endpoint)
+      const second = yield* openViewer(endpoint, { headers: {}, query: `?token=${Redacted.value(endpoint.credential)}` })
+      const third = yield* openViewer(endpoint, { headers: { cookie: cookieOf(endpoint) } })
+      for (const viewer of [first, second, third]) yield* viewerShows(viewer, "FAKE-TUI ready")
+      first.send({ type: "input", data: "from the first\r" })
+      for (const viewer of [first, second, third]) yield* viewerShows(viewer, "echo: from the first")
+      yield* tmux.sendText("from the session")
+      for (const viewer of [first, second, third]) yield* viewerShows(viewer, "echo: from the session")
+      const clients = yield* tmuxQuery(tmux.socketPath, ["list-clients", "-F", "#{client_pid}"])
+      assert.lengthOf(clients.split("\n"), 3)
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("a resize message resizes the pane", () =>
+    Effect.gen(function*() {
+      const { endpoint, socket } = yield* served()
+      const viewer = yield* openViewer(endpoint)
+      yield* viewerShows(viewer, "FAKE-TUI ready")
+      const size = tmuxQuery(socket, ["display-message", "-p", "-t", "=optio:", "#{window_width}x#{window_height}"])
+      assert.strictEqual(yield* size, "100x30")
+      viewer.send({ type: "resize", columns: 123, rows: 41 })
+      yield* waitUntil("the window is 123x41", size.pipe(Effect.map((text) => text === "123x41" ? text : undefined)))
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("/control sends text and keys, and rejects bad input", () =>
+    Effect.gen(function*() {
+      const { endpoint, log } = yield* served()
+      const post = (body: string) =>
+        request(endpoint, "/control", { method: "POST", body, headers: { ...basicAuth(endpoint), "content-type": "application/json" } })
+      const text = yield* post(JSON.stringify({ text: "via control; \"quoted\" `x`" }))
+      assert.strictEqual(text.status, 200)
+      assert.deepStrictEqual(JSON.parse(text.body), { ok: true })
+      const keys = yield* post(JSON.stringify({ keys: ["o", "k", "Enter"] }))
+      assert.strictEqual(keys.status, 200)
+      yield* waitUntil("both lines are logged", Effect.sync(() => loggedLines(log).length >= 2 ? true : undefined))
+      assert.deepStrictEqual(loggedLines(log), ["via control; \"quoted\" `x`", "ok"])
+      for (const bad of ["", "nope", "{}", "[]", JSON.stringify({ text: 5 }), JSON.stringify({ keys: "Enter" }), JSON.stringify({ keys: ["kill-server"] })]) {
+        const response = yield* post(bad)
+        assert.strictEqual(response.status, 400, bad)
+      }
+      assert.strictEqual((yield* request(endpoint, "/control", { headers: basicAuth(endpoint) })).status, 405)
+      assert.lengthOf(loggedLines(log), 2)
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("stops accepting connections and detaches its viewers when its scope closes", () =>
+    Effect.gen(function*() {
+      const socket = socketPath()
+      const tmux = yield* startTmuxSession({
+        socketPath: socket,
+        configPath: join(fx.dir, "closing.conf"),
+        command: { argv: [fx.fakeTui] }
+      })
+      const scope = yield* Scope.fork(yield* Effect.scope)
+      const terminal = yield* TtydSession
+      const endpoint = yield* terminal.serve(tmux).pipe(Scope.provide(scope))
+      const viewer = yield* openViewer(endpoint)
+      yield* viewerShows(viewer, "FAKE-TUI ready")
+      assert.strictEqual((yield* tmuxQuery(socket, ["list-clients", "-F", "#{client_pid}"])).split("\n").length, 1)
+      const started = Date.now()
+      yield* Scope.close(scope, Exit.void)
+      assert.isBelow(Date.now() - started, 5000)
+      const refused = yield* Effect.flip(request(endpoint, "/health", { headers: basicAuth(endpoint) }))
+      assert.isDefined(refused)
+      yield* waitUntil("the viewer is closed", Effect.sync(() => viewer.closed() ? true : undefined))
+      yield* waitUntil("no tmux client is attached", tmuxQuery(socket, ["list-clients", "-F", "#{client_pid}"]).pipe(
+        Effect.map((clients) => clients === "" ? true : undefined)
+      ))
+      assert.deepStrictEqual(yield* tmux.status, { _tag: "Running" })
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("the test layer returns an endpoint without serving", () =>
+    Effect.gen(function*() {
+      const terminal = yield* TtydSession
+      const tmux = yield* startTmuxSession({
+        socketPath: socketPath(),
+        configPath: join(fx.dir, "fake.conf"),
+        command: { argv: [fx.fakeTui] }
+      })
+      const endpoint = yield* terminal.serve(tmux, { advertisedHost: "::1" })
+      assert.strictEqual(endpoint.url, "http://[::1]:7681/")
+      assert.strictEqual(Redacted.value(endpoint.viewerUrl), "http://[::1]:7681/?token=secret")
+    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(TtydSession.layerTest({ credential: "secret" }), LocalHost.layer()))))
+})
