@@ -7,8 +7,6 @@ import { Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import type { Duration } from "effect"
 import { mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { chromium } from "playwright-core"
-import type { Page } from "playwright-core"
 import { DEMO_PROMPT, demoScript, demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
@@ -22,6 +20,7 @@ import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { sharedBinaryCache } from "../support/codexCache.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
+import { launchBrowser, terminalBufferText } from "../support/browser.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-tui-${process.pid}`)
@@ -49,21 +48,7 @@ const upstreamOf = Effect.gen(function*() {
 const noProcessMentions = (workdir: string, within: Duration.Input) =>
   waitUntil(`no process mentions ${workdir}`, Effect.sync(() => processesMentioning(workdir).length === 0 ? true : undefined), within)
 
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"
-]
-
-const bufferText = (page: Page) =>
-  Effect.tryPromise(() =>
-    page.evaluate(() => {
-      const term = globalThis.optioTerminal
-      if (term === undefined) return ""
-      const lines: Array<string> = []
-      for (let i = 0; i < term.buffer.active.length; i++) lines.push(term.buffer.active.getLine(i)?.translateToString(true) ?? "")
-      return lines.join("\n")
-    })
-  )
+const bufferText = terminalBufferText
 
 describe("TUI mode end to end", () => {
   it.live("the offline demo: codex writes hello.txt, DONE ends the session, nothing is left running", () =>
@@ -88,10 +73,7 @@ describe("TUI mode end to end", () => {
       const password = upstream.innerAuth?.kind === "basic" ? Redacted.value(upstream.innerAuth.password) : ""
       const anonymous = yield* Effect.promise(() => fetch(upstream.url))
       assert.strictEqual(anonymous.status, 401)
-      const browser = yield* Effect.acquireRelease(
-        Effect.tryPromise(() => chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS })),
-        (browser) => Effect.promise(() => browser.close())
-      )
+      const browser = yield* launchBrowser
       const page = yield* Effect.tryPromise(() => browser.newPage({ viewport: { width: 1100, height: 700 } }))
       const opened = yield* Effect.tryPromise(() => page.goto(`${upstream.url}?token=${encodeURIComponent(password)}`))
       assert.strictEqual(opened?.status(), 200)

@@ -1,45 +1,19 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Redacted } from "effect"
 import { join } from "node:path"
-import { chromium } from "playwright-core"
 import type { Page } from "playwright-core"
-import type { Terminal } from "@xterm/xterm"
 import { afterAll } from "vitest"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { startTmuxSession } from "../../src/terminal/TmuxSession.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { launchBrowser, terminalBufferText } from "../support/browser.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { makeFixtures, removeFixtures, socketPath, tmuxQuery } from "./fixtures.ts"
 
 const fx = makeFixtures("browser")
 afterAll(removeFixtures)
 
-const CHROMIUM_ARGS = [
-  "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-  "--disable-background-networking", "--disable-component-update", "--disable-sync"
-]
-
-const launchBrowser = Effect.acquireRelease(
-  Effect.tryPromise(() => chromium.launch({ executablePath: "/usr/bin/chromium", args: CHROMIUM_ARGS })),
-  (browser) => Effect.promise(() => browser.close())
-)
-
-declare global {
-  // Set by the terminal page (src/terminal/TerminalPage.ts).
-  var optioTerminal: Terminal | undefined
-}
-
-// The text of the page's xterm buffer (scrollback included), read through window.optioTerminal.
-const bufferText = (page: Page) =>
-  Effect.tryPromise(() =>
-    page.evaluate(() => {
-      const term = globalThis.optioTerminal
-      if (term === undefined) return ""
-      const lines: Array<string> = []
-      for (let i = 0; i < term.buffer.active.length; i++) lines.push(term.buffer.active.getLine(i)?.translateToString(true) ?? "")
-      return lines.join("\n")
-    })
-  )
+const bufferText = terminalBufferText
 
 const bufferShows = (page: Page, text: string) =>
   waitUntil(`the browser terminal shows ${JSON.stringify(text)}`, bufferText(page).pipe(
