@@ -79,6 +79,9 @@ describe("TUI mode end to end", () => {
       assert.strictEqual(opened?.status(), 200)
       yield* waitUntil("codex's composer in the browser", bufferText(page).pipe(Effect.map((text) => text.includes("OpenAI Codex") ? text : undefined)), "30 seconds")
       yield* Effect.tryPromise(() => page.keyboard.type("say hello"))
+      // codex treats keys that arrive in a burst as a paste, where Enter inserts a newline:
+      // submit only once the typed text is on screen, as a person would.
+      yield* waitUntil("the typed text in codex's composer", bufferText(page).pipe(Effect.map((text) => text.includes("› say hello") ? text : undefined)), "30 seconds")
       yield* Effect.tryPromise(() => page.keyboard.press("Enter"))
       // Typing reached tmux: codex sent the prompt to the model, and its answer shows in the page.
       const requests = yield* server.awaitRequests((all) => all.some((request) => request.userTexts.some((text) => text.includes("say hello"))), "30 seconds")
