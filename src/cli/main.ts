@@ -6,18 +6,20 @@
  * @since 0.1.0
  */
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
-import { Console, Effect, Layer, Option, Queue, Schema, Stream } from "effect"
+import { Console, Effect, Layer, Option, Queue, Result, Schema, Stream } from "effect"
 import { Command, Flag } from "effect/cli"
 import { isAbsolute, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { BinaryCache } from "../binary/BinaryCache.ts"
 import { ConversationListener } from "../conversation/ConversationListener.ts"
-import * as LocalHost from "../host/LocalHost.ts"
 import { ScriptedModelServer } from "../modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../session/CodexSession.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
 import { DEMO_PROMPT, demoScript, demoTaskSettings } from "./OfflineDemo.ts"
+import { doctorChecks } from "./Doctor.ts"
+import { hostFlags, hostLayerFrom } from "./HostFlags.ts"
+import type { HostFlagValues } from "./HostFlags.ts"
 import { terminalChat } from "./TerminalChat.ts"
 
 // The operator's lines from an interactive terminal.
@@ -46,6 +48,7 @@ const run = Command.make("run", {
   prompt: Flag.String("prompt").pipe(Flag.withDescription("the task for codex"), Flag.optional),
   model: Flag.String("model").pipe(Flag.optional),
   processId: Flag.String("process-id").pipe(Flag.withDescription("task id (names the task dir)"), Flag.withDefault("cli")),
+  ...hostFlags,
   offlineDemo: Flag.Boolean("offline-demo").pipe(
     Flag.withDescription("drive codex with a built-in scripted local model: no account, no network"),
     Flag.withDefault(false)
@@ -77,20 +80,35 @@ const run = Command.make("run", {
     yield* Console.log(`DONE${result.summary === null ? "" : `: ${result.summary}`} (workdir ${result.workdir})`)
   }).pipe(
     Effect.scoped,
-    Effect.provide(
+    Effect.provide(Layer.unwrap(Effect.map(hostLayer(flags), (host) =>
       Layer.mergeAll(
         TaskContext.layerConsole({ processId: flags.processId }, (line) => Console.log(line), { revealCredentials: true }),
         BinaryCache.layer(),
         TtydSession.layer,
         ConversationListener.layer
-      ).pipe(Layer.provideMerge(LocalHost.layer()))
-    ),
+      ).pipe(Layer.provideMerge(host))))),
     Effect.tapError((error) => Console.error(`failed: ${error instanceof Error ? error.message : String(error)}`))
   ))
 
+const hostLayer = (flags: HostFlagValues) => {
+  const layer = hostLayerFrom(flags)
+  return Result.isFailure(layer) ? Effect.fail(layer.failure) : Effect.succeed(layer.success)
+}
+
+const doctor = Command.make("doctor", hostFlags, (flags) =>
+  Effect.gen(function*() {
+    const layer = yield* hostLayer(flags)
+    const checks = yield* doctorChecks.pipe(
+      Effect.provide(layer),
+      Effect.catch((error) => Effect.succeed([{ check: "reachable", ok: false, detail: error.message }]))
+    )
+    for (const check of checks) yield* Console.log(`${check.ok ? "ok  " : "FAIL"} ${check.check}: ${check.detail}`)
+    if (checks.some((check) => !check.ok)) return yield* new UsageError({ detail: "some checks failed" })
+  }).pipe(Effect.scoped))
+
 const root = Command.make("optio-codex").pipe(
   Command.withDescription("Run OpenAI Codex as managed, isolated tasks"),
-  Command.withSubcommands([run])
+  Command.withSubcommands([run, doctor])
 )
 
 Command.run(root, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
