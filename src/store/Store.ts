@@ -1,0 +1,78 @@
+/**
+ * Store: the one place a store backend is chosen. Each layer provides all three store services —
+ * `SeedStore`, `Lease`, `SnapshotStore` — over one backend, and applies the `BlobCrypto` it is
+ * given (kept open in the type, so the key configuration is composed by the caller):
+ *
+ * - `Store.layerMemory()` — in memory, for unit tests;
+ * - `Store.layerEmbedded({ dataDir })` — the single-machine default: `node:sqlite` for documents
+ *   and leases (safe across OS processes) and atomically written blob files under `dataDir`;
+ * - `Store.layerMongo({ uri, database, prefix })` — MongoDB with the reference's layout
+ *   (`{prefix}_codex_seeds`, `{prefix}_codex_session_snapshots`, GridFS bucket `fs`), so Python
+ *   and TypeScript workers can share one database.
+ *
+ * @since 0.1.0
+ */
+import { Effect, Layer } from "effect"
+import { join } from "node:path"
+import { BlobCrypto } from "./BlobCrypto.ts"
+import { acquireEmbeddedBackend } from "./embedded/EmbeddedBackend.ts"
+import type { EmbeddedStoreOptions } from "./embedded/EmbeddedBackend.ts"
+import { makeMemoryBackend, MemoryStoreState } from "./memory/MemoryBackend.ts"
+import { acquireMongoBackend } from "./mongo/MongoBackend.ts"
+import type { MongoStoreOptions } from "./mongo/MongoBackend.ts"
+import { makeStores } from "./StoreBackend.ts"
+import type { StoreBackend, StoreServices } from "./StoreBackend.ts"
+import type { StoreUnavailable } from "./StoreError.ts"
+
+export type { EmbeddedStoreOptions } from "./embedded/EmbeddedBackend.ts"
+export { MemoryStoreState } from "./memory/MemoryBackend.ts"
+export type { MongoStoreOptions } from "./mongo/MongoBackend.ts"
+export type { StoreServices } from "./StoreBackend.ts"
+
+const fromBackend = <E, R>(backend: Effect.Effect<StoreBackend, E, R>) =>
+  Layer.effectContext(Effect.gen(function*() {
+    const crypto = yield* BlobCrypto
+    return makeStores(yield* backend, crypto)
+  }))
+
+/**
+ * An in-memory store. Pass a `state` to open the same data more than once.
+ * @category layers
+ */
+const layerMemory = (options: { readonly state?: MemoryStoreState | undefined } = {}): Layer.Layer<StoreServices, never, BlobCrypto> =>
+  fromBackend(Effect.sync(() => makeMemoryBackend(options.state ?? new MemoryStoreState())))
+
+/**
+ * The embedded store under `dataDir` (created if missing): `store.sqlite` plus `blobs/`.
+ * @category layers
+ */
+const layerEmbedded = (options: EmbeddedStoreOptions): Layer.Layer<StoreServices, StoreUnavailable, BlobCrypto> =>
+  fromBackend(acquireEmbeddedBackend(options))
+
+/**
+ * The MongoDB store; the client is connected for the layer's lifetime and indexes are created at
+ * startup.
+ * @category layers
+ */
+const layerMongo = (options: MongoStoreOptions): Layer.Layer<StoreServices, StoreUnavailable, BlobCrypto> =>
+  fromBackend(acquireMongoBackend(options))
+
+/**
+ * The embedded store's default data directory: `OPTIO_CODEX_DATA_DIR`, else
+ * `$XDG_DATA_HOME/optio-codex` (an absolute `XDG_DATA_HOME` only, per the XDG spec), else
+ * `<homeDir>/.local/share/optio-codex`. The caller passes its environment and home directory.
+ * @category constructors
+ */
+const defaultDataDir = (env: Readonly<Record<string, string | undefined>>, homeDir: string): string => {
+  const explicit = env["OPTIO_CODEX_DATA_DIR"]
+  if (explicit !== undefined && explicit !== "") return explicit
+  const xdg = env["XDG_DATA_HOME"]
+  const dataHome = xdg !== undefined && xdg.startsWith("/") ? xdg : join(homeDir, ".local", "share")
+  return join(dataHome, "optio-codex")
+}
+
+/**
+ * The store layers and helpers.
+ * @category layers
+ */
+export const Store = { layerMemory, layerEmbedded, layerMongo, defaultDataDir } as const

@@ -1,0 +1,100 @@
+/**
+ * Blob files of the embedded store: one file per blob under `<dataDir>/blobs/`, named by the
+ * blob id, mode 0600. A blob appears atomically: bytes stream into a private temporary file in the
+ * same directory, which is fsynced, renamed into place, and the directory fsynced. A reader sees no
+ * file or a complete one; a failed or interrupted upload removes its temporary file.
+ *
+ * @since 0.1.0
+ */
+import * as NodeStream from "@effect/platform-node/NodeStream"
+import { Clock, Effect, Stream } from "effect"
+import { createReadStream } from "node:fs"
+import { mkdir, open, rename, rm } from "node:fs/promises"
+import type { FileHandle } from "node:fs/promises"
+import { join } from "node:path"
+import { newObjectIdHex } from "../ids.ts"
+import type { BlobInfo } from "../StoreBackend.ts"
+import { BlobMissing, describeCause, StoreUnavailable } from "../StoreError.ts"
+
+/**
+ * Blob file operations rooted at a directory.
+ * @category models
+ */
+export interface BlobFiles {
+  readonly put: <E, R>(bytes: Stream.Stream<Uint8Array, E, R>) => Effect.Effect<string, StoreUnavailable | E, R>
+  readonly get: (kind: BlobInfo["kind"], blobId: string) => Stream.Stream<Uint8Array, BlobMissing | StoreUnavailable>
+  readonly remove: (blobId: string) => Effect.Effect<void, StoreUnavailable>
+  /** The path of a blob (for tests that inspect data at rest). */
+  readonly pathOf: (blobId: string) => string
+}
+
+const READ_CHUNK_BYTES = 256 * 1024
+
+const unavailable = (operation: string) => (cause: unknown) =>
+  new StoreUnavailable({ backend: "embedded", operation, detail: describeCause(cause), cause })
+
+/**
+ * Blob files under `dir` (created, mode 0700, if missing).
+ * @category constructors
+ */
+export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavailable> =>
+  Effect.gen(function*() {
+    yield* Effect.tryPromise({ try: () => mkdir(dir, { recursive: true, mode: 0o700 }), catch: unavailable("create blob directory") })
+    const pathOf = (blobId: string) => join(dir, blobId)
+    const syncDirectory = Effect.tryPromise({
+      try: async () => {
+        const handle = await open(dir, "r")
+        await handle.sync().finally(() => handle.close())
+      },
+      catch: unavailable("fsync blob directory")
+    })
+
+    const put = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>) =>
+      Effect.gen(function*() {
+        const blobId = newObjectIdHex(yield* Clock.currentTimeMillis)
+        const temporary = join(dir, `.tmp-${blobId}`)
+        const write = Effect.acquireUseRelease(
+          Effect.tryPromise({ try: () => open(temporary, "wx", 0o600), catch: unavailable("create blob file") }),
+          (handle) =>
+            Stream.runForEach(bytes, (chunk) => writeAll(handle, chunk)).pipe(
+              Effect.andThen(Effect.tryPromise({ try: () => handle.sync(), catch: unavailable("fsync blob file") }))
+            ),
+          (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+        )
+        yield* write.pipe(
+          Effect.andThen(Effect.tryPromise({ try: () => rename(temporary, pathOf(blobId)), catch: unavailable("publish blob file") })),
+          Effect.onExit((exit) =>
+            exit._tag === "Success" ? Effect.void : Effect.promise(() => rm(temporary, { force: true }).catch(() => undefined))
+          )
+        )
+        yield* syncDirectory
+        return blobId
+      })
+
+    const get = (kind: BlobInfo["kind"], blobId: string) =>
+      NodeStream.fromReadable<Uint8Array, BlobMissing | StoreUnavailable>({
+        evaluate: () => createReadStream(pathOf(blobId), { highWaterMark: READ_CHUNK_BYTES }),
+        onError: (cause) =>
+          isNotFound(cause) ? new BlobMissing({ backend: "embedded", blobId, kind }) : unavailable("read blob file")(cause)
+      })
+
+    const remove = (blobId: string) =>
+      Effect.tryPromise({ try: () => rm(pathOf(blobId), { force: true }), catch: unavailable("delete blob file") })
+
+    return { put, get, remove, pathOf }
+  })
+
+const writeAll = (handle: FileHandle, chunk: Uint8Array) =>
+  Effect.tryPromise({
+    try: async () => {
+      let offset = 0
+      while (offset < chunk.length) {
+        const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset)
+        offset += bytesWritten
+      }
+    },
+    catch: unavailable("write blob file")
+  })
+
+const isNotFound = (cause: unknown): boolean =>
+  typeof cause === "object" && cause !== null && "code" in cause && cause.code === "ENOENT"

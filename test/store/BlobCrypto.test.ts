@@ -1,0 +1,145 @@
+/**
+ * The encryption seam: the AES-256-GCM stream format (round trips over every chunking, tamper and
+ * truncation detection, key scopes) and the plaintext cipher's refusal of encrypted blobs.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Redacted, Stream } from "effect"
+import { randomBytes } from "node:crypto"
+import { aesGcmCipher, BlobCrypto, plaintextCipher } from "../../src/store/BlobCrypto.ts"
+import type { BlobCipher } from "../../src/store/BlobCrypto.ts"
+
+const SECRET = Redacted.make("correct horse battery staple 0123456789")
+const OTHER = Redacted.make("incorrect horse battery staple 98765432")
+const FRAME = 64 * 1024
+
+/** A stream of `data` in pieces of `size` bytes. */
+const pieces = (data: Uint8Array, size: number) => {
+  const parts: Array<Uint8Array> = []
+  for (let offset = 0; offset < data.length; offset += size) parts.push(data.subarray(offset, offset + size))
+  return Stream.fromIterable(parts)
+}
+const collect = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
+  Effect.map(Stream.runCollect(stream), (chunks) => new Uint8Array(Buffer.concat(chunks)))
+const seal = (cipher: BlobCipher, data: Uint8Array, size = 10_000) => collect(cipher.encrypt(pieces(data, size)))
+const decryptReason = (cipher: BlobCipher, sealed: Uint8Array, size = 4096) =>
+  Effect.map(Effect.flip(collect(cipher.decrypt(pieces(sealed, size)))), (error) => error.reason)
+
+describe("BlobCrypto AES-256-GCM", () => {
+  it.effect("round-trips every size around the frame boundary, whatever the chunking on either side", () =>
+    Effect.gen(function*() {
+      const cipher = yield* aesGcmCipher("seed", SECRET)
+      for (const size of [0, 1, 5, FRAME - 1, FRAME, FRAME + 1, 3 * FRAME, 200_000]) {
+        const data = randomBytes(size)
+        for (const [inChunk, outChunk] of [[1 << 20, 1 << 20], [7, 4096], [FRAME, 1], [FRAME + 3, 13]] as const) {
+          if ((inChunk < 100 || outChunk < 100) && size > 2 * FRAME) continue
+          const sealed = yield* seal(cipher, data, inChunk)
+          assert.isTrue(Buffer.from(sealed.subarray(0, 6)).toString("ascii") === "OCXENC")
+          const opened = yield* collect(cipher.decrypt(pieces(sealed, outChunk)))
+          assert.isTrue(Buffer.from(opened).equals(data), `size ${size}, chunks ${inChunk}/${outChunk}`)
+        }
+      }
+    }))
+
+  it.effect("encrypting the same plaintext twice gives different blobs (per-blob salt and key)", () =>
+    Effect.gen(function*() {
+      const cipher = yield* aesGcmCipher("snapshot", SECRET)
+      const data = new TextEncoder().encode("same tree")
+      const first = yield* seal(cipher, data)
+      const second = yield* seal(cipher, data)
+      assert.isFalse(Buffer.from(first).equals(Buffer.from(second)))
+    }))
+
+  it.effect("a wrong key fails with authentication-failed before emitting any plaintext", () =>
+    Effect.gen(function*() {
+      const right = yield* aesGcmCipher("seed", SECRET)
+      const wrong = yield* aesGcmCipher("seed", OTHER)
+      const sealed = yield* seal(right, randomBytes(3 * FRAME))
+      let emitted = 0
+      const error = yield* Effect.flip(Stream.runForEach(wrong.decrypt(pieces(sealed, 1 << 20)), (chunk) =>
+        Effect.sync(() => {
+          emitted += chunk.length
+        })))
+      assert.strictEqual(error._tag, "BlobDecryptFailed")
+      assert.strictEqual(error.reason, "authentication-failed")
+      assert.strictEqual(emitted, 0)
+      assert.include(error.message, "wrong key")
+    }))
+
+  it.effect("seed and snapshot scopes are separate even with the same secret", () =>
+    Effect.gen(function*() {
+      const seed = yield* aesGcmCipher("seed", SECRET)
+      const snapshot = yield* aesGcmCipher("snapshot", SECRET)
+      const sealed = yield* seal(seed, new TextEncoder().encode("auth.json"))
+      assert.strictEqual(yield* decryptReason(snapshot, sealed), "wrong-scope")
+      const forged = Uint8Array.from(sealed)
+      forged[7] = 2 // claim the snapshot scope: the header is authenticated, and the keys differ anyway
+      assert.strictEqual(yield* decryptReason(snapshot, forged), "authentication-failed")
+    }))
+
+  it.effect("tampering, truncation, reordering and trailing bytes are detected", () =>
+    Effect.gen(function*() {
+      const cipher = yield* aesGcmCipher("snapshot", SECRET)
+      const data = randomBytes(2 * FRAME + 100)
+      const sealed = yield* seal(cipher, data)
+      const frame = 5 + FRAME + 16
+      const header = 40
+
+      const flipped = Uint8Array.from(sealed)
+      flipped[header + 5 + 100] = (flipped[header + 5 + 100] ?? 0) ^ 1
+      assert.strictEqual(yield* decryptReason(cipher, flipped), "authentication-failed")
+
+      const markedFinal = Uint8Array.from(sealed)
+      markedFinal[header] = 1
+      assert.strictEqual(yield* decryptReason(cipher, markedFinal), "authentication-failed")
+
+      assert.strictEqual(yield* decryptReason(cipher, sealed.subarray(0, sealed.length - 10)), "truncated")
+      assert.strictEqual(yield* decryptReason(cipher, sealed.subarray(0, header + 2 * frame)), "truncated", "final frame dropped")
+      assert.strictEqual(yield* decryptReason(cipher, sealed.subarray(0, 20)), "truncated")
+
+      const swapped = new Uint8Array(Buffer.concat([
+        sealed.subarray(0, header),
+        sealed.subarray(header + frame, header + 2 * frame),
+        sealed.subarray(header, header + frame),
+        sealed.subarray(header + 2 * frame)
+      ]))
+      assert.strictEqual(yield* decryptReason(cipher, swapped), "authentication-failed")
+
+      const trailing = new Uint8Array(Buffer.concat([sealed, Buffer.from("extra")]))
+      assert.strictEqual(yield* decryptReason(cipher, trailing), "malformed")
+    }))
+
+  it.effect("a plaintext blob read with a key configured is not-encrypted", () =>
+    Effect.gen(function*() {
+      const cipher = yield* aesGcmCipher("seed", SECRET)
+      assert.strictEqual(yield* decryptReason(cipher, new TextEncoder().encode("\x1f\x8b plain tar.gz")), "not-encrypted")
+      assert.strictEqual(yield* decryptReason(cipher, new TextEncoder().encode("hi")), "not-encrypted")
+    }))
+
+  it.effect("a key shorter than 16 bytes is refused when the layer is built", () =>
+    Effect.gen(function*() {
+      const error = yield* Effect.flip(Effect.provide(Effect.asVoid(BlobCrypto), BlobCrypto.layerAesGcm({ seedKey: Redacted.make("short") })))
+      assert.strictEqual(error._tag, "BlobKeyInvalid")
+      assert.strictEqual(error.scope, "seed")
+      assert.notInclude(error.message, "short")
+    }))
+})
+
+describe("BlobCrypto plaintext", () => {
+  it.effect("passes plaintext through unchanged, including blobs shorter than the format's magic", () =>
+    Effect.gen(function*() {
+      const cipher = plaintextCipher("seed")
+      for (const text of ["", "hi", "a longer plaintext that is not encrypted"]) {
+        const data = new TextEncoder().encode(text)
+        assert.strictEqual(Buffer.from(yield* collect(cipher.decrypt(pieces(data, 1)))).toString(), text)
+        assert.strictEqual(Buffer.from(yield* collect(cipher.encrypt(pieces(data, 3)))).toString(), text)
+      }
+    }))
+
+  it.effect("refuses an encrypted blob (encrypted-without-key), even with its magic split across chunks", () =>
+    Effect.gen(function*() {
+      const sealed = yield* seal(yield* aesGcmCipher("seed", SECRET), new TextEncoder().encode("secret"))
+      for (const size of [1, 2, 5, 4096]) {
+        assert.strictEqual(yield* decryptReason(plaintextCipher("seed"), sealed, size), "encrypted-without-key")
+      }
+    }))
+})
