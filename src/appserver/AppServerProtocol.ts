@@ -391,10 +391,23 @@ const append = (state: LineState, piece: Uint8Array, maxLineBytes: number, prefi
   if (state.oversized) return
   state.parts.push(piece)
   if (state.size <= maxLineBytes) return
-  // From here on only the size is counted: the line is never held whole.
-  state.prefix = concat(state.parts).subarray(0, prefixBytes).slice()
+  // From here on only the size is counted: the line is never held whole. Only the prefix is
+  // copied out of the parts (concatenating them first would hold the limit twice over).
+  state.prefix = prefixOf(state.parts, prefixBytes)
   state.parts = []
   state.oversized = true
+}
+
+const prefixOf = (parts: ReadonlyArray<Uint8Array>, bytes: number): Uint8Array => {
+  const out = new Uint8Array(Math.min(bytes, parts.reduce((sum, part) => sum + part.length, 0)))
+  let offset = 0
+  for (const part of parts) {
+    if (offset >= out.length) break
+    const piece = part.subarray(0, out.length - offset)
+    out.set(piece, offset)
+    offset += piece.length
+  }
+  return out
 }
 
 const takeFrame = (state: LineState): Frame => {

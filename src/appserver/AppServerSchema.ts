@@ -24,7 +24,9 @@ export const ClientMethod = {
   threadStart: "thread/start",
   threadResume: "thread/resume",
   turnStart: "turn/start",
-  turnInterrupt: "turn/interrupt"
+  turnInterrupt: "turn/interrupt",
+  /** In-memory list of loaded threads: the cheapest request, used as a liveness probe. */
+  threadLoadedList: "thread/loaded/list"
 } as const
 
 /**
@@ -131,6 +133,12 @@ export const GetAccountResponse = Schema.Struct({ account: optionalNullable(Acco
  * @category models
  */
 export const ModelListParams = Schema.Struct({ cursor: Schema.optionalKey(Schema.String) })
+
+/**
+ * Params of `thread/loaded/list`, the liveness probe (only its answering matters, not its result).
+ * @category models
+ */
+export const ThreadLoadedListParams = Schema.Struct({ limit: Schema.optionalKey(Schema.Number) })
 
 /**
  * One page of `model/list`; entries are decoded one by one with {@link Model}.
@@ -391,7 +399,8 @@ export const WireContract = {
     [ClientMethod.threadStart]: "ThreadStartParams",
     [ClientMethod.threadResume]: "ThreadResumeParams",
     [ClientMethod.turnStart]: "TurnStartParams",
-    [ClientMethod.turnInterrupt]: "TurnInterruptParams"
+    [ClientMethod.turnInterrupt]: "TurnInterruptParams",
+    [ClientMethod.threadLoadedList]: "ThreadLoadedListParams"
   },
   clientNotifications: [ClientNotificationMethod.initialized],
   serverNotifications: {
@@ -418,6 +427,7 @@ export const WireContract = {
     GetAccountResponse,
     ModelListParams,
     ModelListResponse,
+    ThreadLoadedListParams,
     ReasoningEffortOption,
     Model,
     ThreadStartParams,

@@ -27,7 +27,7 @@ import type { ConversationEvent, ConversationHandle } from "../conversation/Conv
 import { Host } from "../host/Host.ts"
 import type { HostError } from "../host/Host.ts"
 import * as AppServerProtocol from "./AppServerProtocol.ts"
-import type { AppServerExited, AppServerRequestError, Incoming, JsonObject } from "./AppServerProtocol.ts"
+import type { AppServerExited, AppServerRequestError, AppServerRequestTimedOut, Incoming, JsonObject } from "./AppServerProtocol.ts"
 import {
   ClientMethod,
   ClientNotificationMethod,
@@ -149,6 +149,12 @@ export interface CodexConversation extends ConversationHandle {
   readonly activeTurn: Effect.Effect<string | null>
   /** Waits until no turn is active or being started; fails if the conversation closes first. */
   readonly awaitIdle: Effect.Effect<void, ConversationClosed>
+  /**
+   * A liveness probe: one cheap request (`thread/loaded/list`) that must be answered within
+   * `timeout`. Any answer, an error response included, proves codex is alive; a timeout means it
+   * hangs (stopped, deadlocked); a conversation that ended fails with `ConversationClosed`.
+   */
+  readonly ping: (timeout: Duration.Input) => Effect.Effect<void, AppServerRequestTimedOut | ConversationClosed>
   /** The process's exit code, once it has exited. */
   readonly exited: Effect.Effect<number, HostError>
   /** Declines pending approvals, closes codex's stdin, waits for it to exit; idempotent. */
@@ -301,10 +307,16 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
     closeRequested = true
     // Answer pending approvals while codex can still read the answers.
     yield* approvals.declineAll
+    // A stopped app-server (SIGSTOP: a debugger, a frozen cgroup) can neither read the EOF nor
+    // act on SIGTERM, so every graceful step would wait out its timeout and the host's SIGKILL
+    // would end it. SIGCONT is harmless to a running process (fault suite: a SIGSTOPped codex
+    // now exits on EOF in milliseconds instead of after 2 × closeTimeout + the host's grace).
+    yield* appServer.signal("SIGCONT").pipe(Effect.ignore)
     yield* appServer.endInput
     const exited = yield* Deferred.await(finished).pipe(Effect.timeoutOption(closeTimeout))
     if (exited._tag === "Some") return
     yield* appServer.signal("SIGTERM").pipe(Effect.ignore)
+    yield* appServer.signal("SIGCONT").pipe(Effect.ignore)
     const terminated = yield* Deferred.await(finished).pipe(Effect.timeoutOption(closeTimeout))
     if (terminated._tag === "None") yield* finish("closed (codex app-server did not exit)")
   }).pipe(Effect.uninterruptible, Effect.withSpan("CodexConversation.close"))
@@ -431,6 +443,18 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
     )
   )
 
+  const ping = (timeout: Duration.Input) =>
+    protocol.request(ClientMethod.threadLoadedList, { limit: 1 }, { timeout }).pipe(
+      Effect.asVoid,
+      Effect.catchTags({
+        // An error response is still an answer: codex's request loop is alive.
+        AppServerRequestFailed: () => Effect.void,
+        AppServerExited: closedBecause,
+        AppServerWriteFailed: closedBecause
+      }),
+      Effect.withSpan("CodexConversation.ping")
+    )
+
   const conversation: CodexConversation = {
     threadId: bootstrap.threadId,
     pid: appServer.pid,
@@ -452,6 +476,7 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
     pendingPermissions: approvals.pending,
     activeTurn: SubscriptionRef.get(turnState).pipe(Effect.map((state) => state.active)),
     awaitIdle,
+    ping,
     exited: appServer.exitCode,
     close
   }

@@ -7,6 +7,20 @@
  * task's private files are removed. Cancelling a task is interrupting this program's fiber; the
  * session then ends as interrupted, never as a failure.
  *
+ * How a session ends when something breaks (each case has a test in test/faults/):
+ * - codex dies (crash, SIGKILL): `CodexExitedEarly` with its exit status and, for a signal death,
+ *   the signal's name ("codex TUI was killed by SIGKILL (exit status 137)");
+ * - the TUI's tmux server dies: `CodexExitedEarly` with `exitCode: null` ("terminal went away");
+ * - codex app-server hangs (stopped, deadlocked) while its process lives: each request fails with
+ *   `AppServerRequestTimedOut` (30 s by default, `appServerRequestTimeout`), and a liveness probe
+ *   (`thread/loaded/list` every 10 s, 10 s timeout, 3 misses in a row; `appServerLiveness`) fails
+ *   the session with `AppServerUnresponsive` at most failures × (interval + timeout) = 60 s after
+ *   codex's last answer; teardown then resumes it (SIGCONT) and stops it within `stopGracePeriod`
+ *   per step (EOF, SIGTERM) before the host's SIGKILL;
+ * - the worker itself dies (no finalizer runs): the session recorded its processes in
+ *   `<taskdir>/pids.json` at launch, and the next start of the same task reaps them before it
+ *   touches the workdir and reports "reaped leftovers of a previous run: …" (see Leftovers).
+ *
  * @since 0.1.0
  */
 import { Effect } from "effect"

@@ -5,8 +5,10 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect } from "effect"
+import { Deferred, Duration, Effect } from "effect"
 import { startConversation } from "../appserver/CodexConversation.ts"
+import type { CodexConversation } from "../appserver/CodexConversation.ts"
+import { ClientMethod } from "../appserver/AppServerSchema.ts"
 import { appServerSandboxArgs, threadStartSandbox } from "../config/SandboxPosture.ts"
 import { ConversationListener } from "../conversation/ConversationListener.ts"
 import { makeDownloadReader } from "../conversation/Downloads.ts"
@@ -14,9 +16,11 @@ import { makeUploadWriter } from "../conversation/Uploads.ts"
 import { conversationWidgetData } from "../conversation/WidgetData.ts"
 import { AUTO_START_PROMPT } from "../protocol/SystemMessages.ts"
 import { TaskContext } from "../task/TaskContext.ts"
+import { recordLaunch } from "./Leftovers.ts"
 import { watchUntilOutcome } from "./LogWatch.ts"
 import { afterExecute } from "./PrepareTask.ts"
-import type { PreparedTask } from "./PrepareTask.ts"
+import type { PreparedTask, SessionOptions } from "./PrepareTask.ts"
+import { AppServerUnresponsive } from "./SessionErrors.ts"
 
 /**
  * Runs codex app-server for a prepared task and returns when the outcome is known.
@@ -35,8 +39,13 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     sandbox: threadStartSandbox(prepared.posture),
     permissionGate: config.permissionGate,
     ...(config.model === undefined ? {} : { model: config.model }),
-    ...(config.reasoningEffort === undefined ? {} : { reasoningEffort: config.reasoningEffort })
+    ...(config.reasoningEffort === undefined ? {} : { reasoningEffort: config.reasoningEffort }),
+    ...(prepared.options.appServerRequestTimeout === undefined ? {} : { requestTimeout: prepared.options.appServerRequestTimeout }),
+    // The same bound as the TUI's SIGTERM → SIGKILL wait.
+    closeTimeout: prepared.options.stopGracePeriod ?? "5 seconds"
   })
+  // Recorded for the next start, should this worker die without its teardown.
+  yield* recordLaunch(paths, { processes: [{ role: "codex app-server", pid: conversation.pid }] })
   yield* task.reportProgress(null, "Codex conversation is live")
 
   if (config.conversationUi) {
@@ -72,12 +81,52 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     Effect.flatMap((code) => Deferred.succeed(gone, code)),
     Effect.forkScoped
   )
-  return yield* watchUntilOutcome({
-    paths,
-    hooks: prepared.hooks,
-    hookContext: prepared.hookContext,
-    send: conversation.send,
-    codexGone: Deferred.await(gone),
-    screenTail: Effect.succeed("(codex app-server has no screen; see the task's progress and events)")
-  }).pipe(Effect.ensuring(afterExecute(prepared)))
+  // A hung app-server never exits, so optio.log and the exit alone would wait forever: the
+  // liveness watch fails the session instead (the first of the two to finish decides).
+  return yield* Effect.raceFirst(
+    watchUntilOutcome({
+      paths,
+      hooks: prepared.hooks,
+      hookContext: prepared.hookContext,
+      send: conversation.send,
+      codexGone: Deferred.await(gone),
+      codexProcess: "codex app-server",
+      screenTail: Effect.succeed("(codex app-server has no screen; see the task's progress and events)")
+    }),
+    watchLiveness(conversation, prepared.options.appServerLiveness ?? {})
+  ).pipe(Effect.ensuring(afterExecute(prepared)))
 })
+
+/**
+ * Probes the app-server until it stops answering; never succeeds. A conversation that ended
+ * stops the probes: codex's exit is the exit watch's business, not a hang.
+ */
+const watchLiveness = (conversation: CodexConversation, settings: NonNullable<SessionOptions["appServerLiveness"]>) =>
+  Effect.gen(function*() {
+    const interval = Duration.fromInputUnsafe(settings.interval ?? "10 seconds")
+    const timeout = Duration.fromInputUnsafe(settings.timeout ?? "10 seconds")
+    const allowed = Math.max(1, Math.floor(settings.failures ?? 3))
+    let failures = 0
+    while (true) {
+      yield* Effect.sleep(interval)
+      const probe = yield* conversation.ping(timeout).pipe(Effect.result)
+      if (probe._tag === "Success") {
+        failures = 0
+        yield* Effect.logDebug("codex app-server answered a liveness probe")
+        continue
+      }
+      if (probe.failure._tag === "ConversationClosed") return yield* Effect.never
+      failures += 1
+      yield* Effect.logWarning("codex app-server did not answer a liveness probe", { failures, allowed })
+      if (failures >= allowed) {
+        return yield* new AppServerUnresponsive({
+          pid: conversation.pid,
+          method: ClientMethod.threadLoadedList,
+          failedProbes: failures,
+          probeTimeoutMs: Duration.toMillis(timeout),
+          intervalMs: Duration.toMillis(interval),
+          boundMs: allowed * (Duration.toMillis(interval) + Duration.toMillis(timeout))
+        })
+      }
+    }
+  }).pipe(Effect.withSpan("CodexSession.liveness"))

@@ -36,6 +36,8 @@ export const watchUntilOutcome = <E>(options: {
   readonly hookContext: HookContext
   readonly send: (message: string) => Effect.Effect<void, E>
   readonly codexGone: Effect.Effect<number | null>
+  /** Names codex's process in a {@link CodexExitedEarly} (`codex app-server`, `codex TUI`). */
+  readonly codexProcess: string
   readonly screenTail: Effect.Effect<string>
 }) =>
   Effect.gen(function*() {
@@ -53,7 +55,7 @@ export const watchUntilOutcome = <E>(options: {
     if (Option.isNone(last)) {
       const exitCode = yield* options.codexGone
       const paneTail = yield* options.screenTail
-      return yield* new CodexExitedEarly({ exitCode, paneTail })
+      return yield* new CodexExitedEarly({ exitCode, paneTail, process: options.codexProcess })
     }
     const event = last.value
     if (event._tag === "Failed") return yield* new AgentReportedError({ agentMessage: event.message })

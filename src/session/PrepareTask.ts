@@ -19,6 +19,7 @@ import { TaskContext } from "../task/TaskContext.ts"
 import { taskPaths, taskRootOn } from "../workdir/TaskPaths.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
 import { hostPathOn, launchEnvironment, prepareWorkdir } from "../workdir/Workdir.ts"
+import { reapLeftovers } from "./Leftovers.ts"
 import { HookFailed } from "./SessionErrors.ts"
 
 /**
@@ -34,6 +35,20 @@ export interface SessionOptions {
   readonly workdir?: string
   /** How long codex gets to exit after SIGTERM before SIGKILL. Default 5 seconds. */
   readonly stopGracePeriod?: Duration.Input
+  /**
+   * Conversation mode: how the session checks that codex app-server still answers while it waits
+   * for the outcome (a process that hangs never exits, so its exit alone cannot end the session).
+   * A probe every `interval` (default 10 s), each with `timeout` (default 10 s); `failures`
+   * (default 3) unanswered probes in a row fail the session with `AppServerUnresponsive`, at most
+   * failures × (interval + timeout) — 60 s by default — after codex's last answer.
+   */
+  readonly appServerLiveness?: {
+    readonly interval?: Duration.Input
+    readonly timeout?: Duration.Input
+    readonly failures?: number
+  }
+  /** Conversation mode: timeout of each request to codex app-server. Default 30 seconds. */
+  readonly appServerRequestTimeout?: Duration.Input
   /**
    * Conversation mode: called once the conversation is live, in a fiber of the session's scope
    * (the CLI's terminal chat uses it). Its failure is reported, never fatal.
@@ -68,6 +83,9 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
     taskRoot: options.workdir === undefined ? yield* taskRootOn(host) : "",
     workdir: options.workdir
   })
+  // A worker that died mid-session (SIGKILL, OOM) left codex and its tmux server running: stop
+  // them before the workdir is touched (see Leftovers).
+  yield* reapLeftovers(paths, options.stopGracePeriod ?? "5 seconds")
   // Registered first, so it runs last: after codex and every viewer are gone.
   yield* Effect.addFinalizer(() => host.remove(paths.taskdir).pipe(Effect.ignore))
   yield* task.reportProgress(null, "Preparing the workdir…")

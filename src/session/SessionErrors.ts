@@ -19,18 +19,72 @@ export class AgentReportedError extends Schema.TaggedError<AgentReportedError>()
 }
 
 /**
- * codex exited (or its terminal went away) before the agent wrote `DONE`.
+ * codex exited (or its terminal went away) before the agent wrote `DONE`. The message names the
+ * process that ended and, for a signal death (status 128 + n), the signal (`SIGKILL` for 137).
  * @category errors
  */
 export class CodexExitedEarly extends Schema.TaggedError<CodexExitedEarly>()("CodexExitedEarly", {
-  /** codex's exit status; null when the terminal vanished and the status is unknown. */
+  /** codex's exit status (128 + n for signal n); null when the terminal vanished and the status is unknown. */
   exitCode: Schema.NullOr(Schema.Number),
   /** The last lines codex showed, for the operator to see why. */
-  paneTail: Schema.String
+  paneTail: Schema.String,
+  /** Which codex process ended: `codex app-server` or `codex TUI`. */
+  process: Schema.optionalKey(Schema.String)
+}) {
+  /** The signal that killed codex (`SIGKILL`, …), when its status says it died of one. */
+  get signal(): string | undefined {
+    return this.exitCode !== null && this.exitCode > 128 ? SIGNAL_NAMES[this.exitCode - 128] ?? `signal ${this.exitCode - 128}` : undefined
+  }
+
+  override get message(): string {
+    const what = this.process ?? "codex"
+    const signal = this.signal
+    const status = this.exitCode === null
+      ? `${what}'s terminal went away (the tmux server or session is gone; exit status unknown)`
+      : signal === undefined
+      ? `${what} exited with status ${this.exitCode}`
+      : `${what} was killed by ${signal} (exit status ${this.exitCode})`
+    return `${status} before the agent wrote DONE; last screen lines:\n${this.paneTail}`
+  }
+}
+
+// Linux signal numbers of the deaths worth naming; others are reported by number.
+const SIGNAL_NAMES: Readonly<Record<number, string>> = {
+  1: "SIGHUP",
+  2: "SIGINT",
+  3: "SIGQUIT",
+  4: "SIGILL",
+  6: "SIGABRT",
+  7: "SIGBUS",
+  8: "SIGFPE",
+  9: "SIGKILL",
+  11: "SIGSEGV",
+  13: "SIGPIPE",
+  14: "SIGALRM",
+  15: "SIGTERM"
+}
+
+/**
+ * Conversation mode: codex app-server stopped answering (stopped, deadlocked, starved) while its
+ * process is still there. The session probes it with a cheap request every `intervalMs`, each
+ * with a `probeTimeoutMs` timeout, and gives up after `failedProbes` unanswered probes in a row;
+ * so a hang ends the session at most `boundMs` = failedProbes × (intervalMs + probeTimeoutMs)
+ * after codex's last answer (then teardown stops codex: SIGCONT, EOF, SIGTERM, SIGKILL).
+ * @category errors
+ */
+export class AppServerUnresponsive extends Schema.TaggedError<AppServerUnresponsive>()("AppServerUnresponsive", {
+  pid: Schema.Number,
+  /** The probe request (`thread/loaded/list`). */
+  method: Schema.String,
+  failedProbes: Schema.Number,
+  probeTimeoutMs: Schema.Number,
+  intervalMs: Schema.Number,
+  boundMs: Schema.Number
 }) {
   override get message(): string {
-    const status = this.exitCode === null ? "codex's terminal went away" : `codex exited with status ${this.exitCode}`
-    return `${status} before the agent wrote DONE; last screen lines:\n${this.paneTail}`
+    return `codex app-server (pid ${this.pid}) stopped answering: ${this.failedProbes} liveness probes in a row ` +
+      `(${this.method}, ${this.probeTimeoutMs} ms timeout each, one every ${this.intervalMs} ms) went unanswered, ` +
+      `so the session gave up at most ${this.boundMs} ms after codex's last answer`
   }
 }
 

@@ -12,6 +12,7 @@ import { AUTO_START_PROMPT } from "../protocol/SystemMessages.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { startTmuxSession } from "../terminal/TmuxSession.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
+import { recordLaunch } from "./Leftovers.ts"
 import { afterExecute } from "./PrepareTask.ts"
 import type { PreparedTask } from "./PrepareTask.ts"
 import { watchUntilOutcome } from "./LogWatch.ts"
@@ -35,6 +36,11 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     },
     gracePeriod: prepared.options.stopGracePeriod ?? "5 seconds"
   })
+  // Recorded for the next start, should this worker die without its teardown.
+  yield* recordLaunch(paths, {
+    processes: [{ role: "codex TUI", pid: yield* tmux.panePid }, { role: "tmux server", pid: yield* tmux.serverPid }],
+    tmuxSocket: paths.tmuxSocket
+  })
   const terminal = yield* TtydSession
   const endpoint = yield* terminal.serve(tmux, { bindHost: config.widgetBindHost, advertisedHost: config.widgetAdvertisedHost })
   yield* task.setWidgetUpstream(endpoint.url, endpoint.innerAuth)
@@ -54,6 +60,7 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     hookContext: prepared.hookContext,
     send: tmux.sendText,
     codexGone: Deferred.await(gone),
+    codexProcess: "codex TUI",
     screenTail: tmux.capture(SCROLLBACK_LINES).pipe(
       Effect.map(lastNonBlankLines(SCREEN_TAIL_LINES)),
       Effect.orElseSucceed(() => "(the terminal is gone)")
