@@ -147,5 +147,12 @@ export const tomlKeyPath = (dotted: string): Result.Result<ReadonlyArray<string>
         `which codex would not read back as written`,
     }))
   }
+  // These names reach JavaScript objects' prototypes when the key path is applied to a table.
+  const reserved = segments.find((segment) => RESERVED_SEGMENTS.has(segment))
+  if (reserved !== undefined) {
+    return Result.fail(new InvalidTomlKeyPath({ key: dotted, reason: `part ${JSON.stringify(reserved)} is reserved` }))
+  }
   return Result.succeed(segments)
 }
+
+const RESERVED_SEGMENTS: ReadonlySet<string> = new Set(["__proto__", "prototype", "constructor"])

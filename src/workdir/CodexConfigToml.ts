@@ -73,7 +73,8 @@ export const renderCodexConfig = (
 const setPath = (table: Table, path: ReadonlyArray<string>, value: unknown): void => {
   let cursor = table
   path.slice(0, -1).forEach((key) => {
-    const next = cursor[key]
+    // Only a table's own keys are followed: never a prototype's.
+    const next = Object.hasOwn(cursor, key) ? cursor[key] : undefined
     if (isTable(next)) {
       cursor = next
       return
@@ -84,7 +85,8 @@ const setPath = (table: Table, path: ReadonlyArray<string>, value: unknown): voi
   })
   const last = path[path.length - 1]
   if (last === undefined) return
-  const current = cursor[last]
+  if (last === "__proto__") return
+  const current = Object.hasOwn(cursor, last) ? cursor[last] : undefined
   // A table merges into a table (an override of `features` keeps the task's own feature flags).
   if (isTable(current) && isTable(value)) {
     for (const [key, inner] of Object.entries(value)) setPath(current, [key], inner)

@@ -89,6 +89,12 @@ describe("renderCodexConfig", () => {
     assert.isTrue(Result.isSuccess(again) && again.success.split("trust_level").length === 2)
   })
 
+  it("a configOverrides key reaching a prototype is refused, and nothing is polluted", () => {
+    const rendered = renderCodexConfig("", { workdir: "/w", overrides: { "a.__proto__.polluted": true } })
+    assert.isTrue(Result.isFailure(rendered))
+    assert.isUndefined(({} as Record<string, unknown>)["polluted"])
+  })
+
   it("a malformed existing config is a typed error, not a crash", () => {
     const rendered = renderCodexConfig("model = = broken", { workdir: "/w" })
     assert.isTrue(Result.isFailure(rendered) && rendered.failure._tag === "InvalidCodexConfig")
