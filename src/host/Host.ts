@@ -207,6 +207,11 @@ export interface HostShape {
    * such as codex inside tmux. Succeeds when nothing is left.
    */
   readonly terminateTree: (pid: number, gracePeriod: Duration.Input) => Effect.Effect<void, HostError>
+  /**
+   * Fails with a `ConnectionLost` HostError when the connection in use at the time of the call
+   * drops (a session races its body against it); never completes on a local host.
+   */
+  readonly connectionLost: Effect.Effect<never, HostError>
   /** Whether a process with this pid is alive (zombies are not). */
   readonly isAlive: (pid: number) => Effect.Effect<boolean, HostError>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, HostError>

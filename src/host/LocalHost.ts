@@ -238,6 +238,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
     spawn,
     spawnPty,
     terminateTree: (pid, grace) => Effect.promise(() => killTree(pid, Duration.fromInputUnsafe(grace))),
+    connectionLost: Effect.never,
     isAlive: (pid) => Effect.promise(async () => (await alivePids([pid])).length > 0),
     readFile: (path) => io("read", path, () => fs.readFile(path)).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
     readRange,

@@ -27,7 +27,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Layer } from "effect"
+import { Deferred, Duration, Effect, Layer } from "effect"
 import type { Redacted, Scope } from "effect"
 import { Host, HostError } from "./Host.ts"
 import type { HostShape } from "./Host.ts"
@@ -138,6 +138,10 @@ export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, Remot
       spawnPty: processes.spawnPty,
       terminateTree: processes.terminateTree,
       isAlive: processes.isAlive,
+      connectionLost: Effect.flatMap(connection.generation, (generation) =>
+        Deferred.await(generation.lost).pipe(
+          Effect.andThen(Effect.fail(connection.lostError("session", generation.lostDetail)))
+        )),
       ...files,
       tail: makeTail({ stat: files.stat, readRange: files.readRange }, Duration.millis(200))
     }

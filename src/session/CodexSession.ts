@@ -25,6 +25,8 @@
  */
 import { Effect } from "effect"
 import { decodeCodexTaskConfig } from "../config/CodexTaskConfig.ts"
+import { Host } from "../host/Host.ts"
+import { connectionLostOf } from "../host/RemoteHost.ts"
 import { runConversationBody } from "./ConversationBody.ts"
 import { prepareTask } from "./PrepareTask.ts"
 import type { SessionOptions } from "./PrepareTask.ts"
@@ -41,6 +43,15 @@ export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
   Effect.gen(function*() {
     const config = yield* decodeCodexTaskConfig(input)
     const prepared = yield* prepareTask(config, options)
-    return config.mode === "conversation" ? yield* runConversationBody(prepared) : yield* runTuiBody(prepared)
+    const host = yield* Host
+    const body = Effect.gen(function*() {
+      return config.mode === "conversation" ? yield* runConversationBody(prepared) : yield* runTuiBody(prepared)
+    })
+    // A dropped SSH connection ends the session at once (within the keepalive bound), as a typed
+    // HostConnectionLost; teardown then reconnects to stop codex and tmux on the remote.
+    return yield* body.pipe(
+      Effect.raceFirst(host.connectionLost),
+      Effect.catchTag("HostError", (error) => Effect.fail(connectionLostOf(error) ?? error))
+    )
   }).pipe(Effect.scoped, Effect.withSpan("CodexSession.run"))
 

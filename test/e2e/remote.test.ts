@@ -21,7 +21,7 @@ import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { launchBrowser, terminalBufferText } from "../support/browser.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
-import { startSshd } from "../support/sshd.ts"
+import { signalSshdServing, startSshd } from "../support/sshd.ts"
 import type { Sshd } from "../support/sshd.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
@@ -91,6 +91,28 @@ describe("remote host over SSH", () => {
       // Nothing was injected by the hostile directory name.
       assert.throws(() => readFileSync(join(repoRoot, "pwned")))
     }), 180_000)
+
+  it.live("killing the sshd child mid-turn fails the session with HostConnectionLost; teardown leaves the remote clean", () =>
+    Effect.gen(function*() {
+      const model = yield* ScriptedModelServer.start([ModelScript.text("never finishes", { holdOpen: true })])
+      const workdir = hostileWorkdir("dropped")
+      const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "remote-drop" }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, ConversationListener.layer).pipe(
+        Layer.provideMerge(remoteHost)
+      )
+      const fiber = yield* runCodexSession({ consumerInstructions: DEMO_PROMPT, autoStart: true, ...demoTaskSettings(model.baseUrl) }, { workdir, stopGracePeriod: "2 seconds" }).pipe(
+        Effect.provide(services),
+        Effect.forkChild
+      )
+      yield* model.awaitRequests((all) => all.some((request) => request.answer._tag === "Step"), "90 seconds")
+      const connection = RemoteHost.sshConnections().find((entry) => entry.key.includes(`:${sshd().port}`))
+      assert.isDefined(connection)
+      if (connection === undefined) return
+      const killed = signalSshdServing(sshd(), connection.localPort, "SIGKILL")
+      assert.isAbove(killed.length, 0)
+      const error = yield* Fiber.join(fiber).pipe(Effect.flip, Effect.timeout("10 seconds"))
+      assert.strictEqual(error._tag, "HostConnectionLost", String(error))
+      yield* waitUntil("the remote task processes are gone", Effect.sync(() => processesMentioning(workdir).length === 0 ? true : undefined), "20 seconds")
+    }).pipe(Effect.scoped), 180_000)
 
   it.live("optio-codex doctor --host checks the remote, one line per check", () =>
     Effect.gen(function*() {
