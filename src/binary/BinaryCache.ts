@@ -88,15 +88,25 @@ export class BinaryCache extends Context.Service<BinaryCache, {
    * Points `linkPath` (a task's `home/.local/bin/codex`) at the cached binary. Tasks always launch
    * codex by this per-task path, so a process search by path finds exactly one task's codex.
    */
-  readonly linkForTask: (linkPath: string) => Effect.Effect<ResolvedCodex, CodexUnavailable | HostError>
+  readonly linkForTask: (
+    linkPath: string,
+    onProgress?: (message: string) => Effect.Effect<void>
+  ) => Effect.Effect<ResolvedCodex, CodexUnavailable | HostError>
 }>()("optio-codex/BinaryCache") {
   /** The live layer, on whatever Host is provided. */
   static readonly layer = (options: BinaryCacheOptions = {}): Layer.Layer<BinaryCache, never, Host> =>
     Layer.effect(BinaryCache, Effect.gen(function*() {
       const host = yield* Host
-      const resolve = yield* Effect.cached(resolveOn(host, options).pipe(Effect.withSpan("BinaryCache.resolve")))
-      const linkForTask = Effect.fn("BinaryCache.linkForTask")(function*(linkPath: string) {
-        const codex = yield* resolve
+      // Everyone waiting on the (memoized) install hears its progress.
+      const listeners = new Set<(message: string) => Effect.Effect<void>>()
+      const report = (message: string) => Effect.forEach([...listeners], (listener) => listener(message), { discard: true })
+      const resolve = yield* Effect.cached(resolveOn(host, options, report).pipe(Effect.withSpan("BinaryCache.resolve")))
+      const linkForTask = Effect.fn("BinaryCache.linkForTask")(function*(linkPath: string, onProgress?: (message: string) => Effect.Effect<void>) {
+        const codex = onProgress === undefined ? yield* resolve : yield* Effect.acquireUseRelease(
+          Effect.sync(() => listeners.add(onProgress)),
+          () => resolve,
+          () => Effect.sync(() => listeners.delete(onProgress))
+        )
         yield* host.makeDirectory(dirname(linkPath))
         yield* host.symlink(codex.binaryPath, linkPath)
         return codex
@@ -134,7 +144,7 @@ const TARGETS: Readonly<Record<string, { readonly triple: string; readonly packa
   arm64: { triple: "aarch64-unknown-linux-musl", packageName: "@openai/codex-linux-arm64" }
 }
 
-const resolveOn = (host: HostShape, options: BinaryCacheOptions) =>
+const resolveOn = (host: HostShape, options: BinaryCacheOptions, report: (message: string) => Effect.Effect<void>) =>
   Effect.gen(function*() {
     const unavailable = (reason: CodexUnavailable["reason"], detail: string) =>
       new CodexUnavailable({ host: host.label, reason, detail })
@@ -155,7 +165,7 @@ const resolveOn = (host: HostShape, options: BinaryCacheOptions) =>
         `${target.packageName}@${PINNED_CODEX_VERSION} is not installed beside optio-codex and no codex ${PINNED_CODEX_VERSION} is on the host's PATH; run npm install (optional dependencies enabled)`
       )
     }
-    yield* installFrom(host, vendor, cacheDir, installDir, target.triple, unavailable)
+    yield* installFrom(host, vendor, cacheDir, installDir, target.triple, unavailable, report)
     return found(installDir, "installed")
   })
 
@@ -253,9 +263,14 @@ const installFrom = (
   cacheDir: string,
   installDir: string,
   triple: string,
-  unavailable: (reason: CodexUnavailable["reason"], detail: string) => CodexUnavailable
+  unavailable: (reason: CodexUnavailable["reason"], detail: string) => CodexUnavailable,
+  report: (message: string) => Effect.Effect<void>
 ) =>
   Effect.gen(function*() {
+    const total = vendor.files.reduce((sum, file) => sum + file.size, 0)
+    const megabytes = (bytes: number) => Math.round(bytes / 1024 / 1024)
+    yield* report(`Installing codex ${PINNED_CODEX_VERSION} on ${host.label} (${megabytes(total)} MB)…`)
+    let copied = 0
     const staging = `${cacheDir}/.staging-${randomBytes(8).toString("hex")}`
     yield* Effect.acquireUseRelease(
       host.makeDirectory(staging),
@@ -264,6 +279,8 @@ const installFrom = (
           for (const file of vendor.files) {
             yield* host.makeDirectory(dirname(`${staging}/${file.path}`))
             yield* host.importFile(join(vendor.root, file.path), `${staging}/${file.path}`, { mode: file.mode })
+            copied += file.size
+            if (file.size >= 8 * 1024 * 1024) yield* report(`Installing codex: ${megabytes(copied)}/${megabytes(total)} MB`)
           }
           const identity = yield* host.run({ argv: [`${staging}/bin/codex`, "--version"] })
           if (identity.exitCode !== 0 || !identity.stdout.trim().endsWith(` ${PINNED_CODEX_VERSION}`)) {

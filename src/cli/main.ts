@@ -49,6 +49,10 @@ const run = Command.make("run", {
   model: Flag.String("model").pipe(Flag.optional),
   processId: Flag.String("process-id").pipe(Flag.withDescription("task id (names the task dir)"), Flag.withDefault("cli")),
   ...hostFlags,
+  codexCacheDir: Flag.String("codex-cache-dir").pipe(
+    Flag.withDescription("codex binary cache on the host (default $OPTIO_CODEX_CACHE_DIR there, else ~/.cache/optio-codex/bin)"),
+    Flag.optional
+  ),
   offlineDemo: Flag.Boolean("offline-demo").pipe(
     Flag.withDescription("drive codex with a built-in scripted local model: no account, no network"),
     Flag.withDefault(false)
@@ -83,7 +87,7 @@ const run = Command.make("run", {
     Effect.provide(Layer.unwrap(Effect.map(hostLayer(flags), (host) =>
       Layer.mergeAll(
         TaskContext.layerConsole({ processId: flags.processId }, (line) => Console.log(line), { revealCredentials: true }),
-        BinaryCache.layer(),
+        BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
         TtydSession.layer,
         ConversationListener.layer
       ).pipe(Layer.provideMerge(host))))),

@@ -93,7 +93,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
 
   yield* task.reportProgress(null, "Locating codex…")
   const binaries = yield* BinaryCache
-  yield* binaries.linkForTask(paths.launchLink)
+  yield* binaries.linkForTask(paths.launchLink, (message) => task.reportProgress(null, message))
   const posture = resolveSandboxPosture(config, yield* host.home)
   const env = launchEnvironment(config, paths, yield* hostPathOn)
   const hookContext: HookContext = { workdir: paths.workdir }

@@ -26,8 +26,8 @@ import type { Sshd } from "../support/sshd.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-remote-${process.pid}`)
-// The "remote" cache is a separate directory: the binary really goes up over SFTP once.
-const remoteCacheDir = join(repoRoot, ".cache", "codex-bin-remote")
+// The "remote" cache is fresh for this run: the binary really goes up over SFTP, once.
+const remoteCacheDir = join(root, "codex-bin-remote")
 let server: { readonly sshd: Sshd; readonly scope: Scope.Closeable } | undefined
 
 beforeAll(async () => {
@@ -68,11 +68,11 @@ const hostileWorkdir = (mode: string) => {
   return dir
 }
 
-const cliOnRemote = (args: ReadonlyArray<string>) =>
+const cliOnRemote = (args: ReadonlyArray<string>, cache: ReadonlyArray<string> = ["--codex-cache-dir", remoteCacheDir]) =>
   Effect.gen(function*() {
     const host = yield* Host
     return yield* host.run({
-      argv: [process.execPath, join(repoRoot, "bin", "optio-codex.js"), ...args,
+      argv: [process.execPath, join(repoRoot, "bin", "optio-codex.js"), ...args, ...cache,
         "--host", `ssh://root@127.0.0.1:${sshd().port}`, "--identity", sshd().clientKeyPath, "--known-hosts", join(root, "known_hosts")],
       cwd: repoRoot,
       // The remote side reads the cache dir from its own environment: same machine, same env.
@@ -87,6 +87,9 @@ describe("remote host over SSH", () => {
       const result = yield* cliOnRemote(["run", "--mode", mode, "--offline-demo", "--workdir", workdir])
       assert.strictEqual(result.exitCode, 0, `${result.stdout}\n${result.stderr}`)
       assert.strictEqual(readFileSync(join(workdir, "hello.txt"), "utf8"), "hello from codex\n")
+      // The first task on the host uploads codex with progress; the next one finds it cached.
+      if (mode === "tui") assert.match(result.stdout, /Installing codex [\d.]+ on ssh:.*\n[\s\S]*Installing codex: \d+\/\d+ MB/)
+      else assert.notInclude(result.stdout, "Installing codex")
       assert.deepStrictEqual(processesMentioning(workdir), [])
       // Nothing was injected by the hostile directory name.
       assert.throws(() => readFileSync(join(repoRoot, "pwned")))
@@ -116,7 +119,7 @@ describe("remote host over SSH", () => {
 
   it.live("optio-codex doctor --host checks the remote, one line per check", () =>
     Effect.gen(function*() {
-      const result = yield* cliOnRemote(["doctor"])
+      const result = yield* cliOnRemote(["doctor"], [])
       assert.strictEqual(result.exitCode, 0, result.stdout + result.stderr)
       for (const check of ["reachable", "tmux", "architecture", "cache disk space", "codex sandbox"]) {
         assert.match(result.stdout, new RegExp(`^ok +${check}:`, "m"))
