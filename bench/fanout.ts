@@ -1,0 +1,120 @@
+/**
+ * fan-out: one ConversationListener fed by a fake ConversationHandle at a steady event rate,
+ * followed by SSE viewers in a worker thread (see fanoutViewers.ts) that reconnect with
+ * `Last-Event-ID` about once a second. Reports delivery latency and events lost or repeated.
+ */
+import { Effect, Redacted } from "effect"
+import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { Worker } from "node:worker_threads"
+import { ConversationListener } from "../src/conversation/ConversationListener.ts"
+import { makeFakeConversation } from "../test/conversation/harness.ts"
+import type { BenchContext, BenchResult } from "./context.ts"
+import { now, quantile } from "./harness.ts"
+
+/** What the viewer worker is started with. */
+export interface FanoutSettings {
+  readonly url: string
+  readonly authorization: string
+  readonly viewers: number
+  readonly reconnectEveryMs: number
+}
+
+/** What the viewer worker reports at the end. */
+export interface ViewerReport {
+  readonly type: "result"
+  /** Milliseconds from the stamp in each event to its arrival, over every viewer. */
+  readonly latencies: Float64Array
+  readonly lost: number
+  readonly duplicates: number
+  readonly reconnects: number
+  readonly delivered: number
+  /** The viewers' own event loop: p99 delay (ms) and utilization (0..1) over the run. */
+  readonly loopDelayP99: number
+  readonly utilization: number
+}
+
+const RECONNECT_EVERY_MS = 1000
+
+export const runFanout = (ctx: BenchContext) =>
+  Effect.gen(function*() {
+    const { fanoutRate: rate, fanoutSeconds: seconds, fanoutViewers: viewers } = ctx.counts
+    const fake = yield* makeFakeConversation()
+    const listener = yield* ConversationListener
+    const endpoint = yield* listener.serve(fake.handle)
+    const settings: FanoutSettings = {
+      url: endpoint.url,
+      authorization: `Basic ${Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")}`,
+      viewers,
+      reconnectEveryMs: RECONNECT_EVERY_MS
+    }
+    const worker = yield* Effect.acquireRelease(
+      Effect.sync(() => new Worker(new URL("./fanoutViewers.ts", import.meta.url), { workerData: settings })),
+      (started) => Effect.promise(() => started.terminate())
+    )
+    yield* Effect.promise(() => nextMessage(worker, (message) => hasType(message, "ready")))
+    const total = Math.round(rate * seconds)
+    const loopDelay = monitorEventLoopDelay({ resolution: 1 })
+    loopDelay.enable()
+    const utilizationAtStart = performance.eventLoopUtilization()
+    const began = now()
+    let emitted = 0
+    while (emitted < total) {
+      // Emit what is due by now, stamped at the moment of emission; then yield for about 1 ms.
+      const due = Math.min(total, Math.floor(((now() - began) * rate) / 1000) + 1)
+      while (emitted < due) {
+        emitted += 1
+        yield* fake.emit({ method: "item/agentMessage/delta", params: { delta: "x", n: emitted, t: performance.timeOrigin + performance.now() } })
+      }
+      yield* Effect.sleep("1 millis")
+    }
+    const emitSeconds = (now() - began) / 1000
+    loopDelay.disable()
+    const listenerLoop = {
+      delayP99: loopDelay.percentile(99) / 1e6,
+      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization
+    }
+    worker.postMessage({ total })
+    const report = yield* Effect.promise(() => nextMessage(worker, isReport))
+    if (!isReport(report)) return yield* Effect.die(new Error("the viewer worker sent no report"))
+    ctx.log(`fan-out: ${total} events in ${emitSeconds.toFixed(1)} s to ${viewers} viewers, ${report.reconnects} reconnects`)
+    const latencies = [...report.latencies]
+    const p99 = quantile(latencies, 0.99)
+    const result: BenchResult = {
+      rows: [
+        {
+          name: "fanout",
+          what: `listener → ${viewers} SSE viewers, ${rate} events/s for ${seconds} s, reconnects with Last-Event-ID`,
+          unit: "ms",
+          samples: latencies,
+          goal: "p99 ≤ 5 ms, 0 lost, 0 dup",
+          met: p99 <= 5 && report.lost === 0 && report.duplicates === 0,
+          notes: `p99 ${p99.toFixed(2)} ms; lost ${report.lost}, dup ${report.duplicates}, ` +
+            `${report.reconnects} reconnects, ${report.delivered} deliveries of ${total * viewers} expected; ` +
+            `event loop p99 delay / utilization: listener ${listenerLoop.delayP99.toFixed(1)} ms / ${(listenerLoop.utilization * 100).toFixed(0)}%, ` +
+            `viewers ${report.loopDelayP99.toFixed(1)} ms / ${(report.utilization * 100).toFixed(0)}%`
+        }
+      ],
+      data: { total, emitSeconds, lost: report.lost, duplicates: report.duplicates, reconnects: report.reconnects, p99, listenerLoop, viewerLoop: { delayP99: report.loopDelayP99, utilization: report.utilization } }
+    }
+    return result
+  }).pipe(Effect.scoped)
+
+const hasType = (message: unknown, type: string): boolean =>
+  typeof message === "object" && message !== null && "type" in message && message.type === type
+
+const isReport = (message: unknown): message is ViewerReport =>
+  hasType(message, "result") && typeof message === "object" && message !== null && "latencies" in message &&
+  message.latencies instanceof Float64Array
+
+/** The worker's next message that `accept` takes; fails if the worker dies first. */
+const nextMessage = (worker: Worker, accept: (message: unknown) => boolean) =>
+  new Promise<unknown>((resolve, reject) => {
+    const onMessage = (message: unknown) => {
+      if (!accept(message)) return
+      worker.off("message", onMessage)
+      resolve(message)
+    }
+    worker.on("message", onMessage)
+    worker.once("error", reject)
+    worker.once("exit", (code) => reject(new Error(`the viewer worker exited with ${code}`)))
+  })

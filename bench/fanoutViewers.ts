@@ -1,0 +1,125 @@
+/**
+ * The fan-out benchmark's SSE viewers, run in a worker thread so that parsing 10 streams does not
+ * share an event loop with the listener under test. Each viewer follows `/events`, measures every
+ * event's delivery latency (the wall-clock stamp in the event vs its arrival), checks ids for gaps
+ * and repeats, and drops its connection periodically to reconnect with `Last-Event-ID`.
+ */
+import type { ClientRequest } from "node:http"
+import { request } from "node:http"
+import { monitorEventLoopDelay, performance } from "node:perf_hooks"
+import { parentPort, workerData } from "node:worker_threads"
+import type { FanoutSettings, ViewerReport } from "./fanout.ts"
+
+const settings: FanoutSettings = workerData
+const wall = () => performance.timeOrigin + performance.now()
+
+interface Viewer {
+  readonly index: number
+  last: number
+  lost: number
+  duplicates: number
+  reconnects: number
+  generation: number
+  request: ClientRequest | undefined
+}
+
+const latencies: Array<number> = []
+const loopDelay = monitorEventLoopDelay({ resolution: 1 })
+loopDelay.enable()
+const utilizationAtStart = performance.eventLoopUtilization()
+const viewers: Array<Viewer> = Array.from({ length: settings.viewers }, (_, index) => ({
+  index, last: 0, lost: 0, duplicates: 0, reconnects: 0, generation: 0, request: undefined
+}))
+
+const onFrame = (viewer: Viewer, frame: string) => {
+  let id: number | undefined
+  let data = ""
+  for (const line of frame.split("\n")) {
+    if (line.startsWith("id: ")) id = Number(line.slice(4))
+    else if (line.startsWith("data: ")) data += line.slice(6)
+  }
+  if (id === undefined || data === "") return
+  const arrived = wall()
+  const event: unknown = JSON.parse(data)
+  const params = typeof event === "object" && event !== null && "params" in event ? event.params : undefined
+  const stamp = typeof params === "object" && params !== null && "t" in params && typeof params.t === "number" ? params.t : undefined
+  if (stamp !== undefined) latencies.push(arrived - stamp)
+  if (id <= viewer.last) {
+    viewer.duplicates += 1
+    return
+  }
+  viewer.lost += id - viewer.last - 1
+  viewer.last = id
+}
+
+const connect = (viewer: Viewer, onOpen: () => void) => {
+  const generation = ++viewer.generation
+  const headers: Record<string, string> = { authorization: settings.authorization, accept: "text/event-stream" }
+  if (viewer.last > 0) headers["last-event-id"] = String(viewer.last)
+  const req = request(`${settings.url}/events`, { headers, agent: false }, (response) => {
+    response.setEncoding("utf8")
+    let buffer = ""
+    onOpen()
+    response.on("data", (chunk: string) => {
+      if (generation !== viewer.generation) return
+      buffer += chunk
+      let end = buffer.indexOf("\n\n")
+      while (end >= 0) {
+        onFrame(viewer, buffer.slice(0, end))
+        buffer = buffer.slice(end + 2)
+        end = buffer.indexOf("\n\n")
+      }
+    })
+    response.on("error", () => {})
+  })
+  req.on("error", () => {})
+  req.end()
+  viewer.request = req
+}
+
+const reconnect = (viewer: Viewer) => {
+  viewer.request?.destroy()
+  viewer.reconnects += 1
+  connect(viewer, () => {})
+}
+
+let opened = 0
+const timers: Array<NodeJS.Timeout> = []
+for (const viewer of viewers) {
+  connect(viewer, () => {
+    opened += 1
+    if (opened === viewers.length) parentPort?.postMessage({ type: "ready" })
+  })
+  // Staggered, so the viewers do not all reconnect at the same moment.
+  const offset = (settings.reconnectEveryMs * viewer.index) / viewers.length
+  timers.push(setTimeout(() => {
+    reconnect(viewer)
+    timers.push(setInterval(() => reconnect(viewer), settings.reconnectEveryMs))
+  }, settings.reconnectEveryMs / 2 + offset))
+}
+
+parentPort?.on("message", (message: unknown) => {
+  if (typeof message !== "object" || message === null || !("total" in message) || typeof message.total !== "number") return
+  const total = message.total
+  for (const timer of timers) clearTimeout(timer)
+  const deadline = Date.now() + 5000
+  const finish = () => {
+    if (viewers.some((viewer) => viewer.last < total) && Date.now() < deadline) {
+      setTimeout(finish, 10)
+      return
+    }
+    for (const viewer of viewers) viewer.request?.destroy()
+    const report: ViewerReport = {
+      type: "result",
+      latencies: Float64Array.from(latencies),
+      lost: viewers.reduce((sum, viewer) => sum + viewer.lost + Math.max(0, total - viewer.last), 0),
+      duplicates: viewers.reduce((sum, viewer) => sum + viewer.duplicates, 0),
+      reconnects: viewers.reduce((sum, viewer) => sum + viewer.reconnects, 0),
+      delivered: latencies.length,
+      loopDelayP99: loopDelay.percentile(99) / 1e6,
+      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization
+    }
+    parentPort?.postMessage(report)
+  }
+  finish()
+})
