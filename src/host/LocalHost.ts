@@ -19,6 +19,7 @@ import { mergeEnv } from "./EnvGlob.ts"
 import { Host, HostError } from "./Host.ts"
 import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, PtyProcess, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
 import { alivePids, readProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
+import { outputCollector } from "./OutputCollector.ts"
 import { makeTail } from "./Tail.ts"
 
 /**
@@ -317,20 +318,9 @@ const closedOrTimeout = (child: ChildProcess, millis: number) =>
   })
 
 const collect = (stream: Readable | null, limit: number) => {
-  const chunks: Array<Buffer> = []
-  let size = 0
-  let truncated = false
-  stream?.on("data", (chunk: Buffer) => {
-    if (size >= limit) {
-      truncated = true
-      return
-    }
-    const kept = chunk.subarray(0, limit - size)
-    if (kept.length < chunk.length) truncated = true
-    chunks.push(kept)
-    size += kept.length
-  })
-  return { text: () => Buffer.concat(chunks).toString("utf8"), truncated: () => truncated }
+  const collector = outputCollector(limit)
+  stream?.on("data", (chunk: Buffer) => collector.push(chunk))
+  return collector
 }
 
 const writeStdin = (child: ChildProcess, data: string | Uint8Array, program: string) =>

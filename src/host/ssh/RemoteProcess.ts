@@ -11,6 +11,7 @@
  *
  * @since 0.1.0
  */
+import { outputCollector } from "../OutputCollector.ts"
 import { NodeStream } from "@effect/platform-node"
 import { Cause, Deferred, Duration, Effect, Exit, Queue, Stream } from "effect"
 import { randomBytes } from "node:crypto"
@@ -299,8 +300,8 @@ const collect = (
     const closed = Deferred.makeUnsafe<void>()
     channel.once("close", () => Deferred.doneUnsafe(closed, Exit.void))
     channel.on("error", () => {})
-    const stdout = collector(options.limit)
-    const stderr = collector(options.limit)
+    const stdout = outputCollector(options.limit)
+    const stderr = outputCollector(options.limit)
     channel.on("data", (chunk: Buffer) => stdout.push(chunk))
     channel.stderr.on("data", (chunk: Buffer) => stderr.push(options.scanner === undefined ? chunk : options.scanner.push(chunk)))
     channel.end(options.stdin)
@@ -309,27 +310,6 @@ const collect = (
     yield* Deferred.await(closed).pipe(Effect.timeoutOption("200 millis"))
     return { exitCode, stdout: stdout.text(), stderr: stderr.text(), truncated: stdout.truncated() || stderr.truncated() }
   })
-
-const collector = (limit: number) => {
-  const chunks: Array<Buffer> = []
-  let size = 0
-  let truncated = false
-  return {
-    push: (chunk: Buffer) => {
-      if (chunk.length === 0) return
-      if (size >= limit) {
-        truncated = true
-        return
-      }
-      const kept = chunk.subarray(0, limit - size)
-      if (kept.length < chunk.length) truncated = true
-      chunks.push(kept)
-      size += kept.length
-    },
-    text: () => Buffer.concat(chunks).toString("utf8"),
-    truncated: () => truncated
-  }
-}
 
 const writeChannel = (channel: ClientChannel, data: string | Uint8Array, closedError: () => HostError) =>
   Effect.callback<void, HostError>((resume) => {
