@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Duration, Effect } from "effect"
+import { Duration, Effect } from "effect"
 import { startConversation } from "../appserver/CodexConversation.ts"
 import type { CodexConversation } from "../appserver/CodexConversation.ts"
 import { ClientMethod } from "../appserver/AppServerSchema.ts"
@@ -74,13 +74,6 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
   }
   if (config.autoStart) yield* conversation.sendTurn(AUTO_START_PROMPT)
 
-  const gone = yield* Deferred.make<number | null>()
-  yield* conversation.exited.pipe(
-    Effect.map((code): number | null => code),
-    Effect.orElseSucceed(() => null),
-    Effect.flatMap((code) => Deferred.succeed(gone, code)),
-    Effect.forkScoped
-  )
   // A hung app-server never exits, so optio.log and the exit alone would wait forever: the
   // liveness watch fails the session instead (the first of the two to finish decides).
   return yield* Effect.raceFirst(
@@ -89,7 +82,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       hooks: prepared.hooks,
       hookContext: prepared.hookContext,
       send: conversation.send,
-      codexGone: Deferred.await(gone),
+      codexExit: conversation.exited,
       codexProcess: "codex app-server",
       screenTail: Effect.succeed("(codex app-server has no screen; see the task's progress and events)")
     }),

@@ -6,7 +6,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Stream } from "effect"
+import { Deferred, Effect, Option, Stream } from "effect"
 import type { CodexTaskHooks, HookContext } from "../config/Hooks.ts"
 import { isTerminal } from "../protocol/OptioLogEvent.ts"
 import { followOptioLog } from "../protocol/OptioLogMonitor.ts"
@@ -26,8 +26,9 @@ export interface SessionResult {
 }
 
 /**
- * Watches optio.log until the outcome is known. `codexGone` completes with codex's exit status
- * (null when unknown) when codex is gone; `screenTail` describes what codex showed last.
+ * Watches optio.log until the outcome is known. `codexExit` waits for codex to exit and yields its
+ * status (a failure means the status is unknown: codex or its terminal is gone); `screenTail`
+ * describes what codex showed last.
  * @category constructors
  */
 export const watchUntilOutcome = <E>(options: {
@@ -35,14 +36,21 @@ export const watchUntilOutcome = <E>(options: {
   readonly hooks: CodexTaskHooks
   readonly hookContext: HookContext
   readonly send: (message: string) => Effect.Effect<void, E>
-  readonly codexGone: Effect.Effect<number | null>
+  readonly codexExit: Effect.Effect<number, unknown>
   /** Names codex's process in a {@link CodexExitedEarly} (`codex app-server`, `codex TUI`). */
   readonly codexProcess: string
   readonly screenTail: Effect.Effect<string>
 }) =>
   Effect.gen(function*() {
     const task = yield* TaskContext
-    const last = yield* followOptioLog(options.paths.optioLog, { until: Effect.asVoid(options.codexGone) }).pipe(
+    const gone = yield* Deferred.make<number | null>()
+    yield* options.codexExit.pipe(
+      Effect.map((code): number | null => code),
+      Effect.orElseSucceed(() => null),
+      Effect.flatMap((code) => Deferred.succeed(gone, code)),
+      Effect.forkScoped
+    )
+    const last = yield* followOptioLog(options.paths.optioLog, { until: Effect.asVoid(Deferred.await(gone)) }).pipe(
       Stream.tap((event) =>
         handleLogEvent(event, options).pipe(
           // A failed acknowledgement must not end the session: the agent may still finish.
@@ -53,7 +61,7 @@ export const watchUntilOutcome = <E>(options: {
       Stream.runHead
     )
     if (Option.isNone(last)) {
-      const exitCode = yield* options.codexGone
+      const exitCode = yield* Deferred.await(gone)
       const paneTail = yield* options.screenTail
       return yield* new CodexExitedEarly({ exitCode, paneTail, process: options.codexProcess })
     }

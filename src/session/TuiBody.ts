@@ -4,7 +4,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect } from "effect"
+import { Effect } from "effect"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { tuiSandboxArgs } from "../config/SandboxPosture.ts"
 import type { SandboxPosture } from "../config/SandboxPosture.ts"
@@ -47,19 +47,12 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
   yield* task.setWidgetData({ iframeSrc: endpoint.iframeSrc })
   yield* task.reportProgress(null, "Codex is live")
 
-  const gone = yield* Deferred.make<number | null>()
-  yield* tmux.awaitExit("250 millis").pipe(
-    Effect.map((code): number | null => code),
-    Effect.orElseSucceed(() => null),
-    Effect.flatMap((code) => Deferred.succeed(gone, code)),
-    Effect.forkScoped
-  )
   return yield* watchUntilOutcome({
     paths,
     hooks: prepared.hooks,
     hookContext: prepared.hookContext,
     send: tmux.sendText,
-    codexGone: Deferred.await(gone),
+    codexExit: tmux.awaitExit("250 millis"),
     codexProcess: "codex TUI",
     screenTail: tmux.capture(SCROLLBACK_LINES).pipe(
       Effect.map(lastNonBlankLines(SCREEN_TAIL_LINES)),

@@ -11,7 +11,6 @@
  *
  * @since 0.1.0
  */
-import { outputCollector } from "../OutputCollector.ts"
 import { NodeStream } from "@effect/platform-node"
 import { Cause, Deferred, Duration, Effect, Exit, Queue, Stream } from "effect"
 import { randomBytes } from "node:crypto"
@@ -22,6 +21,7 @@ import type { Command, HostProcess, PtyProcess, RunOptions, RunResult, SpawnOpti
 import { makeKitRunner } from "./KitHelper.ts"
 import { invalidCommand, launchScript, MarkerScanner, remoteCommandLine } from "./RemoteShell.ts"
 import type { Generation, SshConnection } from "./SshConnection.ts"
+import { outputCollector } from "../OutputCollector.ts"
 
 const STDERR_TAIL_CHARS = 64 * 1024
 const DEFAULT_MAX_OUTPUT = 16 * 1024 * 1024
