@@ -229,8 +229,10 @@ describe("TmuxSession", () => {
       flaky.failing = false
       yield* tmux.sendText("quit")
       flaky.failing = true
+      const refusedBefore = flaky.refused
       const waiting = yield* Effect.forkChild(tmux.awaitExit("30 millis"))
-      yield* Effect.sleep("70 millis")
+      // The blip lasts until the wait has met two failing queries (fewer than its retry budget).
+      yield* waitUntil("two failed status queries", Effect.sync(() => flaky.refused >= refusedBefore + 2 ? true : undefined))
       flaky.failing = false
       assert.strictEqual(yield* Fiber.join(waiting), 4)
     }).pipe(Effect.ensuring(Effect.sync(() => { flaky.failing = false })), Effect.scoped, Effect.provide(FlakyHost)))
@@ -251,7 +253,7 @@ describe("TmuxSession", () => {
 
 // A local host whose tmux commands can be made to exit 1 with a message that is not one of
 // tmux's "gone" messages, as a lost server or a broken remote connection would.
-const flaky = { failing: false }
+const flaky = { failing: false, refused: 0 }
 const FlakyHost = Layer.sync(Host, () => {
   const local = LocalHost.make()
   return Host.of({
@@ -259,7 +261,10 @@ const FlakyHost = Layer.sync(Host, () => {
     run: (command, options) =>
       Effect.suspend(() =>
         flaky.failing && command.argv[0] === "tmux"
-          ? Effect.succeed({ exitCode: 1, stdout: "", stderr: "lost server", truncated: false })
+          ? Effect.sync(() => {
+            flaky.refused++
+            return { exitCode: 1, stdout: "", stderr: "lost server", truncated: false }
+          })
           : local.run(command, options)
       )
   })
