@@ -19,7 +19,7 @@ import { Data } from "effect"
  *   so it does not shadow the global `Error`.
  * - `Browser`: the agent (or a browser shim) asks the operator's browser to open `url`.
  * - `Attention`: the agent asks for a human to look at something.
- * - `Unknown`: any other non-blank line, kept verbatim (minus trailing whitespace).
+ * - `Unknown`: every other non-blank line, kept verbatim (minus trailing whitespace).
  *
  * @category models
  * @since 0.1.0

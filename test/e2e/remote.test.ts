@@ -3,10 +3,10 @@
  * tmux on the far side of an SSH connection, the web terminal and listener on the worker.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Redacted, Scope } from "effect"
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { Effect, Fiber, Layer, Redacted } from "effect"
+import { mkdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll } from "vitest"
+import { afterAll } from "vitest"
 import { DEMO_PROMPT, demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { BinaryCache } from "../../src/binary/BinaryCache.ts"
@@ -21,33 +21,16 @@ import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { launchBrowser, terminalBufferText } from "../support/browser.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
-import { signalSshdServing, startSshd } from "../support/sshd.ts"
-import type { Sshd } from "../support/sshd.ts"
+import { signalSshdServing, sshdForSuite } from "../support/sshd.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-remote-${process.pid}`)
 // The "remote" cache is fresh for this run: the binary really goes up over SFTP, once.
 const remoteCacheDir = join(root, "codex-bin-remote")
-let server: { readonly sshd: Sshd; readonly scope: Scope.Closeable } | undefined
-
-beforeAll(async () => {
-  rmSync(root, { recursive: true, force: true })
-  mkdirSync(root, { recursive: true })
-  const scope = await Effect.runPromise(Scope.make())
-  const sshd = await Effect.runPromise(startSshd(join(repoRoot, ".cache", "test")).pipe(Scope.provide(scope)))
-  writeFileSync(join(root, "known_hosts"), `${sshd.knownHostsLine}\n`)
-  server = { sshd, scope }
-}, 60_000)
-
-afterAll(async () => {
-  if (server !== undefined) await Effect.runPromise(Scope.close(server.scope, Exit.void))
-  rmSync(root, { recursive: true, force: true })
-})
-
-const sshd = (): Sshd => {
-  if (server === undefined) throw new Error("sshd not started")
-  return server.sshd
-}
+rmSync(root, { recursive: true, force: true })
+mkdirSync(root, { recursive: true })
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+const sshd = sshdForSuite(join(root, "known_hosts"))
 
 const remoteHost = Layer.unwrap(Effect.sync(() =>
   RemoteHost.layer({

@@ -9,11 +9,11 @@ import { createHmac, randomBytes } from "node:crypto"
 import { execFileSync, spawn } from "node:child_process"
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { afterAll, beforeAll } from "vitest"
+import { afterAll } from "vitest"
 import { Host, HostError } from "../../src/host/Host.ts"
 import * as RemoteHost from "../../src/host/RemoteHost.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
-import { signalSshdServing, sshdConnectionProcesses, startSshd } from "../support/sshd.ts"
+import { signalSshdServing, sshdConnectionProcesses, sshdForSuite, startSshd } from "../support/sshd.ts"
 import type { Sshd } from "../support/sshd.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { hostContract } from "./HostContract.ts"
@@ -22,22 +22,8 @@ const root = join(process.cwd(), ".cache", "test", `remote-host-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
 mkdirSync(root, { recursive: true })
 
-let server: { readonly sshd: Sshd; readonly scope: Scope.Closeable } | undefined
-beforeAll(async () => {
-  const scope = await Effect.runPromise(Scope.make())
-  const sshd = await Effect.runPromise(startSshd(join(process.cwd(), ".cache", "test")).pipe(Scope.provide(scope)))
-  writeFileSync(join(root, "known_hosts"), `${sshd.knownHostsLine}\n`)
-  server = { sshd, scope }
-})
-afterAll(async () => {
-  if (server !== undefined) await Effect.runPromise(Scope.close(server.scope, Exit.void))
-  rmSync(root, { recursive: true, force: true })
-})
-
-const sshd = (): Sshd => {
-  if (server === undefined) throw new Error("sshd not started")
-  return server.sshd
-}
+afterAll(() => rmSync(root, { recursive: true, force: true }))
+const sshd = sshdForSuite(join(root, "known_hosts"))
 
 const options = (overrides: Partial<RemoteHost.RemoteHostOptions> = {}): RemoteHost.RemoteHostOptions => ({
   host: "127.0.0.1",

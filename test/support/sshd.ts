@@ -4,14 +4,14 @@
  * connection child) when the scope closes. Also finds and kills the sshd processes that serve one
  * client connection, to simulate a dropped connection.
  */
-import { Effect } from "effect"
-import type { Scope } from "effect"
+import { Effect, Exit, Scope } from "effect"
 import { execFile } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs"
 import { createConnection, createServer } from "node:net"
 import { join } from "node:path"
 import { promisify } from "node:util"
+import { afterAll, beforeAll } from "vitest"
 
 const exec = promisify(execFile)
 
@@ -229,5 +229,27 @@ const waitFor = async <A>(what: string, probe: () => Promise<A | undefined>, tim
     if (value !== undefined) return value
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+}
+
+/**
+ * One private sshd for a whole test file: started before its tests (its host key written to
+ * `knownHostsFile`), stopped after them. Returns a getter for the running server.
+ */
+export const sshdForSuite = (knownHostsFile: string): (() => Sshd) => {
+  let server: { readonly sshd: Sshd; readonly scope: Scope.Closeable } | undefined
+  beforeAll(async () => {
+    const scope = await Effect.runPromise(Scope.make())
+    const sshd = await Effect.runPromise(startSshd(join(process.cwd(), ".cache", "test")).pipe(Scope.provide(scope)))
+    mkdirSync(join(knownHostsFile, ".."), { recursive: true })
+    writeFileSync(knownHostsFile, `${sshd.knownHostsLine}\n`)
+    server = { sshd, scope }
+  }, 60_000)
+  afterAll(async () => {
+    if (server !== undefined) await Effect.runPromise(Scope.close(server.scope, Exit.void))
+  })
+  return () => {
+    if (server === undefined) throw new Error("sshd not started")
+    return server.sshd
   }
 }
