@@ -8,6 +8,7 @@
  * @since 0.1.0
  */
 import { Option, Schema } from "effect"
+import { createHash } from "node:crypto"
 
 /**
  * One item of the request's `input` array, with the fields tests look at pulled out.
@@ -53,6 +54,8 @@ export interface ModelRequest {
   readonly headers: Readonly<Record<string, string>>
   /** Whether an `authorization` header was present (its value is never recorded). */
   readonly hasAuthorization: boolean
+  /** sha256 fingerprint (16 hex chars) of the bearer token, when there was one; never the token. */
+  readonly bearerFingerprint?: string | undefined
   /** The JSON body, or undefined when there was none or it was not JSON. */
   readonly body: unknown
   /** `model` from the body. */
@@ -101,6 +104,7 @@ export const decodeModelRequest = (raw: RawRequest): ModelRequest => {
     path: raw.url.split("?")[0] ?? raw.url,
     headers,
     hasAuthorization: authorization !== undefined,
+    bearerFingerprint: bearerFingerprint(authorization),
     body: raw.body,
     model: body?.model,
     input,
@@ -134,6 +138,17 @@ export const sideRequestKind = (request: ModelRequest): SideRequestKind | undefi
   const required = decodeOption(TitleFormat, request.body)?.text.format.schema.required
   if (request.toolNames.length === 0 && required?.length === 1 && required[0] === "title") return "title"
   return undefined
+}
+
+/**
+ * The fingerprint `bearerFingerprint` records for a token: sha256, first 16 hex chars.
+ * @category constructors
+ */
+export const tokenFingerprint = (token: string): string => createHash("sha256").update(token).digest("hex").slice(0, 16)
+
+const bearerFingerprint = (authorization: string | undefined): string | undefined => {
+  const match = authorization === undefined ? null : /^Bearer\s+(.+)$/i.exec(authorization.trim())
+  return match?.[1] === undefined ? undefined : tokenFingerprint(match[1])
 }
 
 const TITLE_PROMPT = /^Generate a concise, single-line (task|thread) title/i

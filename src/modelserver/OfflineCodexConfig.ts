@@ -85,3 +85,64 @@ export const offlineCodexConfigToml = (options: OfflineCodexConfigOptions): stri
 export const offlineCodexEnv = (options?: { readonly envKey?: string | undefined }): Record<string, string> => ({
   [options?.envKey ?? OFFLINE_API_KEY_ENV]: OFFLINE_API_KEY_VALUE
 })
+
+/**
+ * Options of `chatgptCodexConfig`.
+ * @category models
+ */
+export interface ChatgptCodexConfigOptions {
+  /** The model server's `baseUrl`, e.g. `http://127.0.0.1:PORT/v1`. */
+  readonly baseUrl: string
+  /**
+   * Where codex sends its ChatGPT backend calls (plugins, usage, analytics); default the model
+   * server's origin + `/backend-api`, which the scripted server answers with 404s codex tolerates.
+   */
+  readonly chatgptBaseUrl?: string | undefined
+  /** Model codex asks for (default `scripted-model`). */
+  readonly model?: string | undefined
+  /** Provider id under `[model_providers]` (default `optio-offline-chatgpt`). */
+  readonly providerId?: string | undefined
+  /** Retries of a failed request (default 1). */
+  readonly requestMaxRetries?: number | undefined
+  /** Reconnects of a dropped stream (default 1). */
+  readonly streamMaxRetries?: number | undefined
+}
+
+/**
+ * The offline configuration in ChatGPT mode: the provider authenticates with the `auth.json`
+ * access token (`requires_openai_auth`), so codex refreshes and rotates credentials as it would
+ * against OpenAI. Point its refreshes at a stand-in issuer with the env
+ * `CODEX_REFRESH_TOKEN_URL_OVERRIDE` (see StandInIssuer). Credentials stay in the file
+ * (`cli_auth_credentials_store = "file"`) so tests and seeds can read them.
+ * @category constructors
+ */
+export const chatgptCodexConfig = (options: ChatgptCodexConfigOptions): { readonly [key: string]: TomlValue } => {
+  const providerId = options.providerId ?? "optio-offline-chatgpt"
+  return {
+    model: options.model ?? "scripted-model",
+    model_provider: providerId,
+    chatgpt_base_url: options.chatgptBaseUrl ?? `${new URL(options.baseUrl).origin}/backend-api`,
+    cli_auth_credentials_store: "file",
+    check_for_update_on_startup: false,
+    model_providers: {
+      [providerId]: {
+        name: "optio offline (scripted, ChatGPT auth)",
+        base_url: options.baseUrl,
+        wire_api: "responses",
+        requires_openai_auth: true,
+        request_max_retries: options.requestMaxRetries ?? 1,
+        stream_max_retries: options.streamMaxRetries ?? 1
+      }
+    },
+    features: { unbounded_connection_retries: false },
+    analytics: { enabled: false },
+    feedback: { enabled: false }
+  }
+}
+
+/**
+ * Renders the ChatGPT-mode offline configuration as `config.toml` text.
+ * @category constructors
+ */
+export const chatgptCodexConfigToml = (options: ChatgptCodexConfigOptions): string =>
+  stringify(chatgptCodexConfig(options))

@@ -3,7 +3,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { decodeModelRequest, sideRequestKind } from "../../src/modelserver/ModelRequest.ts"
+import { decodeModelRequest, sideRequestKind, tokenFingerprint } from "../../src/modelserver/ModelRequest.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
 
 const request = (body: unknown, headers: Record<string, string> = {}) =>
@@ -103,6 +103,11 @@ describe("ModelRequest", () => {
       assert.isUndefined(decoded.headers["authorization"])
       assert.notInclude(JSON.stringify(decoded.headers), "secret")
       assert.strictEqual(decoded.originator, "codex_exec")
+      // A fingerprint tells tokens apart; the token itself is not kept anywhere.
+      assert.strictEqual(decoded.bearerFingerprint, tokenFingerprint("secret"))
+      assert.match(decoded.bearerFingerprint ?? "", /^[0-9a-f]{16}$/)
+      assert.notInclude(JSON.stringify({ ...decoded, body: undefined, input: undefined }), "secret")
+      assert.isUndefined(request({}).bearerFingerprint)
     }))
 
   it.effect("tolerates bodies that are not Responses requests", () =>

@@ -5,6 +5,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { parse } from "smol-toml"
 import {
+  chatgptCodexConfigToml,
   OFFLINE_API_KEY_ENV,
   OFFLINE_API_KEY_VALUE,
   offlineCodexConfigToml,
@@ -52,5 +53,26 @@ describe("offlineCodexConfigToml", () => {
       })
       assert.deepStrictEqual(offlineCodexEnv({ envKey: "MY_KEY" }), { MY_KEY: OFFLINE_API_KEY_VALUE })
       assert.deepStrictEqual(offlineCodexEnv(), { [OFFLINE_API_KEY_ENV]: OFFLINE_API_KEY_VALUE })
+    }))
+
+  it.effect("ChatGPT mode: the provider authenticates with auth.json and backend calls stay local", () =>
+    Effect.sync(() => {
+      const config = parse(chatgptCodexConfigToml({ baseUrl: "http://127.0.0.1:4321/v1" }))
+      assert.strictEqual(config["model_provider"], "optio-offline-chatgpt")
+      assert.strictEqual(config["chatgpt_base_url"], "http://127.0.0.1:4321/backend-api")
+      assert.strictEqual(config["cli_auth_credentials_store"], "file")
+      assert.deepStrictEqual(config["model_providers"], {
+        "optio-offline-chatgpt": {
+          name: "optio offline (scripted, ChatGPT auth)",
+          base_url: "http://127.0.0.1:4321/v1",
+          wire_api: "responses",
+          requires_openai_auth: true,
+          request_max_retries: 1,
+          stream_max_retries: 1
+        }
+      })
+      const custom = parse(chatgptCodexConfigToml({ baseUrl: "http://x/v1", chatgptBaseUrl: "http://y/backend-api", providerId: "p" }))
+      assert.strictEqual(custom["chatgpt_base_url"], "http://y/backend-api")
+      assert.strictEqual(custom["model_provider"], "p")
     }))
 })
