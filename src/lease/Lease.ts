@@ -85,6 +85,15 @@ export class Lease extends Context.Service<Lease, {
     holder: string,
     options?: LeaseOptions
   ) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable>
+  /**
+   * Leases one specific seed by id — pooled or not, dead or not — with the same epoch and expiry
+   * rules as `acquire`; none when the seed is unknown or someone holds a live lease on it.
+   */
+  readonly acquireSeed: (
+    seedId: string,
+    holder: string,
+    options?: LeaseOptions
+  ) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable>
   /** `acquire`, released when the scope closes. */
   readonly acquireScoped: (
     poolKey: string,

@@ -114,6 +114,12 @@ export interface StoreBackend {
    * `lease = {holder, expiresAt: now + ttl}`, `lastLeasedAt = now` and the next epoch.
    */
   readonly acquire: (poolKey: string, holder: string, ttlMillis: number) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable>
+  /**
+   * Atomically, if the seed exists and its lease is absent or expired now (whatever its pool or
+   * status), records `lease = {holder, expiresAt: now + ttl}`, `lastLeasedAt = now` and the next
+   * epoch.
+   */
+  readonly acquireById: (seedId: string, holder: string, ttlMillis: number) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable>
   /** Atomically extends the lease to now + ttl if it is this grant's and unexpired; the new expiry. */
   readonly renew: (grant: LeaseGrant, ttlMillis: number) => Effect.Effect<Option.Option<Date>, StoreUnavailable>
   /** Atomically clears the lease if it is this grant's. */
@@ -253,6 +259,10 @@ export const makeStores = (
     backend.release(grant).pipe(Effect.withSpan("Lease.release", { attributes: { seedId: grant.seedId, epoch: grant.epoch } }))
   const leases = Lease.of({
     acquire,
+    acquireSeed: (seedId, holder, options) =>
+      (isObjectIdHex(seedId) ? backend.acquireById(seedId, holder, ttlOf(options)) : Effect.succeedNone).pipe(
+        Effect.withSpan("Lease.acquireSeed", { attributes: { seedId, holder } })
+      ),
     acquireScoped: (poolKey, holder, options) =>
       Effect.acquireRelease(acquire(poolKey, holder, options), (grant) =>
         Option.match(grant, {

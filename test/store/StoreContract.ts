@@ -314,6 +314,76 @@ export const storeContract = (name: string, harness: Layer.Layer<StoreHarness, u
         assert.strictEqual(new Set(winners).size, 3)
       }))
 
+    test("acquireSeed leases one seed by id — unpooled, pooled or dead — exclusively, with epochs", () =>
+      Effect.gen(function*() {
+        const lease = yield* Lease
+        const seeds = yield* SeedStore
+        const plain = yield* seeds.create({ blob: bytes("plain") })
+        const pooled = yield* pooledSeed("pool", "pooled")
+        const dead = yield* pooledSeed("pool", "dead")
+        yield* seeds.setStatus(dead.seedId, "dead")
+        const first = someGrant(yield* lease.acquireSeed(plain.seedId, "task-a", { ttl: "10 seconds" }))
+        assert.strictEqual(first.seedId, plain.seedId)
+        assert.strictEqual(first.holder, "task-a")
+        assert.isTrue(Option.isNone(yield* lease.acquireSeed(plain.seedId, "task-b")), "a live lease is exclusive")
+        assert.isTrue(Option.isNone(yield* lease.acquireSeed(plain.seedId, "task-a")), "even for the same holder string")
+        const doc = yield* seedDoc(plain.seedId)
+        assert.strictEqual(doc.lease?.holder, "task-a")
+        assert.strictEqual(doc.lease?.epoch, first.epoch)
+        assert.isDefined(doc.lastLeasedAt)
+        assert.isUndefined(doc.poolKey, "leasing by id does not put the seed in a pool")
+        // The grant behaves like any other: renew, fence a write, release.
+        const renewed = yield* lease.renew(first)
+        const written = yield* seeds.writeBlob(plain.seedId, { generation: 0, lease: renewed }, bytes("written"))
+        assert.strictEqual(written.generation, 1)
+        const noGrant = yield* Effect.flip(seeds.writeBlob(plain.seedId, { generation: 1 }, bytes("intruder")))
+        assert.strictEqual(noGrant._tag === "SeedWriteRejected" ? noGrant.reason : noGrant._tag, "leased-by-other")
+        assert.isTrue(yield* lease.release(renewed))
+        const second = someGrant(yield* lease.acquireSeed(plain.seedId, "task-b"))
+        assert.isAbove(second.epoch, first.epoch)
+        assert.strictEqual(yield* lostReason(lease.renew(first)), "taken")
+        // Pooled seeds: acquireSeed and acquire exclude each other; dead seeds can still be leased by id.
+        const byId = someGrant(yield* lease.acquireSeed(pooled.seedId, "verify-1"))
+        assert.isTrue(Option.isNone(yield* lease.acquire("pool", "session")), "the pool's only live seed is taken")
+        assert.isTrue(yield* lease.release(byId))
+        const pooledGrant = someGrant(yield* lease.acquire("pool", "session"))
+        assert.strictEqual(pooledGrant.seedId, pooled.seedId)
+        assert.isTrue(Option.isNone(yield* lease.acquireSeed(pooled.seedId, "verify-2")))
+        assert.strictEqual(someGrant(yield* lease.acquireSeed(dead.seedId, "verify-3")).seedId, dead.seedId)
+        assert.isTrue(Option.isNone(yield* lease.acquireSeed("0123456789abcdef01234567", "x")), "unknown seed")
+        assert.isTrue(Option.isNone(yield* lease.acquireSeed("not-an-id", "x")), "malformed id")
+      }))
+
+    test("acquireSeed takes over an expired lease (store clock) and the old grant is dead", () =>
+      Effect.gen(function*() {
+        const lease = yield* Lease
+        const seeds = yield* SeedStore
+        const seed = yield* seeds.create({ blob: bytes("x") })
+        const old = someGrant(yield* lease.acquireSeed(seed.seedId, "old", { ttl: "250 millis" }))
+        const fresh = yield* waitUntil(
+          "the expired lease is acquirable by id",
+          Effect.map(lease.acquireSeed(seed.seedId, "new"), Option.getOrUndefined),
+          "10 seconds"
+        )
+        assert.isAbove(fresh.epoch, old.epoch)
+        assert.strictEqual(yield* lostReason(lease.renew(old)), "taken")
+      }))
+
+    test("10 concurrent acquireSeed calls on one seed: exactly one holder", () =>
+      Effect.gen(function*() {
+        const lease = yield* Lease
+        const seeds = yield* SeedStore
+        const seed = yield* seeds.create({ blob: bytes("x") })
+        const results = yield* Effect.forEach(
+          Array.from({ length: 10 }, (_, i) => `racer-${i}`),
+          (holder) => lease.acquireSeed(seed.seedId, holder),
+          { concurrency: "unbounded" }
+        )
+        const winners = results.filter(Option.isSome).map((grant) => grant.value)
+        assert.strictEqual(winners.length, 1)
+        assert.strictEqual((yield* seedDoc(seed.seedId)).lease?.holder, winners[0]?.holder)
+      }))
+
     // --- fenced writes -------------------------------------------------------------------------
 
     test("a fenced write bumps the generation, replaces the blob and deletes the old one", (ns) =>

@@ -149,6 +149,15 @@ export const makeMemoryBackend = (state: MemoryStoreState): StoreBackend => {
         put(chosen.doc.seedId, epoch, { ...chosen.doc, lease: { holder, epoch, expiresAt }, lastLeasedAt: date })
         return Option.some({ seedId: chosen.doc.seedId, holder, epoch, expiresAt })
       }),
+    acquireById: (seedId, holder, ttlMillis) =>
+      atNow((date) => {
+        const stored = state.seeds.get(seedId)
+        if (stored === undefined || liveAt(stored.doc, date)) return Option.none<LeaseGrant>()
+        const epoch = stored.epochCounter + 1
+        const expiresAt = new Date(date.getTime() + ttlMillis)
+        put(seedId, epoch, { ...stored.doc, lease: { holder, epoch, expiresAt }, lastLeasedAt: date })
+        return Option.some({ seedId, holder, epoch, expiresAt })
+      }),
     renew: (grant, ttlMillis) =>
       atNow((date) => {
         const stored = state.seeds.get(grant.seedId)
