@@ -17,6 +17,10 @@ export interface Counts {
   readonly fanoutViewers: number
   readonly memorySessions: number
   readonly tui: number
+  /** Timed snapshot rounds, and the size of the snapshotted workdir. */
+  readonly snapshotRounds: number
+  readonly snapshotFiles: number
+  readonly snapshotMB: number
 }
 
 /** The counts of a full run and of `--quick`. */
@@ -31,7 +35,10 @@ export const COUNTS: Readonly<Record<"full" | "quick", Counts>> = {
     fanoutRate: 2000,
     fanoutViewers: 10,
     memorySessions: 20,
-    tui: 8
+    tui: 8,
+    snapshotRounds: 5,
+    snapshotFiles: 10_000,
+    snapshotMB: 200
   },
   quick: {
     warmup: 0,
@@ -43,7 +50,10 @@ export const COUNTS: Readonly<Record<"full" | "quick", Counts>> = {
     fanoutRate: 2000,
     fanoutViewers: 10,
     memorySessions: 3,
-    tui: 2
+    tui: 2,
+    snapshotRounds: 1,
+    snapshotFiles: 200,
+    snapshotMB: 2
   }
 }
 

@@ -22,7 +22,10 @@ export const ROW_NAMES = [
   "memory/codex",
   "memory/codex-bare",
   "tui",
-  "tui/bare-tmux"
+  "tui/bare-tmux",
+  "snapshot",
+  "snapshot/tar",
+  "snapshot/memory"
 ] as const
 
 /** One of {@link ROW_NAMES}. */

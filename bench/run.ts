@@ -3,7 +3,7 @@
  * baselines round by round, against the scripted model server; prints the machine, a markdown
  * table and the phase breakdowns, and writes everything to `.cache/bench/latest.json`.
  *
- *   node bench/run.ts [--quick] [--only start,turns,cancel,fanout,memory,tui]
+ *   node bench/run.ts [--quick] [--only start,turns,cancel,fanout,memory,tui,snapshot]
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Effect, References } from "effect"
@@ -20,6 +20,7 @@ import { libraryServices } from "./library.ts"
 import { runMemory } from "./memory.ts"
 import { runCancel } from "./cancel.ts"
 import { runFanout } from "./fanout.ts"
+import { runSnapshot } from "./snapshot.ts"
 import { runStart } from "./start.ts"
 import { runTurns } from "./turns.ts"
 import { loadNow, machine, workspace } from "./system.ts"
@@ -39,7 +40,8 @@ const BENCHMARKS: ReadonlyArray<readonly [string, (ctx: BenchContext) => Effect.
   ["turns", runTurns],
   ["cancel", runCancel],
   ["tui", runTui],
-  ["fanout", runFanout]
+  ["fanout", runFanout],
+  ["snapshot", runSnapshot]
 ]
 
 type Services = Layer.Success<ReturnType<typeof libraryServices>>
