@@ -19,6 +19,7 @@ import { createRequire } from "node:module"
 import { dirname, join, relative } from "node:path"
 import { Host, HostError } from "../host/Host.ts"
 import type { HostShape } from "../host/Host.ts"
+import { copyHomeTemplate, ensureHomeTemplate } from "./CodexHomeTemplate.ts"
 
 const PackageManifest = Schema.Struct({
   dependencies: Schema.Struct({ "@openai/codex": Schema.String })
@@ -62,6 +63,8 @@ export interface ResolvedCodex {
   readonly binaryPath: string
   /** How this resolution found it. */
   readonly source: "cache" | "installed" | "host-path"
+  /** The cache directory on the host (also home of the CODEX_HOME template). */
+  readonly cacheDir: string
 }
 
 /**
@@ -92,6 +95,12 @@ export class BinaryCache extends Context.Service<BinaryCache, {
     linkPath: string,
     onProgress?: (message: string) => Effect.Effect<void>
   ) => Effect.Effect<ResolvedCodex, CodexUnavailable | HostError>
+  /**
+   * Fills a FRESH `codexHome` from a template this codex version initialized once (its state
+   * databases and skills), so codex starts as fast as with a reused home; see CodexHomeTemplate.
+   * False when it could not (the task then starts as codex would anyway). Never for a resumed home.
+   */
+  readonly primeCodexHome: (codexHome: string) => Effect.Effect<boolean>
 }>()("optio-codex/BinaryCache") {
   /** The live layer, on whatever Host is provided. */
   static readonly layer = (options: BinaryCacheOptions = {}): Layer.Layer<BinaryCache, never, Host> =>
@@ -111,15 +120,25 @@ export class BinaryCache extends Context.Service<BinaryCache, {
         yield* host.symlink(codex.binaryPath, linkPath)
         return codex
       })
-      return BinaryCache.of({ resolve, linkForTask })
+      const template = yield* Effect.cached(
+        resolve.pipe(Effect.flatMap((codex) => ensureHomeTemplate(host, codex.binaryPath, codex.cacheDir, codex.version)))
+      )
+      const primeCodexHome = (codexHome: string) =>
+        template.pipe(
+          Effect.flatMap((path) => copyHomeTemplate(host, path, codexHome)),
+          Effect.catch((error) => Effect.logWarning(`could not prime ${codexHome} from the template: ${error.message}`).pipe(Effect.as(false))),
+          Effect.withSpan("BinaryCache.primeCodexHome")
+        )
+      return BinaryCache.of({ resolve, linkForTask, primeCodexHome })
     }))
 
   /** A test layer that resolves to a fixed binary path and links to it. */
   static readonly layerTest = (binaryPath: string): Layer.Layer<BinaryCache, never, Host> =>
     Layer.effect(BinaryCache, Effect.gen(function*() {
       const host = yield* Host
-      const codex: ResolvedCodex = { version: PINNED_CODEX_VERSION, binaryPath, source: "cache" }
+      const codex: ResolvedCodex = { version: PINNED_CODEX_VERSION, binaryPath, source: "cache", cacheDir: dirname(dirname(binaryPath)) }
       return BinaryCache.of({
+        primeCodexHome: () => Effect.succeed(false),
         resolve: Effect.succeed(codex),
         linkForTask: (linkPath) =>
           host.makeDirectory(dirname(linkPath)).pipe(Effect.andThen(host.symlink(binaryPath, linkPath)), Effect.as(codex))
@@ -152,27 +171,28 @@ const resolveOn = (host: HostShape, options: BinaryCacheOptions, report: (messag
     const cacheDir = yield* cacheDirOn(host, options.cacheDir, unavailable)
     const installDir = `${cacheDir}/codex-${PINNED_CODEX_VERSION}-${target.triple}`
     const cached = yield* readValidStamp(host, installDir, target.triple)
-    if (cached) return found(installDir, "cache")
+    if (cached) return found(installDir, cacheDir, "cache")
     if (options.installIfMissing === false) {
       return yield* unavailable("not-cached", `${installDir} holds no valid install and installIfMissing is false`)
     }
     const vendor = yield* Effect.promise(() => locateVendorTree(options.vendorRoot, target))
     if (vendor === undefined) {
       const fromPath = yield* hostCodexOnPath(host)
-      if (fromPath !== undefined) return { version: PINNED_CODEX_VERSION, binaryPath: fromPath, source: "host-path" } as const
+      if (fromPath !== undefined) return { version: PINNED_CODEX_VERSION, binaryPath: fromPath, source: "host-path", cacheDir } as const
       return yield* unavailable(
         "platform-package-missing",
         `${target.packageName}@${PINNED_CODEX_VERSION} is not installed beside optio-codex and no codex ${PINNED_CODEX_VERSION} is on the host's PATH; run npm install (optional dependencies enabled)`
       )
     }
     yield* installFrom(host, vendor, cacheDir, installDir, target.triple, unavailable, report)
-    return found(installDir, "installed")
+    return found(installDir, cacheDir, "installed")
   })
 
-const found = (installDir: string, source: ResolvedCodex["source"]): ResolvedCodex => ({
+const found = (installDir: string, cacheDir: string, source: ResolvedCodex["source"]): ResolvedCodex => ({
   version: PINNED_CODEX_VERSION,
   binaryPath: `${installDir}/bin/codex`,
-  source
+  source,
+  cacheDir
 })
 
 const hostTarget = (host: HostShape, unavailable: (reason: CodexUnavailable["reason"], detail: string) => CodexUnavailable) =>
