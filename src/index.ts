@@ -9,7 +9,15 @@ export { createCodexTask } from "./session/CodexTask.ts"
 export type { CodexTaskDefinition, UiWidget } from "./session/CodexTask.ts"
 export { runCodexSession } from "./session/CodexSession.ts"
 export type { SessionOptions, SessionResult } from "./session/CodexSession.ts"
-export { AgentReportedError, AppServerUnresponsive, CodexExitedEarly, HookFailed } from "./session/SessionErrors.ts"
+export {
+  AgentReportedError,
+  AppServerUnresponsive,
+  CodexExitedEarly,
+  HookFailed,
+  PersistenceNotConfigured
+} from "./session/SessionErrors.ts"
+export { SeedUnavailable } from "./session/SessionSeed.ts"
+export { TeardownFailed } from "./session/Teardown.ts"
 
 export {
   AllowedDir,
@@ -21,6 +29,7 @@ export {
   effectiveSandboxMode,
   ReasoningEffort,
   SandboxMode,
+  SnapshotCompression,
   SshConfig,
   ThinkingVerbosity,
   ToolVerbosity
@@ -51,3 +60,27 @@ export { BlobCrypto } from "./store/BlobCrypto.ts"
 export { SeedStore } from "./seeds/SeedStore.ts"
 export { Lease } from "./lease/Lease.ts"
 export { SnapshotStore } from "./snapshots/SnapshotStore.ts"
+export {
+  applyTokenRefresh,
+  authShape,
+  credentialFingerprint,
+  isUsableAuth,
+  parseAuthJson,
+  parseLastRefresh
+} from "./credentials/AuthJson.ts"
+export type { AuthObject, AuthShape, RefreshedTokens } from "./credentials/AuthJson.ts"
+export {
+  AUTH_MEMBER,
+  CONFIG_MEMBER,
+  mergeSeedArchive,
+  packSeedArchive,
+  SeedArchiveInvalid,
+  unpackSeedArchive
+} from "./credentials/SeedArchive.ts"
+export type { SeedMember } from "./credentials/SeedArchive.ts"
+export { captureSeed, plantSeed, readCredentials, saveCredentials, SeedHasNoCredentials } from "./credentials/SeedEngine.ts"
+export type { Credentials, PlantedSeed } from "./credentials/SeedEngine.ts"
+export { CredentialSaveBackFailed, CredWatcher } from "./credentials/CredWatcher.ts"
+export type { CredWatch, CredWatcherSettings, CredWatchSpec, FinalSaveBack } from "./credentials/CredWatcher.ts"
+export { verifyAndRefreshSeed, verifySeedWithProbe } from "./credentials/VerifySeed.ts"
+export type { ProbeOptions, VerifyError, VerifyOptions, VerifyOutcome } from "./credentials/VerifySeed.ts"

@@ -58,6 +58,15 @@ const LOOPBACK = "127.0.0.1"
 const TEN_MB = 10_000_000
 
 /**
+ * How workdir snapshots are compressed: `zstd` (fast, the default) or `gzip` (readable by the
+ * Python reference workers that share the store).
+ * @category schemas
+ */
+export const SnapshotCompression = Schema.Literals(["zstd", "gzip"])
+/** @category models */
+export type SnapshotCompression = typeof SnapshotCompression.Type
+
+/**
  * Schema of the task configuration. Field order follows the reference's rule order so
  * that a type error is reported for the same field the reference would name first.
  * @category schemas
@@ -93,8 +102,10 @@ export const CodexTaskConfig = Schema.Struct({
   installIfMissing: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
   autoStart: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(false))),
   seedId: Schema.optionalKey(Schema.String),
+  seedPool: Schema.optionalKey(Schema.String),
   supportsResume: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
   workdirExclude: Schema.optionalKey(Schema.Array(Schema.String)),
+  snapshotCompression: SnapshotCompression.pipe(Schema.withDecodingDefaultKey(Effect.succeed<SnapshotCompression>("zstd"))),
 })
 /** A decoded, validated, deeply frozen task configuration. @category models */
 export type CodexTaskConfig = typeof CodexTaskConfig.Type
@@ -227,6 +238,26 @@ const checkEnv: Rule = (c) => {
   return undefined
 }
 
+// A seed id is a MongoDB ObjectId in hex, in every backend (so seeds move between them).
+const SEED_ID = /^[0-9a-f]{24}$/
+
+const checkSeed: Rule = (c) => {
+  if (c.seedId !== undefined && c.seedPool !== undefined) {
+    return new ConfigError({
+      field: "seedPool",
+      value: c.seedPool,
+      message: `seedId and seedPool are exclusive: name one seed, or a pool to lease a seed from`,
+    })
+  }
+  if (c.seedId !== undefined && !SEED_ID.test(c.seedId)) {
+    return new ConfigError({ field: "seedId", value: c.seedId, message: `seedId must be 24 lower-case hex digits (a seed id as listed by "optio-codex seeds list")` })
+  }
+  if (c.seedPool !== undefined && (c.seedPool === "" || /[\p{Cc}]/u.test(c.seedPool))) {
+    return new ConfigError({ field: "seedPool", value: c.seedPool, message: `seedPool must be a non-empty pool key without control characters` })
+  }
+  return undefined
+}
+
 const HOSTNAME = /^[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)*$/
 const isHost = (host: string): boolean => isIP(host) !== 0 || HOSTNAME.test(host)
 // OpenSSH prints SHA-256 fingerprints as "SHA256:" + unpadded base64 of 32 bytes.
@@ -355,6 +386,7 @@ const RULES: ReadonlyArray<Rule> = [
   checkSsh,
   checkWidgetHost("widgetBindHost"),
   checkWidgetHost("widgetAdvertisedHost"),
+  checkSeed,
 ]
 
 // ---------------------------------------------------------------------------------------

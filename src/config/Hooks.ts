@@ -9,6 +9,7 @@
  * @since 0.1.0
  */
 import type { Effect, Option } from "effect"
+import type { LeaseGrant } from "../lease/Lease.ts"
 
 /**
  * What a hook can see of the running task. Minimal for now; the session extends it.
@@ -30,8 +31,15 @@ export interface CodexTaskHooks {
   readonly afterExecute?: (ctx: HookContext) => Effect.Effect<void, unknown>
   /** Sees each deliverable the agent publishes; `Some(reply)` is sent back to the agent. */
   readonly onDeliverable?: (ctx: HookContext, path: string, text: string) => Effect.Effect<Option.Option<string>, unknown>
-  /** Picks the seed for a fresh start, given the lease holder id; used instead of `seedId`. */
-  readonly seedProvider?: (holder: string) => Effect.Effect<string, unknown>
-  /** Told about a captured seed; setting it turns on seed capture at teardown. */
+  /**
+   * Picks the seed for the task, given the lease holder id; used instead of `seedId` / `seedPool`.
+   * Return a seed id (the session then leases that seed itself) or a grant the provider already
+   * took for `holder` (e.g. from `Lease.acquire` on its own pool), which the session adopts.
+   */
+  readonly seedProvider?: (holder: string) => Effect.Effect<string | LeaseGrant, unknown>
+  /**
+   * Told about a captured seed; setting it turns on seed capture at teardown (a setup task). Not
+   * allowed together with a seed to consume: two seeds would share one token lineage.
+   */
   readonly onSeedSaved?: (seedId: string, info: Option.Option<string>) => Effect.Effect<void, unknown>
 }

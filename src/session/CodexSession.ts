@@ -17,6 +17,10 @@
  *   the session with `AppServerUnresponsive` at most failures × (interval + timeout) = 60 s after
  *   codex's last answer; teardown then resumes it (SIGCONT) and stops it within `stopGracePeriod`
  *   per step (EOF, SIGTERM) before the host's SIGKILL;
+ * - the seed's lease is lost (taken over after an expiry, the seed deleted): `LeaseLost`, within
+ *   one renewal interval; the credential save-back is skipped, the snapshot is `cancelled`;
+ * - a teardown step fails (credentials not saved back after retries, the snapshot not stored):
+ *   `TeardownFailed` beside the session's own outcome, and unsaved credentials keep the task dir;
  * - the worker itself dies (no finalizer runs): the session recorded its processes in
  *   `<taskdir>/pids.json` at launch, and the next start of the same task reaps them before it
  *   touches the workdir and reports "reaped leftovers of a previous run: …" (see Leftovers).
@@ -28,6 +32,8 @@ import { decodeCodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { Host } from "../host/Host.ts"
 import { connectionLostOf } from "../host/RemoteHost.ts"
 import { runConversationBody } from "./ConversationBody.ts"
+import { checkSeedHooks } from "./SessionSeed.ts"
+import { concludeSession, makeTeardownLog } from "./Teardown.ts"
 import { prepareTask } from "./PrepareTask.ts"
 import type { SessionOptions } from "./PrepareTask.ts"
 import { runTuiBody } from "./TuiBody.ts"
@@ -42,16 +48,22 @@ export type { SessionResult } from "./LogWatch.ts"
 export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
   Effect.gen(function*() {
     const config = yield* decodeCodexTaskConfig(input)
-    const prepared = yield* prepareTask(config, options)
-    const host = yield* Host
-    const body = Effect.gen(function*() {
-      return config.mode === "conversation" ? yield* runConversationBody(prepared) : yield* runTuiBody(prepared)
-    })
-    // A dropped SSH connection ends the session at once (within the keepalive bound), as a typed
-    // HostConnectionLost; teardown then reconnects to stop codex and tmux on the remote.
-    return yield* body.pipe(
-      Effect.raceFirst(host.connectionLost),
-      Effect.catchTag("HostError", (error) => Effect.fail(connectionLostOf(error) ?? error))
-    )
-  }).pipe(Effect.scoped, Effect.withSpan("CodexSession.run"))
-
+    yield* checkSeedHooks(config, options.hooks ?? {})
+    const teardown = yield* makeTeardownLog
+    const session = Effect.gen(function*() {
+      const prepared = yield* prepareTask(config, options, teardown)
+      const host = yield* Host
+      const body = Effect.gen(function*() {
+        return config.mode === "conversation" ? yield* runConversationBody(prepared) : yield* runTuiBody(prepared)
+      })
+      // A dropped SSH connection ends the session at once (within the keepalive bound), as a typed
+      // HostConnectionLost; teardown then reconnects to stop codex and tmux on the remote. A lost
+      // seed lease ends it as LeaseLost: from then on nothing writes the seed.
+      return yield* body.pipe(
+        Effect.raceFirst(host.connectionLost),
+        Effect.raceFirst(prepared.leaseLost),
+        Effect.catchTag("HostError", (error) => Effect.fail(connectionLostOf(error) ?? error))
+      )
+    }).pipe(Effect.scoped)
+    return yield* concludeSession(yield* Effect.exit(session), teardown)
+  }).pipe(Effect.withSpan("CodexSession.run"))

@@ -5,16 +5,17 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { startConversation } from "../appserver/CodexConversation.ts"
-import type { CodexConversation } from "../appserver/CodexConversation.ts"
-import { ClientMethod } from "../appserver/AppServerSchema.ts"
+import type { CodexConversation, HistoryTurn } from "../appserver/CodexConversation.ts"
+import { ClientMethod, ServerNotificationMethod } from "../appserver/AppServerSchema.ts"
 import { appServerSandboxArgs, threadStartSandbox } from "../config/SandboxPosture.ts"
 import { ConversationListener } from "../conversation/ConversationListener.ts"
 import { makeDownloadReader } from "../conversation/Downloads.ts"
 import { makeUploadWriter } from "../conversation/Uploads.ts"
 import { conversationWidgetData } from "../conversation/WidgetData.ts"
-import { AUTO_START_PROMPT } from "../protocol/SystemMessages.ts"
+import type { ConversationEvent } from "../conversation/ConversationHandle.ts"
+import { AUTO_START_PROMPT, RESUME_NOTICE, systemMessage } from "../protocol/SystemMessages.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { recordLaunch } from "./Leftovers.ts"
 import { watchUntilOutcome } from "./LogWatch.ts"
@@ -41,9 +42,12 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     ...(config.model === undefined ? {} : { model: config.model }),
     ...(config.reasoningEffort === undefined ? {} : { reasoningEffort: config.reasoningEffort }),
     ...(prepared.options.appServerRequestTimeout === undefined ? {} : { requestTimeout: prepared.options.appServerRequestTimeout }),
+    ...Option.match(prepared.resumeThread, { onNone: () => ({}), onSome: (resumeThreadId) => ({ resumeThreadId }) }),
     // The same bound as the TUI's SIGTERM → SIGKILL wait.
     closeTimeout: prepared.options.stopGracePeriod ?? "5 seconds"
   })
+  yield* prepared.markLaunched
+  yield* prepared.recordThread(conversation.threadId)
   // Recorded for the next start, should this worker die without its teardown.
   yield* recordLaunch(paths, { processes: [{ role: "codex app-server", pid: conversation.pid }] })
   yield* task.reportProgress(null, "Codex conversation is live")
@@ -60,6 +64,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       bindHost: config.widgetBindHost,
       advertisedHost: config.widgetAdvertisedHost,
       uploads: { writer, maxBytes: config.maxUploadBytes },
+      history: historyEvents(conversation.threadId, conversation.history),
       ...download
     })
     yield* task.setWidgetUpstream(endpoint.url, endpoint.innerAuth)
@@ -72,7 +77,9 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       Effect.forkScoped
     )
   }
-  if (config.autoStart) yield* conversation.sendTurn(AUTO_START_PROMPT)
+  // A resumed thread gets the resume notice; a fresh one the kickoff (P36).
+  if (Option.isSome(prepared.resumeThread)) yield* conversation.sendTurn(systemMessage(RESUME_NOTICE))
+  else if (config.autoStart) yield* conversation.sendTurn(AUTO_START_PROMPT)
 
   // A hung app-server never exits, so optio.log and the exit alone would wait forever: the
   // liveness watch fails the session instead (the first of the two to finish decides).
@@ -123,3 +130,13 @@ const watchLiveness = (conversation: CodexConversation, settings: NonNullable<Se
       }
     }
   }).pipe(Effect.withSpan("CodexSession.liveness"))
+
+/**
+ * A resumed thread's earlier turns as the events a live turn would have produced (each item
+ * completed, then the turn), so a viewer that opens after a resume sees the whole conversation.
+ */
+const historyEvents = (threadId: string, turns: ReadonlyArray<HistoryTurn>): ReadonlyArray<ConversationEvent> =>
+  turns.flatMap((turn) => [
+    ...turn.items.map((item) => ({ method: ServerNotificationMethod.itemCompleted, params: { threadId, turnId: turn.id, item } })),
+    { method: ServerNotificationMethod.turnCompleted, params: { threadId, turn: { id: turn.id, status: turn.status } } }
+  ])

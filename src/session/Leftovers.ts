@@ -93,7 +93,9 @@ export const recordLaunch = (paths: TaskPaths, launched: {
  * Reaps what a previous run of this task left: every recorded process whose identity still
  * matches gets SIGTERM, `grace`, then SIGKILL (its whole tree); the tmux server on the recorded
  * socket is killed and the socket removed; the file is removed. Reports what it did through
- * TaskContext progress. Never fails: a leftover that cannot be reaped is reported.
+ * TaskContext progress. Never fails: a leftover that cannot be reaped is reported. Yields whether
+ * a previous run of this task on this host ended without its teardown (its workdir is then worth
+ * a snapshot before the new run wipes it).
  * @category constructors
  */
 export const reapLeftovers = (paths: TaskPaths, grace: Duration.Input) =>
@@ -101,20 +103,22 @@ export const reapLeftovers = (paths: TaskPaths, grace: Duration.Input) =>
     const host = yield* Host
     const task = yield* TaskContext
     const path = pidsFileOf(paths)
-    if (!(yield* host.exists(path))) return
+    if (!(yield* host.exists(path))) return false
     const text = new TextDecoder().decode(yield* host.readFile(path))
     const recorded = decodePidsFile(text.trim())
     if (recorded._tag === "None") {
       yield* task.reportProgress(null, `ignored an unreadable ${path} left by a previous run`)
-      return yield* host.remove(path)
+      yield* host.remove(path)
+      return true
     }
     const file = recorded.value
     if (file.host !== host.label) {
       // Someone else's machine: its processes are not ours to judge from here.
-      return yield* task.reportProgress(
+      yield* task.reportProgress(
         null,
         `a previous run left processes on ${file.host}, not on ${host.label}: not reaped (${describe(file.processes)})`
       )
+      return false
     }
     const reaped: Array<string> = []
     const gone: Array<string> = []
@@ -149,9 +153,12 @@ export const reapLeftovers = (paths: TaskPaths, grace: Duration.Input) =>
         ? `a previous run of this task ended without teardown; nothing of it was left running${alreadyGone}`
         : `reaped leftovers of a previous run: ${reaped.join(", ")}${alreadyGone}`
     )
+    return true
   }).pipe(
     Effect.catch((error) =>
-      TaskContext.use((task) => task.reportProgress(null, `could not reap the leftovers of a previous run: ${error.message}`))
+      TaskContext.use((task) => task.reportProgress(null, `could not reap the leftovers of a previous run: ${error.message}`)).pipe(
+        Effect.as(false)
+      )
     ),
     Effect.withSpan("CodexSession.reapLeftovers")
   )

@@ -1,12 +1,13 @@
 /**
- * PrepareTask: the part of a session both modes share — task paths, the prepared workdir, the
- * codex launch link, the resolved sandbox posture, the launch environment and the
- * `beforeExecute` / `afterExecute` hooks — plus the finalizers that must run after codex and
- * every viewer are gone (clear the upstream, remove the task's private files).
+ * PrepareTask: the part of a session both modes share — task paths, the restored or fresh
+ * workdir, the leased and planted seed, the codex launch link, the resolved sandbox posture, the
+ * launch environment and the `beforeExecute` / `afterExecute` hooks — plus the finalizers that
+ * must run after codex and every viewer are gone (credential save-back, seed capture, snapshot,
+ * lease release, clearing the upstream, removing the task's private files).
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Effect, Option, Ref } from "effect"
 import type { Duration, Scope } from "effect"
 import type { CodexConversation } from "../appserver/CodexConversation.ts"
 import { BinaryCache } from "../binary/BinaryCache.ts"
@@ -19,8 +20,13 @@ import { TaskContext } from "../task/TaskContext.ts"
 import { taskPaths, taskRootOn } from "../workdir/TaskPaths.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
 import { hostPathOn, launchEnvironment, prepareWorkdir } from "../workdir/Workdir.ts"
+import type { LeaseLost } from "../lease/Lease.ts"
 import { reapLeftovers } from "./Leftovers.ts"
 import { HookFailed } from "./SessionErrors.ts"
+import { leaseTaskSeed, plantTaskSeed, registerSeedCapture } from "./SessionSeed.ts"
+import type { ConsumedSeed } from "./SessionSeed.ts"
+import { findResumePoint, registerSnapshot, restoreResumePoint, resumableThread, snapshotLeftovers } from "./SessionSnapshot.ts"
+import type { TeardownLog } from "./Teardown.ts"
 
 /**
  * Options about where and how a session runs rather than what codex does.
@@ -68,13 +74,26 @@ export interface PreparedTask {
   readonly env: Readonly<Record<string, string>>
   readonly hooks: CodexTaskHooks
   readonly hookContext: HookContext
+  /** The codex thread to continue (a resume whose rollout came back); none for a fresh thread. */
+  readonly resumeThread: Option.Option<string>
+  /** Whether this run restored a snapshot (so the agent gets the resume notice, not the kickoff). */
+  readonly resuming: boolean
+  /** Fails with `LeaseLost` when the seed's lease is lost; never completes otherwise. */
+  readonly leaseLost: Effect.Effect<never, LeaseLost>
+  /** Bodies call it once codex runs: seed capture and the snapshot only follow a launch. */
+  readonly markLaunched: Effect.Effect<void>
+  /** Conversation mode records its thread id here, for the snapshot. */
+  readonly recordThread: (threadId: string) => Effect.Effect<void>
 }
 
 /**
- * The preparation both modes share: task dirs, codex link, sandbox posture, launch env, hooks.
+ * The preparation both modes share: task dirs, resume restore, the seed, codex link, sandbox
+ * posture, launch env, hooks — and the teardown steps that follow codex's stop, registered so the
+ * Scope runs them in the order of ARCHITECTURE rule 6: credential save-back, seed capture,
+ * snapshot, lease release, task dir removal.
  * @category constructors
  */
-export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, options: SessionOptions) {
+export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, options: SessionOptions, teardown: TeardownLog) {
   const task = yield* TaskContext
   const host = yield* Host
   const hooks = options.hooks ?? {}
@@ -85,15 +104,50 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   })
   // A worker that died mid-session (SIGKILL, OOM) left codex and its tmux server running: stop
   // them before the workdir is touched (see Leftovers).
-  yield* reapLeftovers(paths, options.stopGracePeriod ?? "5 seconds")
-  // Registered first, so it runs last: after codex and every viewer are gone.
-  yield* Effect.addFinalizer(() => host.remove(paths.taskdir).pipe(Effect.ignore))
+  const previousRunDied = yield* reapLeftovers(paths, options.stopGracePeriod ?? "5 seconds")
+  if (previousRunDied) yield* snapshotLeftovers(config, paths)
+  // Registered first, so it runs last: after codex and every viewer are gone. Kept when it holds
+  // the only copy of credentials that could not be saved back.
+  const keepTaskdir = yield* Ref.make(false)
+  yield* Effect.addFinalizer(() =>
+    Effect.gen(function*() {
+      if (yield* Ref.get(keepTaskdir)) {
+        yield* task.reportProgress(null, `Kept ${paths.taskdir}: its auth.json holds credentials that were not saved back`)
+        return
+      }
+      yield* host.remove(paths.taskdir).pipe(Effect.ignore)
+    })
+  )
+  const launched = yield* Ref.make(false)
+  const threadId = yield* Ref.make(Option.none<string>())
+
+  const resumePoint = yield* findResumePoint(config)
+  const leased = yield* leaseTaskSeed(config, hooks)
+  yield* registerSnapshot(config, paths, { launched: Ref.get(launched), threadId: Ref.get(threadId), teardown })
+  yield* registerSeedCapture(hooks, paths, { launched: Ref.get(launched), teardown })
+
   yield* task.reportProgress(null, "Preparing the workdir…")
-  yield* prepareWorkdir(config, paths).pipe(Effect.withSpan("CodexSession.prepare"))
+  let consumed: ConsumedSeed | undefined
+  const restoreAndPlant = Effect.gen(function*() {
+    if (Option.isSome(resumePoint)) yield* restoreResumePoint(resumePoint.value, paths)
+    if (Option.isSome(leased)) {
+      yield* host.makeDirectory(paths.codexHome, { mode: 0o700 })
+      consumed = yield* plantTaskSeed(leased.value, paths, {
+        resuming: Option.isSome(resumePoint),
+        teardown,
+        keepTaskdir: Ref.set(keepTaskdir, true)
+      })
+    }
+  })
+  yield* prepareWorkdir(config, paths, restoreAndPlant).pipe(Effect.withSpan("CodexSession.prepare"))
+  const resumeThread = Option.isSome(resumePoint) ? yield* resumableThread(resumePoint.value, paths) : Option.none<string>()
 
   yield* task.reportProgress(null, "Locating codex…")
   const binaries = yield* BinaryCache
   yield* binaries.linkForTask(paths.launchLink, (message) => task.reportProgress(null, message))
+  // A fresh home starts from the primed template; a resumed one must let codex rebuild its
+  // databases from the restored rollouts.
+  if (Option.isNone(resumePoint)) yield* binaries.primeCodexHome(paths.codexHome)
   const posture = resolveSandboxPosture(config, yield* host.home)
   const env = launchEnvironment(config, paths, yield* hostPathOn)
   const hookContext: HookContext = { workdir: paths.workdir }
@@ -102,7 +156,20 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   }
   // Registered before codex and the viewer server start, so it runs after both are gone.
   yield* Effect.addFinalizer(() => Effect.andThen(task.clearWidgetUpstream, task.clearWidgetData))
-  const prepared: PreparedTask = { config, options, paths, posture, env, hooks, hookContext }
+  const prepared: PreparedTask = {
+    config,
+    options,
+    paths,
+    posture,
+    env,
+    hooks,
+    hookContext,
+    resumeThread,
+    resuming: Option.isSome(resumePoint),
+    leaseLost: consumed === undefined ? Effect.never : consumed.lost,
+    markLaunched: Ref.set(launched, true),
+    recordThread: (id) => Ref.set(threadId, Option.some(id))
+  }
   return prepared
 })
 

@@ -112,3 +112,18 @@ export class HookFailed extends Schema.TaggedError<HookFailed>()("HookFailed", {
     return `the ${this.hook} hook failed: ${this.cause instanceof Error ? this.cause.message : String(this.cause)}`
   }
 }
+
+/**
+ * The task asks for a persistence feature (a seed, seed capture, resume) whose store the worker
+ * did not provide (`SeedStore` / `Lease` / `SnapshotStore`; e.g. `Store.layerEmbedded`).
+ * @category errors
+ */
+export class PersistenceNotConfigured extends Schema.TaggedError<PersistenceNotConfigured>()("PersistenceNotConfigured", {
+  feature: Schema.String,
+  service: Schema.String
+}) {
+  override get message(): string {
+    return `${this.feature} needs the ${this.service} service, which this worker does not provide; ` +
+      `provide a store layer (Store.layerEmbedded, Store.layerMongo or Store.layerMemory)`
+  }
+}

@@ -4,11 +4,10 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { tuiSandboxArgs } from "../config/SandboxPosture.ts"
-import type { SandboxPosture } from "../config/SandboxPosture.ts"
-import { AUTO_START_PROMPT } from "../protocol/SystemMessages.ts"
+import { AUTO_START_PROMPT, RESUME_NOTICE, systemMessage } from "../protocol/SystemMessages.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { startTmuxSession } from "../terminal/TmuxSession.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
@@ -29,13 +28,14 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     socketPath: paths.tmuxSocket,
     configPath: paths.tmuxConf,
     command: {
-      argv: [paths.launchLink, ...tuiArguments(config, prepared.posture)],
+      argv: [paths.launchLink, ...tuiArguments(config, prepared)],
       env: prepared.env,
       cwd: paths.workdir,
       ...(config.scrubEnv === undefined ? {} : { envRemove: config.scrubEnv })
     },
     gracePeriod: prepared.options.stopGracePeriod ?? "5 seconds"
   })
+  yield* prepared.markLaunched
   // Recorded for the next start, should this worker die without its teardown.
   yield* recordLaunch(paths, {
     processes: [{ role: "codex TUI", pid: yield* tmux.panePid }, { role: "tmux server", pid: yield* tmux.serverPid }],
@@ -72,11 +72,22 @@ const lastNonBlankLines = (count: number) => (screen: string): string =>
     .join("\n")
     .trim()
 
-// After the launch path, in the reference's order: approval policy, sandbox, model, kickoff.
-const tuiArguments = (config: CodexTaskConfig, posture: SandboxPosture): Array<string> => [
+// After the launch path, in the reference's order: `resume <thread>` (a subcommand, so first),
+// approval policy, sandbox, model, then the first message. A resumed thread gets the resume
+// notice; a fresh one the kickoff (also after a restore whose thread could not be resumed, P36).
+// `tui.resume_cwd` keeps codex from asking which directory to resume in: the workdir moved.
+const tuiArguments = (config: CodexTaskConfig, prepared: PreparedTask): Array<string> => [
+  ...Option.match(prepared.resumeThread, {
+    onNone: () => [],
+    onSome: (thread) => ["resume", thread, "-c", "tui.resume_cwd=\"current\""]
+  }),
   "--ask-for-approval",
   config.askForApproval,
-  ...tuiSandboxArgs(posture),
+  ...tuiSandboxArgs(prepared.posture),
   ...(config.model === undefined || config.model === "" ? [] : ["--model", config.model]),
-  ...(config.autoStart ? [AUTO_START_PROMPT] : [])
+  ...Option.isSome(prepared.resumeThread)
+    ? [systemMessage(RESUME_NOTICE)]
+    : config.autoStart
+    ? [AUTO_START_PROMPT]
+    : []
 ]

@@ -16,14 +16,21 @@ import type { TaskPaths } from "./TaskPaths.ts"
 
 /**
  * Creates and fills the task's directories. A task-owned workdir is wiped first (a clean start);
- * an explicit one is kept, and only the files the task owns in it are rewritten.
+ * an explicit one is kept, and only the files the task owns in it are rewritten. `afterWipe` runs
+ * on the empty workdir before anything is written into it (a snapshot restore, a planted seed):
+ * config.toml is then rendered over what it left, so the pre-trust always names this workdir.
  * @category constructors
  */
-export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*(config: CodexTaskConfig, paths: TaskPaths) {
+export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, R = never>(
+  config: CodexTaskConfig,
+  paths: TaskPaths,
+  afterWipe?: Effect.Effect<void, E, R>
+) {
   const host = yield* Host
   yield* host.makeDirectory(paths.taskdir, { mode: 0o700 })
   if (!paths.explicitWorkdir) yield* host.remove(paths.workdir)
   yield* host.makeDirectory(paths.workdir, { mode: 0o700 })
+  if (afterWipe !== undefined) yield* afterWipe
   yield* host.makeDirectory(paths.tmpdir, { mode: 0o700 })
   yield* host.makeDirectory(paths.codexHome, { mode: 0o700 })
   for (const dir of [paths.xdgConfigHome, paths.xdgDataHome, paths.xdgCacheHome, `${paths.home}/.local/bin`, paths.binDir, paths.deliverables]) {

@@ -46,6 +46,7 @@ describe("defaults", () => {
         installIfMissing: true,
         autoStart: false,
         supportsResume: true,
+        snapshotCompression: "zstd",
       })
       assert.strictEqual(effectiveSandboxMode(config), "workspace-write")
     }))
@@ -70,7 +71,7 @@ describe("defaults", () => {
         reasoningEffort: "xhigh",
         env: { FOO: "bar" },
         scrubEnv: ["AWS_*", "*_TOKEN"],
-        seedId: "seed-1",
+        seedId: "6650aa00bb11cc22dd33ee44",
         workdirExclude: ["node_modules"],
         codexCacheDir: "~/.cache/codex",
       }
@@ -310,6 +311,24 @@ describe("checks the reference lacked", () => {
       yield* rejects({ widgetBindHost: "" }, "widgetBindHost", "hostname")
       yield* rejects({ widgetAdvertisedHost: "http://x" }, "widgetAdvertisedHost", "hostname")
       yield* rejects({ widgetAdvertisedHost: "a b" }, "widgetAdvertisedHost", "hostname")
+    }))
+})
+
+describe("seeds and snapshots", () => {
+  it.effect("a seed is named by its 24-hex id, or leased from a pool, never both", () =>
+    Effect.gen(function*() {
+      yield* rejects({ seedId: "seed-1" }, "seedId", "24 lower-case hex")
+      yield* rejects({ seedId: "6650aa00bb11cc22dd33ee44", seedPool: "team" }, "seedPool", "exclusive")
+      yield* rejects({ seedPool: "" }, "seedPool", "non-empty")
+      const pooled = yield* accepts({ seedPool: "team" })
+      assert.strictEqual(pooled.seedPool, "team")
+    }))
+
+  it.effect("snapshots are zstd unless gzip is asked for", () =>
+    Effect.gen(function*() {
+      assert.strictEqual((yield* accepts({})).snapshotCompression, "zstd")
+      assert.strictEqual((yield* accepts({ snapshotCompression: "gzip" })).snapshotCompression, "gzip")
+      yield* rejects({ snapshotCompression: "xz" }, "snapshotCompression")
     }))
 })
 

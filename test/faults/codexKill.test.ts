@@ -1,7 +1,8 @@
 /**
  * Fault: codex is killed with SIGKILL in the middle of a turn (the scripted model holds its
  * answer open, so codex is waiting on the model), in both modes. The session must fail with a
- * typed error that names what died — codex, status 137, SIGKILL — and leave no process behind.
+ * typed error that names what died — codex, status 137, SIGKILL — still snapshot the workdir
+ * (as a failed run), and leave no process behind.
  *
  * What would break without the handling:
  * - conversation: without the `exited` watch in ConversationBody, nothing ends the optio.log
@@ -11,17 +12,18 @@
  * - both: without the tree kill at teardown, codex's helpers outlive it (orphans).
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber } from "effect"
+import { Effect, Exit, Fiber, Option } from "effect"
 import { DEMO_PROMPT, demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
+import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
 import { codexPidOf, faultRoot, isAlive, noProcessMentions, services, signal } from "./harness.ts"
 import { recordOutcome } from "./summary.ts"
 
 const dirs = faultRoot("codex-kill")
 
-const killMidTurn = (mode: "conversation" | "iframe") =>
+const killMidTurn = (mode: "conversation" | "iframe", processId: string) =>
   Effect.gen(function*() {
     const server = yield* ScriptedModelServer.start([ModelScript.text("thinking forever", { holdOpen: true })])
     const workdir = dirs.workdir()
@@ -46,18 +48,22 @@ const killMidTurn = (mode: "conversation" | "iframe") =>
     assert.match(error.value.message, /codex .*SIGKILL/)
     assert.isFalse(isAlive(pid))
     yield* noProcessMentions(workdir, "2 seconds")
-    return `${error.value._tag} (exitCode ${error.value.exitCode}): "${error.value.message.split(" before the agent")[0]}"; ended ${took} ms after the kill; 0 orphans`
+    // The workdir is still saved for a resume, recorded as a failed run.
+    const snapshot = yield* SnapshotStore.use((store) => store.latest(processId))
+    assert.isTrue(Option.isSome(snapshot), "a snapshot is taken although codex died")
+    assert.strictEqual(Option.getOrThrow(snapshot).endState, "failed")
+    return `${error.value._tag} (exitCode ${error.value.exitCode}): "${error.value.message.split(" before the agent")[0]}"; ended ${took} ms after the kill; snapshot taken (endState failed); 0 orphans`
   }).pipe(Effect.scoped)
 
 describe("fault: codex SIGKILL mid-turn", () => {
-  it.live("conversation mode: typed CodexExitedEarly naming SIGKILL, 0 orphans", () =>
-    killMidTurn("conversation").pipe(
+  it.live("conversation mode: typed CodexExitedEarly naming SIGKILL, snapshot still taken, 0 orphans", () =>
+    killMidTurn("conversation", "fault-kill-conv").pipe(
       Effect.tap((outcome) => Effect.sync(() => recordOutcome("codex SIGKILL mid-turn (conversation)", outcome ?? ""))),
       Effect.provide(services("fault-kill-conv"))
     ), 60_000)
 
-  it.live("tui mode: typed CodexExitedEarly naming SIGKILL, 0 orphans", () =>
-    killMidTurn("iframe").pipe(
+  it.live("tui mode: typed CodexExitedEarly naming SIGKILL, snapshot still taken, 0 orphans", () =>
+    killMidTurn("iframe", "fault-kill-tui").pipe(
       Effect.tap((outcome) => Effect.sync(() => recordOutcome("codex SIGKILL mid-turn (tui)", outcome ?? ""))),
       Effect.provide(services("fault-kill-tui"))
     ), 60_000)

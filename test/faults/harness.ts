@@ -8,6 +8,8 @@ import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
+import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
+import { Store } from "../../src/store/Store.ts"
 import { TaskContext } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { sharedBinaryCache } from "../support/codexCache.ts"
@@ -32,11 +34,15 @@ export const faultRoot = (name: string) => {
   }
 }
 
-/** The live services a session needs, with a recording TaskContext. */
+/** The live services a session needs, with a recording TaskContext and an in-memory store (snapshots). */
 export const services = (processId: string) =>
-  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, ConversationListener.layer).pipe(
-    Layer.provideMerge(LocalHost.layer())
-  )
+  Layer.mergeAll(
+    TaskContext.layerRecording({ processId }),
+    sharedBinaryCache,
+    TtydSession.layer,
+    ConversationListener.layer,
+    Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext))
+  ).pipe(Layer.provideMerge(LocalHost.layer()))
 
 /** The launch link the session starts codex through (TaskPaths' layout). */
 export const launchLinkOf = (workdir: string) => join(workdir, "home", ".local", "bin", "codex")

@@ -3,7 +3,8 @@
  * process (fixtures/worker-child.ts) plays the worker; killing it runs no finalizer, so codex
  * and its daemonized tmux server keep running. The next start of the same task — here in
  * conversation mode, so nothing of the TUI machinery could clear them by accident — must find
- * the leftovers through `<taskdir>/pids.json`, reap them, say so in progress, and run normally.
+ * the leftovers through `<taskdir>/pids.json`, reap them, snapshot what the killed run left (so a
+ * resume can continue from it), say so in progress, and run normally.
  *
  * What would break without the handling: without the pid file written at launch and the reaping
  * at the next start (session/Leftovers.ts), the old codex TUI and tmux server run forever (the
@@ -20,6 +21,7 @@ import { demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
+import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
@@ -93,12 +95,17 @@ describe("fault: the worker is SIGKILLed mid-session", () => {
       assert.isFalse(isAlive(tmuxServer))
       assert.isFalse(existsSync(recorded.tmuxSocket), "the tmux socket is removed")
       assert.isFalse(existsSync(pidsFile), "a clean end leaves no pid file")
+      // What the killed run left was saved before the new run wiped it, as a failed run's snapshot.
+      const saved = progress.find((message) => message.startsWith("Saved a snapshot of what the previous run left"))
+      assert.isDefined(saved, `progress: ${JSON.stringify(progress)}`)
+      const snapshots = yield* SnapshotStore.use((store) => store.list(PROCESS_ID))
+      assert.deepStrictEqual(snapshots.map((doc) => doc.endState), ["done", "failed"])
+      assert.match(snapshots[1]?.sessionId ?? "", /^[0-9a-f-]{36}$/, "the killed TUI's thread is recorded")
       yield* noProcessMentions(workdir, "2 seconds")
       recordOutcome(
         "worker SIGKILL mid-session, next start reaps leftovers",
         `after the kill ${leftBehind} processes of the task were left (codex TUI, tmux server); the next start (conversation mode) ` +
-          `reported "${reaped ?? ""}" before preparing the workdir, then finished (DONE); 0 orphans. ` +
-          `Not covered: snapshotting the leftovers (no snapshot store yet), doctor listing`
+          `reported "${reaped ?? ""}" and "${saved ?? ""}" before preparing the workdir, then finished (DONE); 0 orphans`
       )
     }).pipe(Effect.scoped, Effect.provide(services(PROCESS_ID))), 90_000)
 })

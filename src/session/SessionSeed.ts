@@ -1,0 +1,299 @@
+/**
+ * SessionSeed: how a session uses stored codex identities. Consume: lease the seed (by id, from a
+ * pool, or through the caller's provider), plant its auth.json and config.toml into the fresh
+ * HOME, and start the credential watcher at once (so the lease is renewed from the moment it is
+ * held); at teardown, after codex has stopped, save the credentials back one last time — fenced,
+ * only while the lease is held — and only then release the lease. Capture (a setup task with
+ * `onSeedSaved`): store the task's auth.json as a new seed once codex has stopped.
+ *
+ * Fixes over the reference: the lease holder is unique per run (`<processId>#<nonce>`, P9); a
+ * plain seed id is leased too, so two tasks never share one token lineage (P10); the watcher runs
+ * in both modes (P1); a provider may return a bare id (P8); after a lost lease nothing is written
+ * (P4); a save-back that keeps failing fails the session loudly and keeps the task dir (with its
+ * auth.json) instead of deleting the only copy of a rotated token.
+ *
+ * @since 0.1.0
+ */
+import { Context, Effect, Option, Schema } from "effect"
+import type { Scope } from "effect"
+import { randomBytes } from "node:crypto"
+import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
+import { ConfigError } from "../config/ConfigError.ts"
+import type { CodexTaskHooks } from "../config/Hooks.ts"
+import { CredWatcher } from "../credentials/CredWatcher.ts"
+import type { CredWatch } from "../credentials/CredWatcher.ts"
+import { captureSeed, plantSeed } from "../credentials/SeedEngine.ts"
+import { Host } from "../host/Host.ts"
+import { Lease } from "../lease/Lease.ts"
+import type { LeaseGrant, LeaseLost } from "../lease/Lease.ts"
+import { SeedStore } from "../seeds/SeedStore.ts"
+import { TaskContext } from "../task/TaskContext.ts"
+import type { TaskPaths } from "../workdir/TaskPaths.ts"
+import { PersistenceNotConfigured } from "./SessionErrors.ts"
+import type { TeardownLog } from "./Teardown.ts"
+
+/**
+ * No seed could be leased for the task: the named seed is in use by another task, the pool has
+ * no free live seed, or the provider failed.
+ * @category errors
+ */
+export class SeedUnavailable extends Schema.TaggedError<SeedUnavailable>()("SeedUnavailable", {
+  /** `seed <id>`, `pool <key>` or `seedProvider`. */
+  source: Schema.String,
+  detail: Schema.String
+}) {
+  override get message(): string {
+    return `no seed available from ${this.source}: ${this.detail}`
+  }
+}
+
+type SeedSource =
+  | { readonly _tag: "Id"; readonly seedId: string }
+  | { readonly _tag: "Pool"; readonly poolKey: string }
+  | { readonly _tag: "Provider"; readonly provide: NonNullable<CodexTaskHooks["seedProvider"]> }
+
+const seedSource = (config: CodexTaskConfig, hooks: CodexTaskHooks): SeedSource | undefined =>
+  hooks.seedProvider !== undefined
+    ? { _tag: "Provider", provide: hooks.seedProvider }
+    : config.seedId !== undefined
+    ? { _tag: "Id", seedId: config.seedId }
+    : config.seedPool !== undefined
+    ? { _tag: "Pool", poolKey: config.seedPool }
+    : undefined
+
+/**
+ * Refuses capture and consume in one task (the captured seed and the consumed one would share a
+ * token lineage, P6) and a provider beside `seedId` / `seedPool`. Runs before anything starts.
+ * @category validation
+ */
+export const checkSeedHooks = (config: CodexTaskConfig, hooks: CodexTaskHooks): Effect.Effect<void, ConfigError> => {
+  const consumes = hooks.seedProvider !== undefined || config.seedId !== undefined || config.seedPool !== undefined
+  if (hooks.onSeedSaved !== undefined && consumes) {
+    return Effect.fail(
+      new ConfigError({
+        field: "hooks.onSeedSaved",
+        message: "hooks.onSeedSaved (capture a new seed) cannot be combined with a seed to consume " +
+          "(seedId, seedPool or hooks.seedProvider): the two seeds would share one single-use token lineage"
+      })
+    )
+  }
+  if (hooks.seedProvider !== undefined && (config.seedId !== undefined || config.seedPool !== undefined)) {
+    return Effect.fail(
+      new ConfigError({
+        field: "hooks.seedProvider",
+        message: "hooks.seedProvider replaces seedId and seedPool: set only one of them"
+      })
+    )
+  }
+  return Effect.void
+}
+
+/** The lease holder of one run: the process id plus a nonce, so a zombie earlier run never matches (P9). */
+const runHolder = (processId: string): string => `${processId}#${randomBytes(6).toString("hex")}`
+
+const requireService = <I, S>(key: Context.Key<I, S>, feature: string) =>
+  Effect.serviceOption(key).pipe(
+    Effect.flatMap(Option.match({
+      onNone: () => Effect.fail(new PersistenceNotConfigured({ feature, service: key.key })),
+      onSome: Effect.succeed
+    }))
+  )
+
+/**
+ * The stores a seeded session needs, taken from the context when the caller provided them.
+ * @category models
+ */
+interface SeedServices {
+  readonly seeds: Context.Service.Shape<typeof SeedStore>
+  readonly leases: Context.Service.Shape<typeof Lease>
+}
+
+const leaseSeed = (source: SeedSource, holder: string, services: SeedServices) =>
+  Effect.gen(function*() {
+    const byId = (seedId: string) =>
+      services.leases.acquireSeed(seedId, holder).pipe(
+        Effect.flatMap(Option.match({
+          onNone: () =>
+            services.seeds.get(seedId).pipe(Effect.flatMap(Option.match({
+              onNone: () => Effect.fail(new SeedUnavailable({ source: `seed ${seedId}`, detail: "no such seed" })),
+              onSome: (seed) =>
+                Effect.fail(
+                  new SeedUnavailable({
+                    source: `seed ${seedId}`,
+                    detail: seed.lease === undefined
+                      ? "it could not be leased"
+                      : `it is leased by ${seed.lease.holder} until ${seed.lease.expiresAt.toISOString()}`
+                  })
+                )
+            })))
+          ,
+          onSome: Effect.succeed
+        }))
+      )
+    switch (source._tag) {
+      case "Id":
+        return yield* byId(source.seedId)
+      case "Pool": {
+        const grant = yield* services.leases.acquire(source.poolKey, holder)
+        if (Option.isNone(grant)) {
+          return yield* new SeedUnavailable({ source: `pool ${source.poolKey}`, detail: "every live seed of the pool is leased (or the pool is empty)" })
+        }
+        return grant.value
+      }
+      case "Provider": {
+        const chosen = yield* source.provide(holder).pipe(
+          Effect.mapError((cause) => new SeedUnavailable({ source: "seedProvider", detail: cause instanceof Error ? cause.message : String(cause) }))
+        )
+        if (typeof chosen === "string") return yield* byId(chosen)
+        if (chosen.holder !== holder) {
+          return yield* new SeedUnavailable({
+            source: "seedProvider",
+            detail: `the provider returned a lease held by ${JSON.stringify(chosen.holder)}, not by this run (${JSON.stringify(holder)})`
+          })
+        }
+        return chosen
+      }
+    }
+  })
+
+/**
+ * What consuming a seed set up: the watcher whose `lost` the session races its body against.
+ * @category models
+ */
+export interface ConsumedSeed {
+  readonly seedId: string
+  readonly watch: CredWatch
+  readonly lost: Effect.Effect<never, LeaseLost>
+}
+
+/**
+ * Step 1 of consuming: leases the task's seed (none when the task uses no seed). The lease is
+ * released when the scope closes — registered now, so it runs after every later finalizer (the
+ * final save-back, seed capture and the snapshot).
+ * @category constructors
+ */
+export const leaseTaskSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
+  Effect.gen(function*() {
+    const source = seedSource(config, hooks)
+    if (source === undefined) return Option.none<{ readonly grant: LeaseGrant; readonly services: SeedServices }>()
+    const services: SeedServices = {
+      seeds: yield* requireService(SeedStore, "seeds"),
+      leases: yield* requireService(Lease, "seeds")
+    }
+    const task = yield* TaskContext
+    const holder = runHolder(task.processId)
+    const grant = yield* Effect.acquireRelease(
+      leaseSeed(source, holder, services),
+      (held) =>
+        services.leases.release(held).pipe(
+          Effect.catch((error) => Effect.logWarning(`releasing the lease on seed ${held.seedId} failed (its TTL will reclaim it): ${error.message}`))
+        )
+    )
+    yield* task.reportProgress(null, `Leased seed ${grant.seedId}`)
+    return Option.some({ grant, services })
+  })
+
+// A worker that provides no CredWatcher gets the default cadences.
+const defaultWatcher = Effect.gen(function*() {
+  return yield* CredWatcher
+}).pipe(Effect.provide(CredWatcher.layer))
+
+/**
+ * Step 2 of consuming: plants the leased seed into the task's CODEX_HOME and starts the watcher.
+ * On resume only the credentials are taken from the seed: the restored config.toml stays.
+ * Registers the final save-back (runs once codex has stopped, before the lease is released).
+ * @category constructors
+ */
+export const plantTaskSeed = (
+  leased: { readonly grant: LeaseGrant; readonly services: SeedServices },
+  paths: TaskPaths,
+  options: { readonly resuming: boolean; readonly teardown: TeardownLog; readonly keepTaskdir: Effect.Effect<void> }
+) =>
+  Effect.gen(function*() {
+    const host = yield* Host
+    const task = yield* TaskContext
+    const { grant, services } = leased
+    const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
+      effect.pipe(Effect.provideService(SeedStore, services.seeds), Effect.provideService(Lease, services.leases))
+    const restoredConfig = options.resuming
+      ? yield* host.readFile(paths.configToml).pipe(Effect.map(Option.some), Effect.catch(() => Effect.succeed(Option.none<Uint8Array>())))
+      : Option.none<Uint8Array>()
+    const planted = yield* provide(plantSeed(grant.seedId, paths.codexHome))
+    if (Option.isSome(restoredConfig)) yield* host.writeFile(paths.configToml, restoredConfig.value, { mode: 0o600 })
+    const watcher = yield* Effect.serviceOption(CredWatcher).pipe(
+      Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => defaultWatcher }))
+    )
+    const watch = yield* provide(watcher.watch({
+      seed: planted.seed,
+      lease: Option.some(grant),
+      authPath: `${paths.codexHome}/auth.json`,
+      baseline: planted.baseline
+    }))
+    // Registered after the lease, so it runs before the release; after codex stops (codex starts later).
+    yield* Effect.addFinalizer(() =>
+      options.teardown.step(
+        "credential save-back",
+        watch.finalSaveBack.pipe(
+          Effect.tap((saved) =>
+            saved.outcome === "saved"
+              ? task.reportProgress(null, `Saved the rotated credentials back to seed ${grant.seedId}`)
+              : saved.outcome === "skipped-lease-lost"
+              ? task.reportProgress(null, `The lease on seed ${grant.seedId} was lost: credentials not saved back`)
+              : Effect.void
+          ),
+          // The rotated token exists only in this task's auth.json now: keep the task dir.
+          Effect.tapError(() => options.keepTaskdir)
+        )
+      )
+    )
+    yield* task.reportProgress(null, `Planted seed ${grant.seedId}`)
+    return { seedId: grant.seedId, watch, lost: watch.lost }
+  })
+
+/**
+ * Registers seed capture for a setup task (`onSeedSaved`): once codex has stopped, a usable
+ * auth.json becomes a new seed and the hook is told its id. Skipped when codex never launched.
+ * @category constructors
+ */
+export const registerSeedCapture = (
+  hooks: CodexTaskHooks,
+  paths: TaskPaths,
+  options: { readonly launched: Effect.Effect<boolean>; readonly teardown: TeardownLog; readonly poolKey?: string | undefined }
+): Effect.Effect<void, PersistenceNotConfigured, Scope.Scope | Host | TaskContext> =>
+  Effect.gen(function*() {
+    const onSeedSaved = hooks.onSeedSaved
+    if (onSeedSaved === undefined) return
+    const seeds = yield* requireService(SeedStore, "seed capture")
+    const host = yield* Host
+    const task = yield* TaskContext
+    yield* Effect.addFinalizer(() =>
+      Effect.gen(function*() {
+        if (!(yield* options.launched)) return
+        yield* options.teardown.step(
+          "seed capture",
+          Effect.gen(function*() {
+            const captured = yield* captureSeed({
+              codexHome: paths.codexHome,
+              processId: task.processId,
+              ...(options.poolKey === undefined ? {} : { poolKey: options.poolKey })
+            }).pipe(
+              Effect.provideService(SeedStore, seeds),
+              Effect.provideService(Host, host)
+            )
+            if (Option.isNone(captured)) {
+              yield* task.reportProgress(null, "No seed captured: codex has no usable login (auth.json)")
+              return
+            }
+            const seedId = captured.value.seedId
+            yield* task.reportProgress(null, `Captured seed ${seedId}`)
+            // P15: the seed exists whatever the hook does; say so when it fails.
+            yield* onSeedSaved(seedId, Option.none()).pipe(
+              Effect.mapError((cause) =>
+                new Error(`seed ${seedId} was stored, but onSeedSaved failed: ${cause instanceof Error ? cause.message : String(cause)}`)
+              )
+            )
+          })
+        )
+      })
+    )
+  })
