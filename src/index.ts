@@ -84,3 +84,8 @@ export { CredentialSaveBackFailed, CredWatcher } from "./credentials/CredWatcher
 export type { CredWatch, CredWatcherSettings, CredWatchSpec, FinalSaveBack } from "./credentials/CredWatcher.ts"
 export { verifyAndRefreshSeed, verifySeedWithProbe } from "./credentials/VerifySeed.ts"
 export type { ProbeOptions, VerifyError, VerifyOptions, VerifyOutcome } from "./credentials/VerifySeed.ts"
+export { captureSnapshot, newestRolloutId, restoreSnapshot, SnapshotCaptureFailed, SnapshotRestoreFailed } from "./snapshots/WorkdirSnapshot.ts"
+export { LoginFailed, runCodexLogin } from "./session/LoginBody.ts"
+export type { DeviceCodePrompt, LoginOptions, LoginResult } from "./session/LoginBody.ts"
+export { startStandInIssuer } from "./modelserver/StandInIssuer.ts"
+export type { StandInIssuer } from "./modelserver/StandInIssuer.ts"

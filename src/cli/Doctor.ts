@@ -3,10 +3,21 @@
  * a supported architecture, room in the binary cache, and a working codex sandbox (bubblewrap or
  * user namespaces). One result per check; nothing is changed on the host.
  *
+ * It also lists what tasks keep running on the host (`leftovers`): every task dir under the task
+ * root whose `pids.json` (see `session/Leftovers`) names a process still alive, and every tmux
+ * socket `/tmp/optio-cx-*.sock` whose server answers. Doctor cannot tell a task that is running
+ * right now from the leftovers of one whose worker died, so this is information, never a failure,
+ * and doctor never kills anything: starting the task again (same process id) reaps its leftovers.
+ * A task with an explicit workdir keeps `pids.json` in `<workdir>/.optio`, outside the task root:
+ * only its tmux socket is found.
+ *
  * @since 0.1.0
  */
-import { Effect } from "effect"
+import { Duration, Effect, Option, Schema } from "effect"
 import { Host } from "../host/Host.ts"
+import type { HostShape } from "../host/Host.ts"
+import { decodePidsFile, startTimeOf } from "../session/Leftovers.ts"
+import { taskRootOn } from "../workdir/TaskPaths.ts"
 
 /**
  * One check's outcome.
@@ -61,5 +72,135 @@ export const doctorChecks = Effect.gen(function*() {
     ok: sandbox.ok,
     detail: sandbox.ok ? sandbox.output : `sandboxed commands would fail: ${sandbox.output || "no user namespaces"}`
   })
+
+  const leftovers = yield* findLeftovers.pipe(Effect.result)
+  checks.push(
+    leftovers._tag === "Success"
+      ? { check: "leftovers", ok: true, detail: describeLeftovers(leftovers.success) }
+      : { check: "leftovers", ok: false, detail: `could not look for leftover task processes: ${leftovers.failure.message}` }
+  )
   return checks
 })
+
+/**
+ * A recorded process of a task and whether it still runs. `reused`: the pid is alive but its
+ * start time differs from the recorded one, so it is some other process now.
+ * @category models
+ * @since 0.1.0
+ */
+export interface LeftoverProcess {
+  readonly role: string
+  readonly pid: number
+  readonly state: "alive" | "gone" | "reused"
+}
+
+/**
+ * A tmux socket and whether a server answers on it.
+ * @category models
+ * @since 0.1.0
+ */
+export interface LeftoverSocket {
+  readonly path: string
+  readonly serverAlive: boolean
+}
+
+/**
+ * A task dir with a `pids.json` naming something still alive, or a live tmux server no task dir
+ * records (`processId` null).
+ * @category models
+ * @since 0.1.0
+ */
+export interface Leftover {
+  readonly processId: string | null
+  readonly taskdir: string | null
+  /** The host label the file was recorded on (processes of another host are not checked). */
+  readonly recordedOn: string | null
+  readonly processes: ReadonlyArray<LeftoverProcess>
+  readonly tmuxSocket: LeftoverSocket | null
+}
+
+/**
+ * What tasks left running on the current host (see the module docs). Read-only.
+ * @category constructors
+ * @since 0.1.0
+ */
+export const findLeftovers = Effect.gen(function*() {
+  const host = yield* Host
+  const root = yield* taskRootOn(host)
+  const names = (yield* host.exists(root)) ? yield* host.readDirectory(root) : []
+  const found: Array<Leftover> = []
+  const recordedSockets = new Set<string>()
+  for (const name of [...names].sort()) {
+    const taskdir = `${root}/${name}`
+    const file = `${taskdir}/pids.json`
+    if (!(yield* host.exists(file))) continue
+    const text = yield* host.readFile(file).pipe(Effect.map((bytes) => new TextDecoder().decode(bytes)), Effect.orElseSucceed(() => ""))
+    const recorded = decodePidsFile(text.trim())
+    if (Option.isNone(recorded)) continue
+    const pids = recorded.value
+    if (pids.tmuxSocket !== undefined) recordedSockets.add(pids.tmuxSocket)
+    if (pids.host !== host.label) {
+      found.push({ processId: name, taskdir, recordedOn: pids.host, processes: [], tmuxSocket: null })
+      continue
+    }
+    const processes = yield* Effect.forEach(pids.processes, (entry) =>
+      processState(host, entry.pid, entry.startTime).pipe(Effect.map((state): LeftoverProcess => ({ role: entry.role, pid: entry.pid, state }))))
+    const tmuxSocket = pids.tmuxSocket === undefined || !(yield* host.exists(pids.tmuxSocket))
+      ? null
+      : { path: pids.tmuxSocket, serverAlive: yield* tmuxServerAlive(host, pids.tmuxSocket) }
+    if (processes.some((entry) => entry.state === "alive") || tmuxSocket?.serverAlive === true) {
+      found.push({ processId: name, taskdir, recordedOn: pids.host, processes, tmuxSocket })
+    }
+  }
+  const sockets = yield* host.glob("optio-cx-*.sock", "/tmp").pipe(Effect.orElseSucceed((): ReadonlyArray<string> => []))
+  for (const path of sockets) {
+    if (recordedSockets.has(path)) continue
+    if (yield* tmuxServerAlive(host, path)) {
+      found.push({ processId: null, taskdir: null, recordedOn: null, processes: [], tmuxSocket: { path, serverAlive: true } })
+    }
+  }
+  return found as ReadonlyArray<Leftover>
+})
+
+/**
+ * The `leftovers` check's text: one line per task, with how to reap.
+ * @category constructors
+ * @since 0.1.0
+ */
+export const describeLeftovers = (leftovers: ReadonlyArray<Leftover>): string => {
+  if (leftovers.length === 0) return "no task processes left running on this host"
+  const lines = leftovers.map((entry) => {
+    if (entry.processId === null) {
+      return `  tmux socket ${entry.tmuxSocket?.path ?? "?"}: server alive, recorded by no task dir ` +
+        `(kill it with: tmux -S ${entry.tmuxSocket?.path ?? "?"} kill-server)`
+    }
+    if (entry.recordedOn !== null && entry.processes.length === 0 && entry.tmuxSocket === null) {
+      return `  task ${entry.processId} (${entry.taskdir ?? "?"}): recorded on ${entry.recordedOn}, not checked from here`
+    }
+    const processes = entry.processes.map((p) => `${p.role} pid ${p.pid} ${p.state === "reused" ? "gone (pid reused)" : p.state}`)
+    const socket = entry.tmuxSocket === null
+      ? []
+      : [`tmux socket ${entry.tmuxSocket.path} (server ${entry.tmuxSocket.serverAlive ? "alive" : "gone"})`]
+    return `  task ${entry.processId} (${entry.taskdir ?? "?"}): ${[...processes, ...socket].join(", ")}` +
+      ` — running now, or left by a worker that died; to reap, start task ${entry.processId} again`
+  })
+  return [`${leftovers.length} task(s) with live processes (doctor changes nothing):`, ...lines].join("\n")
+}
+
+
+const PROBE_BOUND = Duration.seconds(5)
+
+// Alive, and the same process that was recorded (its start time must match).
+const processState = (host: HostShape, pid: number, recordedStart: string) =>
+  Effect.gen(function*() {
+    if (!(yield* host.isAlive(pid))) return "gone" as const
+    if (recordedStart === "") return "alive" as const
+    return (yield* startTimeOf(host, pid)) === recordedStart ? "alive" as const : "reused" as const
+  }).pipe(Effect.timeoutOption(PROBE_BOUND), Effect.map(Option.getOrElse(() => "gone" as const)), Effect.orElseSucceed(() => "gone" as const))
+
+const tmuxServerAlive = (host: HostShape, socket: string) =>
+  host.run({ argv: ["tmux", "-S", socket, "list-sessions"], envRemove: ["TMUX", "TMUX_PANE"] }).pipe(
+    Effect.timeoutOption(PROBE_BOUND),
+    Effect.map((result) => Option.isSome(result) && result.value.exitCode === 0),
+    Effect.orElseSucceed(() => false)
+  )

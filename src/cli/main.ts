@@ -20,6 +20,9 @@ import { DEMO_PROMPT, demoScript, demoTaskSettings } from "./OfflineDemo.ts"
 import { doctorChecks } from "./Doctor.ts"
 import { hostFlags, hostLayerFrom } from "./HostFlags.ts"
 import type { HostFlagValues } from "./HostFlags.ts"
+import { loginCommand } from "./Login.ts"
+import { seedsCommand } from "./Seeds.ts"
+import { storeFlags, storeLayer } from "./StoreFlags.ts"
 import { terminalChat } from "./TerminalChat.ts"
 
 // The operator's lines from an interactive terminal.
@@ -56,7 +59,14 @@ const run = Command.make("run", {
   offlineDemo: Flag.Boolean("offline-demo").pipe(
     Flag.withDescription("drive codex with a built-in scripted local model: no account, no network"),
     Flag.withDefault(false)
-  )
+  ),
+  seed: Flag.String("seed").pipe(Flag.withDescription("log codex in with this stored seed (leased for the run)"), Flag.optional),
+  seedPool: Flag.String("seed-pool").pipe(Flag.withDescription("lease a seed from this pool for the run"), Flag.optional),
+  resume: Flag.String("resume").pipe(
+    Flag.withDescription("resume this task (process id) from its newest snapshot"),
+    Flag.optional
+  ),
+  ...storeFlags
 }, (flags) =>
   Effect.gen(function*() {
     const workdir = Option.map(flags.workdir, (dir) => isAbsolute(dir) ? dir : resolve(dir))
@@ -71,7 +81,9 @@ const run = Command.make("run", {
       ...(flags.mode === "conversation" ? { conversationUi: true } : {}),
       autoStart: true,
       ...settings,
-      ...Option.match(flags.model, { onNone: () => ({}), onSome: (model) => ({ model }) })
+      ...Option.match(flags.model, { onNone: () => ({}), onSome: (model) => ({ model }) }),
+      ...Option.match(flags.seed, { onNone: () => ({}), onSome: (seedId) => ({ seedId }) }),
+      ...Option.match(flags.seedPool, { onNone: () => ({}), onSome: (seedPool) => ({ seedPool }) })
     }
     const result = yield* runCodexSession(config, {
       ...Option.match(workdir, { onNone: () => ({}), onSome: (dir) => ({ workdir: dir }) }),
@@ -86,7 +98,12 @@ const run = Command.make("run", {
     Effect.scoped,
     Effect.provide(Layer.unwrap(Effect.map(hostLayer(flags), (host) =>
       Layer.mergeAll(
-        TaskContext.layerConsole({ processId: flags.processId }, (line) => Console.log(line), { revealCredentials: true }),
+        TaskContext.layerConsole(
+          { processId: Option.getOrElse(flags.resume, () => flags.processId), resume: Option.isSome(flags.resume) },
+          (line) => Console.log(line),
+          { revealCredentials: true }
+        ),
+        storeLayer(flags),
         BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
         TtydSession.layer,
         ConversationListener.layer
@@ -112,7 +129,7 @@ const doctor = Command.make("doctor", hostFlags, (flags) =>
 
 const root = Command.make("optio-codex").pipe(
   Command.withDescription("Run OpenAI Codex as managed, isolated tasks"),
-  Command.withSubcommands([run, doctor])
+  Command.withSubcommands([run, doctor, seedsCommand, loginCommand])
 )
 
 Command.run(root, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)

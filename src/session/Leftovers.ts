@@ -52,7 +52,11 @@ export const PidsFile = Schema.Struct({
 })
 export type PidsFile = typeof PidsFile.Type
 
-const decodePidsFile = Schema.decodeUnknownOption(Schema.fromJsonString(PidsFile))
+/**
+ * Reads a `pids.json` text; none when it is not one.
+ * @category decoding
+ */
+export const decodePidsFile = Schema.decodeUnknownOption(Schema.fromJsonString(PidsFile))
 const encodePidsFile = Schema.encodeSync(Schema.fromJsonString(PidsFile))
 
 /**
@@ -170,9 +174,14 @@ const STAT_BOUND = Duration.seconds(5)
 const describe = (processes: ReadonlyArray<LaunchedProcess>) =>
   processes.map((entry) => `${entry.role} pid ${entry.pid}`).join(", ")
 
-// `/proc/<pid>/stat` is "pid (comm) state ppid …"; comm may hold spaces and parentheses, so
-// fields are counted from the last ")": the start time is the 20th field after it.
-const startTimeOf = (host: HostShape, pid: number) =>
+/**
+ * The kernel start time of `pid` (from `/proc/<pid>/stat`), which tells a recorded process from a
+ * later one that reused its pid; undefined when it cannot be read.
+ * `/proc/<pid>/stat` is "pid (comm) state ppid …"; comm may hold spaces and parentheses, so
+ * fields are counted from the last ")": the start time is the 20th field after it.
+ * @category constructors
+ */
+export const startTimeOf = (host: HostShape, pid: number) =>
   host.readFile(`/proc/${pid}/stat`).pipe(
     Effect.map((bytes) => {
       const stat = new TextDecoder().decode(bytes)

@@ -21,7 +21,8 @@ const runCli = (args: ReadonlyArray<string>) =>
     return yield* host.run({
       argv: [process.execPath, join(repoRoot, "bin", "optio-codex.js"), ...args],
       cwd: repoRoot,
-      env: { OPTIO_CODEX_CACHE_DIR: sharedCodexCacheDir }
+      // The CLI's embedded store (snapshots, seeds) stays inside the test tree.
+      env: { OPTIO_CODEX_CACHE_DIR: sharedCodexCacheDir, OPTIO_CODEX_DATA_DIR: join(root, "data") }
     })
   }).pipe(Effect.provide(LocalHost.layer()))
 
@@ -36,6 +37,18 @@ describe("optio-codex run --offline-demo", () => {
       assert.include(result.stdout, "DONE: wrote hello.txt")
       assert.match(result.stdout, /upstream: http:\/\/127\.0\.0\.1:\d+/)
       assert.deepStrictEqual(processesMentioning(workdir), [])
+    }), 120_000)
+
+  it.live("--resume restores the task's snapshot into its workdir and continues the codex thread", () =>
+    Effect.gen(function*() {
+      const first = yield* runCli(["run", "--mode", "conversation", "--offline-demo", "--process-id", "cli-resume"])
+      assert.strictEqual(first.exitCode, 0, `${first.stdout}\n${first.stderr}`)
+      assert.include(first.stdout, "Saved a snapshot of the workdir (done")
+      const second = yield* runCli(["run", "--mode", "conversation", "--offline-demo", "--resume", "cli-resume"])
+      assert.strictEqual(second.exitCode, 0, `${second.stdout}\n${second.stderr}`)
+      assert.include(second.stdout, "Restored the workdir from the snapshot")
+      assert.include(second.stdout, "Resuming codex thread")
+      assert.include(second.stdout, "DONE: wrote hello.txt")
     }), 120_000)
 
   it.live("a missing prompt without --offline-demo is a usage error, exit non-zero", () =>
