@@ -1,20 +1,21 @@
 /**
  * WorkdirSnapshot: capturing a task's workdir into the {@link SnapshotStore} and restoring it
- * (spec §8.3, §8.6). It owns the pipeline — the host's GNU tar, compression in the worker, the
+ * (spec §8.3, §8.6). It owns the pipeline — the host's GNU tar, compression, the
  * store's streaming insert and retention — and its failures. It does not own where blobs live or
  * their encryption (the store), nor wiping the workdir before a restore (the caller).
  *
  * **Details**
  *
  * - Capture: `tar -c` on the host, its stdout streamed through zstd (or gzip) into
- *   `SnapshotStore.insert`. Nothing is buffered whole and no scratch file is written in the
+ *   `SnapshotStore.insert`. zstd runs on the host (`tar --use-compress-program`, multi-threaded)
+ *   when the host has it, else in the worker (Node's zlib); gzip always runs in the worker. Nothing is buffered whole and no scratch file is written in the
  *   workdir (P40). tar exit 1 ("file changed as we read it") is a warning; 2+ fails the stream
  *   before the upload completes, so the store keeps nothing.
  * - Members are workdir-relative paths without `./` (as the reference's local archiver wrote
  *   them) with directory entries, empty directories, symlinks and modes — one format wherever the
  *   host is (P33).
- * - Restore: the blob is decompressed in the worker and written to `tar -x` on the host with
- *   backpressure. GNU tar refuses members containing `..` (skipped; the restore then fails
+ * - Restore: the blob is decompressed (on the host for zstd when it can, else in the worker) and
+ *   written to `tar -x` on the host with backpressure. GNU tar refuses members containing `..` (skipped; the restore then fails
  *   typed), strips a leading `/` (extracted inside the workdir) and defers symlinks that point
  *   outside, so nothing is written outside the workdir.
  * - A prune failure after a successful insert is logged, not raised: the new snapshot exists and
@@ -27,7 +28,7 @@ import { Effect, Schema, Stream } from "effect"
 import type { Duplex } from "node:stream"
 import * as zlib from "node:zlib"
 import { Host } from "../host/Host.ts"
-import type { HostError } from "../host/Host.ts"
+import type { HostError, HostShape } from "../host/Host.ts"
 import type { BlobDecryptFailed } from "../store/BlobCrypto.ts"
 import type { BlobMissing, StoreUnavailable } from "../store/StoreError.ts"
 import { describeCause } from "../store/StoreError.ts"
@@ -189,11 +190,15 @@ export const captureSnapshot = (
     // (or `./x` names) a pattern like `.*` would match the root and drop the whole tree.
     const entries = yield* host.readDirectory(options.workdir).pipe(Effect.mapError(fromHost))
     const members = entries.length === 0 ? ["--files-from=/dev/null"] : ["--", ...entries]
+    // The host's zstd (multi-threaded, native) when it has one: the worker then only moves the
+    // compressed bytes. The frames are the same either way, so any reader can decompress them.
+    const onHost = options.codec === "zstd" && (yield* hostHasZstd(host))
     const argv = [
       "tar",
       "-c",
       "-f",
       "-",
+      ...(onHost ? ["--use-compress-program", `zstd -${ZSTD_LEVEL} -T0 -q`] : []),
       ...tarExcludeArgs(withAlwaysExcluded(options.exclude)),
       "-C",
       options.workdir,
@@ -217,7 +222,7 @@ export const captureSnapshot = (
       })
       // The exit check is part of the stream, so a failing tar fails the upload itself.
       const archive = tar.stdout.pipe(Stream.mapError(fromHost), Stream.concat(Stream.fromEffectDrain(tarExit)))
-      const compressed = NodeStream.pipeThroughDuplex(archive, {
+      const compressed = onHost ? archive : NodeStream.pipeThroughDuplex(archive, {
         evaluate: () => compressor(options.codec),
         onError: (cause) => failed("compress", describeCause(cause), cause)
       })
@@ -268,8 +273,22 @@ export const restoreSnapshot = (
     if (decode === undefined) return yield* failed("decompress", `unknown codec ${JSON.stringify(snapshot.codec)}`)
 
     yield* host.makeDirectory(workdir).pipe(Effect.mapError((error) => failed("prepare", error.message, error)))
+    const onHost = snapshot.codec === "zstd" && (yield* hostHasZstd(host))
     const tar = yield* host.spawn(
-      { argv: ["tar", "-x", "-f", "-", "--no-same-owner", "--preserve-permissions", "-C", workdir], env: TAR_ENV },
+      {
+        argv: [
+          "tar",
+          "-x",
+          "-f",
+          "-",
+          ...(onHost ? ["--use-compress-program", "zstd -T0 -q"] : []),
+          "--no-same-owner",
+          "--preserve-permissions",
+          "-C",
+          workdir
+        ],
+        env: TAR_ENV
+      },
       { stdin: true, stdout: false, gracePeriod: "1 second" }
     ).pipe(Effect.mapError((error) => failed("prepare", error.message, error)))
     const tarFailed = Effect.gen(function*() {
@@ -278,7 +297,8 @@ export const restoreSnapshot = (
       return failed("extract", `tar exited ${code}: ${tail(yield* tar.stderrTail)}`)
     })
 
-    const plain = NodeStream.pipeThroughDuplex(withProgress(store.readBlob(snapshot), options.onProgress), {
+    const stored = withProgress(store.readBlob(snapshot), options.onProgress)
+    const plain = onHost ? stored : NodeStream.pipeThroughDuplex(stored, {
       evaluate: decode,
       onError: (cause) => failed("decompress", describeCause(cause), cause)
     })
@@ -293,6 +313,13 @@ export const restoreSnapshot = (
     const failure = yield* tarFailed
     if (failure !== undefined) return yield* failure
   })).pipe(Effect.withSpan("WorkdirSnapshot.restore", { attributes: { processId: snapshot.processId, codec: snapshot.codec } }))
+
+// Whether the host can run `zstd` for tar; anything unexpected means "no" (the worker compresses).
+const hostHasZstd = (host: HostShape) =>
+  host.run({ argv: ["sh", "-c", "command -v zstd"] }).pipe(
+    Effect.map((result) => result.exitCode === 0 && result.stdout.trim().startsWith("/")),
+    Effect.orElseSucceed(() => false)
+  )
 
 const errorCode = (cause: unknown): string =>
   typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""

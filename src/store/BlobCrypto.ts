@@ -36,7 +36,8 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from "node:crypto"
+import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes } from "node:crypto"
+import type { KeyObject } from "node:crypto"
 
 /**
  * Which kind of blob a cipher protects; each scope has its own key.
@@ -241,8 +242,9 @@ type DecryptReason = BlobDecryptFailed["reason"]
 const startsWithMagic = (bytes: Uint8Array): boolean =>
   bytes.length >= MAGIC.length && MAGIC.every((byte, i) => bytes[i] === byte)
 
-const blobKey = (scopeKey: Buffer, salt: Uint8Array): Buffer =>
-  Buffer.from(hkdfSync("sha256", scopeKey, salt, "blob", 32))
+// A KeyObject, made once per blob: a raw key would be imported again for every 64 KiB frame.
+const blobKey = (scopeKey: Buffer, salt: Uint8Array): KeyObject =>
+  createSecretKey(Buffer.from(hkdfSync("sha256", scopeKey, salt, "blob", 32)))
 
 const nonce = (index: number, final: boolean): Buffer => {
   const bytes = Buffer.alloc(12)
@@ -254,7 +256,7 @@ const nonce = (index: number, final: boolean): Buffer => {
 /** Per-blob encryption state: header, key, frame counter and a partial frame. */
 class Sealer {
   readonly header: Uint8Array
-  private readonly key: Buffer
+  private readonly key: KeyObject
   private readonly pending = new ByteQueue()
   private index = 0
 
@@ -294,7 +296,7 @@ class Opener {
   done = false
   private readonly input = new ByteQueue()
   private header: Uint8Array | undefined
-  private key: Buffer | undefined
+  private key: KeyObject | undefined
   private index = 0
 
   private readonly scope: BlobScope
@@ -356,7 +358,7 @@ class Opener {
     return undefined
   }
 
-  private open(header: Uint8Array, key: Buffer, body: Uint8Array, tag: Uint8Array, final: boolean): Uint8Array | undefined {
+  private open(header: Uint8Array, key: KeyObject, body: Uint8Array, tag: Uint8Array, final: boolean): Uint8Array | undefined {
     const decipher = createDecipheriv("aes-256-gcm", key, nonce(this.index++, final))
     decipher.setAAD(header)
     decipher.setAuthTag(tag)
