@@ -23,7 +23,7 @@ import { hostPathOn, launchEnvironment, prepareWorkdir } from "../workdir/Workdi
 import type { LeaseLost } from "../lease/Lease.ts"
 import { reapLeftovers } from "./Leftovers.ts"
 import { HookFailed } from "./SessionErrors.ts"
-import { leaseTaskSeed, plantTaskSeed, registerSeedCapture } from "./SessionSeed.ts"
+import { consumesSeed, leaseTaskSeed, plantTaskSeed, registerSeedCapture } from "./SessionSeed.ts"
 import type { ConsumedSeed } from "./SessionSeed.ts"
 import { findResumePoint, registerSnapshot, restoreResumePoint, resumableThread, snapshotLeftovers } from "./SessionSnapshot.ts"
 import type { TeardownLog } from "./Teardown.ts"
@@ -105,7 +105,8 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   // A worker that died mid-session (SIGKILL, OOM) left codex and its tmux server running: stop
   // them before the workdir is touched (see Leftovers).
   const previousRunDied = yield* reapLeftovers(paths, options.stopGracePeriod ?? "5 seconds")
-  if (previousRunDied) yield* snapshotLeftovers(config, paths)
+  const seeded = consumesSeed(config, hooks)
+  if (previousRunDied) yield* snapshotLeftovers(config, paths, seeded)
   // Registered first, so it runs last: after codex and every viewer are gone. Kept when it holds
   // the only copy of credentials that could not be saved back.
   const keepTaskdir = yield* Ref.make(false)
@@ -123,7 +124,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
 
   const resumePoint = yield* findResumePoint(config)
   const leased = yield* leaseTaskSeed(config, hooks)
-  yield* registerSnapshot(config, paths, { launched: Ref.get(launched), threadId: Ref.get(threadId), teardown })
+  yield* registerSnapshot(config, paths, { launched: Ref.get(launched), threadId: Ref.get(threadId), teardown, seeded })
   yield* registerSeedCapture(hooks, paths, { launched: Ref.get(launched), teardown })
 
   yield* task.reportProgress(null, "Preparing the workdir…")
@@ -139,7 +140,11 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
       })
     }
   })
-  yield* prepareWorkdir(config, paths, restoreAndPlant).pipe(Effect.withSpan("CodexSession.prepare"))
+  yield* prepareWorkdir(config, paths, {
+    afterWipe: restoreAndPlant,
+    // A resumed agent must re-read what was rewritten since its last look (P37).
+    refreshed: Option.isSome(resumePoint) ? ["AGENTS.md"] : []
+  }).pipe(Effect.withSpan("CodexSession.prepare"))
   const resumeThread = Option.isSome(resumePoint) ? yield* resumableThread(resumePoint.value, paths) : Option.none<string>()
 
   yield* task.reportProgress(null, "Locating codex…")

@@ -105,14 +105,19 @@ export const endStateOf = (exit: Exit.Exit<unknown, unknown>): SnapshotEndState 
 
 /**
  * The patterns a snapshot leaves out: codex's binaries and sqlite indexes always, then the task's
- * own list (or the default), and an explicit workdir's private `.optio` dir.
+ * own list (or the default), an explicit workdir's private `.optio` dir, and — for a seeded task —
+ * auth.json: its credentials live in the seed, and a copy in a snapshot would be a second,
+ * stale member of the token lineage (P5, P20).
  * @category constructors
  */
-export const snapshotExcludes = (config: CodexTaskConfig, paths: TaskPaths): ReadonlyArray<string> => [
+export const snapshotExcludes = (config: CodexTaskConfig, paths: TaskPaths, seeded: boolean): ReadonlyArray<string> => [
   ...ALWAYS_EXCLUDED,
   ...effectiveWorkdirExclude(config.workdirExclude ?? null),
-  ...(paths.explicitWorkdir ? [".optio"] : [])
+  ...(paths.explicitWorkdir ? [".optio"] : []),
+  ...(seeded ? [SEEDED_AUTH_JSON] : [])
 ]
+
+const SEEDED_AUTH_JSON = "home/.codex/auth.json"
 
 /**
  * Registers the teardown snapshot (when the task supports resume and a SnapshotStore is
@@ -128,6 +133,7 @@ export const registerSnapshot = (
     readonly launched: Effect.Effect<boolean>
     readonly threadId: Effect.Effect<Option.Option<string>>
     readonly teardown: TeardownLog
+    readonly seeded: boolean
   }
 ): Effect.Effect<void, never, Scope.Scope | Host | TaskContext> =>
   Effect.gen(function*() {
@@ -152,7 +158,7 @@ export const registerSnapshot = (
               processId: task.processId,
               endState: endStateOf(exit),
               sessionId,
-              exclude: snapshotExcludes(config, paths),
+              exclude: snapshotExcludes(config, paths, options.seeded),
               codec: config.snapshotCompression,
               onProgress: (bytes) => task.reportProgress(null, `Saving a snapshot of the workdir: ${formatBytes(bytes)}`)
             })
@@ -172,7 +178,7 @@ const THREAD_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
  * there. Best effort: a failure is reported in progress and the start goes on.
  * @category constructors
  */
-export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths) =>
+export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths, seeded: boolean) =>
   Effect.gen(function*() {
     if (!config.supportsResume) return
     const store = yield* Effect.serviceOption(SnapshotStore)
@@ -186,7 +192,7 @@ export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths) =>
       processId: task.processId,
       endState: "failed",
       sessionId,
-      exclude: snapshotExcludes(config, paths),
+      exclude: snapshotExcludes(config, paths, seeded),
       codec: config.snapshotCompression
     }).pipe(
       Effect.provideService(SnapshotStore, store.value),

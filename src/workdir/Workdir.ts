@@ -24,13 +24,17 @@ import type { TaskPaths } from "./TaskPaths.ts"
 export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, R = never>(
   config: CodexTaskConfig,
   paths: TaskPaths,
-  afterWipe?: Effect.Effect<void, E, R>
+  options: {
+    readonly afterWipe?: Effect.Effect<void, E, R>
+    /** Files the agent already knew that this start rewrote (a resume): named in resume.log. */
+    readonly refreshed?: ReadonlyArray<string>
+  } = {}
 ) {
   const host = yield* Host
   yield* host.makeDirectory(paths.taskdir, { mode: 0o700 })
   if (!paths.explicitWorkdir) yield* host.remove(paths.workdir)
   yield* host.makeDirectory(paths.workdir, { mode: 0o700 })
-  if (afterWipe !== undefined) yield* afterWipe
+  if (options.afterWipe !== undefined) yield* options.afterWipe
   yield* host.makeDirectory(paths.tmpdir, { mode: 0o700 })
   yield* host.makeDirectory(paths.codexHome, { mode: 0o700 })
   for (const dir of [paths.xdgConfigHome, paths.xdgDataHome, paths.xdgCacheHome, `${paths.home}/.local/bin`, paths.binDir, paths.deliverables]) {
@@ -62,7 +66,8 @@ export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, 
   for (const name of BROWSER_SHIM_NAMES) yield* host.writeFile(`${paths.binDir}/${name}`, shim, { mode: 0o755 })
   if (config.supportsResume) {
     const now = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/\.\d{3}Z$/, "Z")
-    yield* host.appendFile(paths.resumeLog, `${now}\n`)
+    const refreshed = options.refreshed ?? []
+    yield* host.appendFile(paths.resumeLog, `${now}${refreshed.length === 0 ? "" : ` REFRESHED:${refreshed.join(",")}`}\n`)
   }
 })
 

@@ -112,7 +112,9 @@ describe("resume from a snapshot", () => {
         assert.isTrue(mentions(resumed[0]!, "Remember the secret word."), "turn 1's user message is in the resumed request")
         assert.isTrue(mentions(resumed[0]!, "pomegranate"), "turn 1's answer is in the resumed request")
         // The restored tree moved: resume.log has both starts; codex's sqlite was not carried over.
-        assert.lengthOf(readFileSync(join(second, "resume.log"), "utf8").trim().split("\n"), 2)
+        const starts = readFileSync(join(second, "resume.log"), "utf8").trim().split("\n")
+        assert.lengthOf(starts, 2)
+        assert.match(starts[1] ?? "", /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z REFRESHED:AGENTS\.md$/, "a resume names the rewritten AGENTS.md")
         assert.isFalse(existsSync(join(first, "optio.log.old")))
         yield* Fiber.interrupt(session)
         yield* Fiber.await(session)

@@ -7,7 +7,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
 import { ConfigError } from "../../src/config/ConfigError.ts"
@@ -25,6 +25,7 @@ import type { StandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
+import { restoreSnapshot } from "../../src/snapshots/WorkdirSnapshot.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { MemoryStoreState, Store } from "../../src/store/Store.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
@@ -241,6 +242,14 @@ describe("seeds with the real codex", () => {
         })
       const plantedFirst = yield* liveUntilCancelled(first).pipe(Effect.scoped, Effect.provide(runLayer(state, "seed-resume")))
       assert.strictEqual(plantedFirst, setup.minted.refreshToken)
+      // A seeded task's snapshot carries no auth.json: the seed is the one copy of its lineage.
+      const restored = freshDir("resume-inspect")
+      yield* Effect.gen(function*() {
+        const doc = Option.getOrThrow(yield* SnapshotStore.use((store) => store.latest("seed-resume")))
+        yield* restoreSnapshot(doc, restored)
+      }).pipe(Effect.provide(runLayer(state, "seed-resume-inspect")))
+      assert.isTrue(existsSync(join(restored, "home/.codex/config.toml")))
+      assert.isFalse(existsSync(join(restored, "home/.codex/auth.json")))
 
       // Meanwhile another task rotated the seed's credentials (a fenced write under its own lease).
       const newer = yield* issuer.mintAuthJson()
