@@ -64,7 +64,7 @@ export const runStart = (ctx: BenchContext) =>
           unit: "ms",
           samples: templated,
           baseline: "start/bare-fresh",
-          notes: "what a template home would save (not used by the library yet)"
+          notes: "the same template the library primes per codex version (BinaryCache.primeCodexHome)"
         }
       ],
       sections: [

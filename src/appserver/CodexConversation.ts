@@ -506,7 +506,7 @@ const runBootstrap = Effect.fnUntraced(function*(
   const serverInfo = decodeInitialize(initialized)
   yield* protocol.notify(ClientNotificationMethod.initialized)
 
-  const account = yield* protocol.request(ClientMethod.accountRead, { refreshToken: false }).pipe(
+  const readAccount = protocol.request(ClientMethod.accountRead, { refreshToken: false }).pipe(
     Effect.map((result) => {
       const decoded = decodeAccount(result)
       return decoded._tag === "Some" ? decoded.value.account ?? null : null
@@ -519,8 +519,6 @@ const runBootstrap = Effect.fnUntraced(function*(
     })
   )
 
-  const models = yield* listModels(protocol)
-
   const policy = options.permissionGate ? "on-request" as const : "never" as const
   const method = options.resumeThreadId === undefined ? ClientMethod.threadStart : ClientMethod.threadResume
   const threadParams = {
@@ -530,7 +528,12 @@ const runBootstrap = Effect.fnUntraced(function*(
     approvalPolicy: policy,
     ...(options.model === undefined ? {} : { model: options.model })
   }
-  const threadResult = decodeThread(yield* protocol.request(method, threadParams))
+  // Independent requests, pipelined: codex answers them while the others are in flight.
+  const [account, models, started] = yield* Effect.all(
+    [readAccount, listModels(protocol), protocol.request(method, threadParams)],
+    { concurrency: "unbounded" }
+  )
+  const threadResult = decodeThread(started)
   if (threadResult._tag === "None" || threadResult.value.thread.id === "") {
     return yield* new AppServerUnexpectedResult({ method, issue: "no thread.id in the result" })
   }

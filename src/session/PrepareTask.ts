@@ -149,10 +149,12 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
 
   yield* task.reportProgress(null, "Locating codex…")
   const binaries = yield* BinaryCache
-  yield* binaries.linkForTask(paths.launchLink, (message) => task.reportProgress(null, message))
-  // A fresh home starts from the primed template; a resumed one must let codex rebuild its
-  // databases from the restored rollouts.
-  if (Option.isNone(resumePoint)) yield* binaries.primeCodexHome(paths.codexHome)
+  yield* Effect.all([
+    binaries.linkForTask(paths.launchLink, (message) => task.reportProgress(null, message)),
+    // A fresh home starts from the primed template; a resumed one must let codex rebuild its
+    // databases from the restored rollouts.
+    Option.isNone(resumePoint) ? binaries.primeCodexHome(paths.codexHome) : Effect.succeed(false)
+  ], { concurrency: "unbounded" })
   const posture = resolveSandboxPosture(config, yield* host.home)
   const env = launchEnvironment(config, paths, yield* hostPathOn)
   const hookContext: HookContext = { workdir: paths.workdir }

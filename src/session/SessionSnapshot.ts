@@ -148,22 +148,15 @@ export const registerSnapshot = (
         yield* options.teardown.step(
           "snapshot",
           Effect.gen(function*() {
-            const known = yield* options.threadId
-            const sessionId = Option.isSome(known)
-              ? known.value
-              : Option.getOrNull(yield* newestRolloutId(paths.codexHome).pipe(Effect.catch(() => Effect.succeed(Option.none<string>()))))
             yield* task.reportProgress(null, "Saving a snapshot of the workdir…")
-            const doc = yield* captureSnapshot({
-              workdir: paths.workdir,
-              processId: task.processId,
+            const doc = yield* saveWorkdir(config, paths, {
+              seeded: options.seeded,
               endState: endStateOf(exit),
-              sessionId,
-              exclude: snapshotExcludes(config, paths, options.seeded),
-              codec: config.snapshotCompression,
+              threadId: yield* options.threadId,
               onProgress: (bytes) => task.reportProgress(null, `Saving a snapshot of the workdir: ${formatBytes(bytes)}`)
             })
             yield* task.reportProgress(null, `Saved a snapshot of the workdir (${doc.endState}, thread ${doc.sessionId ?? "none"})`)
-          }).pipe(Effect.provideService(SnapshotStore, store.value), Effect.provideService(Host, host))
+          }).pipe(Effect.provideService(SnapshotStore, store.value), Effect.provideService(Host, host), Effect.provideService(TaskContext, task))
         )
       })
     )
@@ -186,20 +179,39 @@ export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths, see
     const host = yield* Host
     const task = yield* TaskContext
     if (!(yield* host.exists(paths.codexHome).pipe(Effect.orElseSucceed(() => false)))) return
-    const sessionId = Option.getOrNull(yield* newestRolloutId(paths.codexHome).pipe(Effect.orElseSucceed(() => Option.none<string>())))
-    yield* captureSnapshot({
-      workdir: paths.workdir,
-      processId: task.processId,
-      endState: "failed",
-      sessionId,
-      exclude: snapshotExcludes(config, paths, seeded),
-      codec: config.snapshotCompression
-    }).pipe(
+    yield* saveWorkdir(config, paths, { seeded, endState: "failed", threadId: Option.none() }).pipe(
       Effect.provideService(SnapshotStore, store.value),
       Effect.tap((doc) => task.reportProgress(null, `Saved a snapshot of what the previous run left (thread ${doc.sessionId ?? "none"})`)),
       Effect.catch((error) => task.reportProgress(null, `Could not snapshot what the previous run left: ${error.message}`))
     )
   }).pipe(Effect.withSpan("CodexSession.snapshotLeftovers"))
+
+// One snapshot of the task's workdir; the thread is the known one, else the newest rollout's.
+const saveWorkdir = (
+  config: CodexTaskConfig,
+  paths: TaskPaths,
+  options: {
+    readonly seeded: boolean
+    readonly endState: SnapshotEndState
+    readonly threadId: Option.Option<string>
+    readonly onProgress?: (bytes: number) => Effect.Effect<void>
+  }
+) =>
+  Effect.gen(function*() {
+    const task = yield* TaskContext
+    const sessionId = Option.isSome(options.threadId)
+      ? options.threadId.value
+      : Option.getOrNull(yield* newestRolloutId(paths.codexHome).pipe(Effect.orElseSucceed(() => Option.none<string>())))
+    return yield* captureSnapshot({
+      workdir: paths.workdir,
+      processId: task.processId,
+      endState: options.endState,
+      sessionId,
+      exclude: snapshotExcludes(config, paths, options.seeded),
+      codec: config.snapshotCompression,
+      ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
+    })
+  })
 
 const formatBytes = (bytes: number): string =>
   bytes >= 1024 * 1024 ? `${(bytes / (1024 * 1024)).toFixed(1)} MiB` : `${Math.round(bytes / 1024)} KiB`

@@ -78,13 +78,14 @@ const paramsOf = (event: ConversationEvent | undefined) => objectAt(event, "para
 const turnOf = (event: ConversationEvent) => objectAt(paramsOf(event), "turn")
 
 describe("CodexConversation (scripted peer)", () => {
-  live("bootstraps in the exact order with the exact params", () =>
+  live("bootstraps in order — initialize first, then account, models and thread pipelined — with the exact params", () =>
     Effect.gen(function*() {
       const { conversation, received } = yield* start()
       const messages = received()
-      assert.deepStrictEqual(messages.map((message) => message["method"]), [
-        "initialize",
-        "initialized",
+      assert.deepStrictEqual(messages.slice(0, 2).map((message) => message["method"]), ["initialize", "initialized"])
+      // After the handshake the three independent requests go out together; page 2 of the model
+      // list follows page 1's answer.
+      assert.deepStrictEqual(messages.slice(2).map((message) => message["method"]).sort(), [
         "account/read",
         "model/list",
         "model/list",
@@ -100,14 +101,18 @@ describe("CodexConversation (scripted peer)", () => {
         }
       })
       assert.deepStrictEqual(messages[1], { method: "initialized" })
-      assert.deepStrictEqual(messages[2], { id: 2, method: "account/read", params: { refreshToken: false } })
-      assert.deepStrictEqual(messages[3], { id: 3, method: "model/list", params: {} })
-      assert.deepStrictEqual(messages[4], { id: 4, method: "model/list", params: { cursor: "page-2" } })
-      assert.deepStrictEqual(messages[5], {
-        id: 5,
-        method: "thread/start",
-        params: { cwd: workdir, sandbox: "workspace-write", approvalPolicy: "never" }
-      })
+      const sent = (method: string) => messages.filter((message) => message["method"] === method).map(({ id: _id, ...rest }) => rest)
+      assert.deepStrictEqual(sent("account/read"), [{ method: "account/read", params: { refreshToken: false } }])
+      assert.deepStrictEqual(sent("model/list"), [
+        { method: "model/list", params: {} },
+        { method: "model/list", params: { cursor: "page-2" } }
+      ])
+      assert.deepStrictEqual(sent("thread/start"), [
+        { method: "thread/start", params: { cwd: workdir, sandbox: "workspace-write", approvalPolicy: "never" } }
+      ])
+      const pageOne = messages.findIndex((message) => message["method"] === "model/list")
+      const pageTwo = messages.findLastIndex((message) => message["method"] === "model/list")
+      assert.isBelow(pageOne, pageTwo)
       assert.strictEqual(conversation.threadId, "fake-thread")
       assert.deepStrictEqual(conversation.account, { type: "apiKey" })
       assert.strictEqual(conversation.serverInfo.userAgent, "optio_codex/0.169.0-fake")

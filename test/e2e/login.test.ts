@@ -6,16 +6,14 @@
  * ChatGPT-mode scripted model server succeeds with the seed's bearer token.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { Deferred, Effect, Exit, Fiber, Option, Redacted, Stream } from "effect"
 import { spawn } from "node:child_process"
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll } from "vitest"
 import { startConversation } from "../../src/appserver/CodexConversation.ts"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
-import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { plantSeed } from "../../src/credentials/SeedEngine.ts"
-import * as LocalHost from "../../src/host/LocalHost.ts"
 import { tokenFingerprint } from "../../src/modelserver/ModelRequest.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
 import { chatgptCodexConfig, chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
@@ -24,12 +22,11 @@ import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { LoginFailed, parseDeviceCodePrompt, runCodexLogin } from "../../src/session/LoginBody.ts"
-import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
-import { Store } from "../../src/store/Store.ts"
-import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
+import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import type { TerminalEndpoint } from "../../src/terminal/TtydSession.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
-import { sharedBinaryCache, sharedCodexCacheDir } from "../support/codexCache.ts"
+import { sharedCodexCacheDir } from "../support/codexCache.ts"
+import { sessionServices } from "../support/sessionServices.ts"
 import { codexBinary, offlineCodexDirs, repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -45,14 +42,7 @@ const freshWorkdir = () => {
   return dir
 }
 
-const services = (processId: string) =>
-  Layer.mergeAll(
-    TaskContext.layerRecording({ processId }),
-    sharedBinaryCache,
-    TtydSession.layer,
-    ConversationListener.layer,
-    Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext))
-  ).pipe(Layer.provideMerge(LocalHost.layer()))
+const services = (processId: string) => sessionServices(processId)
 
 const PROMPT_LINE = /^Open (\S+) and enter code (\S+)$/
 

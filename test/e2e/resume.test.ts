@@ -5,22 +5,18 @@
  * request's input, and a fresh conversation viewer is shown turn 1.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
+import { Effect, Exit, Fiber, Option, Redacted, Stream } from "effect"
 import { existsSync, mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
-import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
-import * as LocalHost from "../../src/host/LocalHost.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import type { ModelRequest } from "../../src/modelserver/ModelRequest.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
-import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
-import { MemoryStoreState, Store } from "../../src/store/Store.ts"
+import { MemoryStoreState } from "../../src/store/Store.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
-import { TtydSession } from "../../src/terminal/TtydSession.ts"
-import { sharedBinaryCache } from "../support/codexCache.ts"
+import { sessionServices } from "../support/sessionServices.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { basicAuth, sseEvents } from "../support/sse.ts"
@@ -30,14 +26,7 @@ import { waitUntil } from "../support/waitUntil.ts"
 const root = join(repoRoot, ".cache", "test", `e2e-resume-${process.pid}`)
 
 /** One run of a task: its own TaskContext (fresh or resumed) over a store that outlives it. */
-const runLayer = (state: MemoryStoreState, processId: string, resume: boolean) =>
-  Layer.mergeAll(
-    TaskContext.layerRecording({ processId, resume }),
-    sharedBinaryCache,
-    ConversationListener.layer,
-    TtydSession.layer,
-    Store.layerMemory({ state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))
-  ).pipe(Layer.provideMerge(LocalHost.layer()))
+const runLayer = (state: MemoryStoreState, processId: string, resume: boolean) => sessionServices(processId, { state, resume })
 
 const freshDir = (name: string) => {
   const dir = join(root, name)

@@ -6,16 +6,13 @@
  * resume takes its credentials from the seed, not from the snapshot.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
 import { ConfigError } from "../../src/config/ConfigError.ts"
-import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, findMember, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { saveCredentials } from "../../src/credentials/SeedEngine.ts"
-import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
-import * as LocalHost from "../../src/host/LocalHost.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
 import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
@@ -26,11 +23,9 @@ import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
 import { restoreSnapshot } from "../../src/snapshots/WorkdirSnapshot.ts"
-import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
-import { MemoryStoreState, Store } from "../../src/store/Store.ts"
-import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
-import { TtydSession } from "../../src/terminal/TtydSession.ts"
-import { sharedBinaryCache } from "../support/codexCache.ts"
+import { MemoryStoreState } from "../../src/store/Store.ts"
+import { TaskRecorder } from "../../src/task/TaskContext.ts"
+import { sessionServices } from "../support/sessionServices.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -39,14 +34,11 @@ const root = join(repoRoot, ".cache", "test", `e2e-seeds-${process.pid}`)
 const RENEW = "400 millis"
 
 const runLayer = (state: MemoryStoreState, processId: string, options: { readonly resume?: boolean } = {}) =>
-  Layer.mergeAll(
-    TaskContext.layerRecording({ processId, resume: options.resume ?? false }),
-    sharedBinaryCache,
-    ConversationListener.layer,
-    TtydSession.layer,
-    CredWatcher.layerWith({ pollInterval: "100 millis", renewInterval: RENEW, leaseTtl: "3 seconds", saveBackAttempts: 3, saveBackBackoff: "50 millis" }),
-    Store.layerMemory({ state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))
-  ).pipe(Layer.provideMerge(LocalHost.layer()))
+  sessionServices(processId, {
+    state,
+    resume: options.resume ?? false,
+    credWatcher: { pollInterval: "100 millis", renewInterval: RENEW, leaseTtl: "3 seconds", saveBackAttempts: 3, saveBackBackoff: "50 millis" }
+  })
 
 const freshDir = (name: string) => {
   const dir = join(root, name)

@@ -2,17 +2,12 @@
  * Shared pieces of the fault suite: the real services, fresh workdirs under .cache/, finding
  * codex's pid through the task's launch path in /proc, and the "no orphan" wait.
  */
-import { Effect, Layer } from "effect"
+import { Effect } from "effect"
 import type { Duration } from "effect"
 import { mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs"
 import { join } from "node:path"
-import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
-import * as LocalHost from "../../src/host/LocalHost.ts"
-import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
-import { Store } from "../../src/store/Store.ts"
 import { TaskContext } from "../../src/task/TaskContext.ts"
-import { TtydSession } from "../../src/terminal/TtydSession.ts"
-import { sharedBinaryCache } from "../support/codexCache.ts"
+import { sessionServices } from "../support/sessionServices.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -35,14 +30,7 @@ export const faultRoot = (name: string) => {
 }
 
 /** The live services a session needs, with a recording TaskContext and an in-memory store (snapshots). */
-export const services = (processId: string) =>
-  Layer.mergeAll(
-    TaskContext.layerRecording({ processId }),
-    sharedBinaryCache,
-    TtydSession.layer,
-    ConversationListener.layer,
-    Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext))
-  ).pipe(Layer.provideMerge(LocalHost.layer()))
+export const services = (processId: string) => sessionServices(processId)
 
 /** The launch link the session starts codex through (TaskPaths' layout). */
 export const launchLinkOf = (workdir: string) => join(workdir, "home", ".local", "bin", "codex")

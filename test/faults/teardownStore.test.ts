@@ -18,10 +18,7 @@ import { randomFillSync } from "node:crypto"
 import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
-import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
 import { AUTH_MEMBER, packSeedArchive } from "../../src/credentials/SeedArchive.ts"
-import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
-import * as LocalHost from "../../src/host/LocalHost.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
@@ -30,9 +27,8 @@ import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
 import { StoreUnavailable } from "../../src/store/StoreError.ts"
-import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
-import { TtydSession } from "../../src/terminal/TtydSession.ts"
-import { sharedBinaryCache } from "../support/codexCache.ts"
+import { TaskRecorder } from "../../src/task/TaskContext.ts"
+import { sessionServices } from "../support/sessionServices.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { faultRoot, noProcessMentions } from "./harness.ts"
 import { recordOutcome } from "./summary.ts"
@@ -71,15 +67,11 @@ const flakySeedStore = (outage: Outage) =>
     }).pipe(Context.add(Lease, yield* Lease), Context.add(SnapshotStore, yield* SnapshotStore))
   })).pipe(Layer.provide(Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext))))
 
-const runLayer = (processId: string, stores: Layer.Layer<SeedStore | Lease | SnapshotStore, unknown>) =>
-  Layer.mergeAll(
-    TaskContext.layerRecording({ processId }),
-    sharedBinaryCache,
-    ConversationListener.layer,
-    TtydSession.layer,
-    CredWatcher.layerWith({ pollInterval: "100 millis", renewInterval: "500 millis", saveBackAttempts: 4, saveBackBackoff: "50 millis" }),
-    stores
-  ).pipe(Layer.provideMerge(LocalHost.layer()))
+const runLayer = <E>(processId: string, stores: Layer.Layer<SeedStore | Lease | SnapshotStore, E>) =>
+  sessionServices(processId, {
+    stores,
+    credWatcher: { pollInterval: "100 millis", renewInterval: "500 millis", saveBackAttempts: 4, saveBackBackoff: "50 millis" }
+  })
 
 const API_KEY_AUTH = new TextEncoder().encode(JSON.stringify({ OPENAI_API_KEY: "sk-optio-offline" }))
 const ROTATED_AUTH = JSON.stringify({ OPENAI_API_KEY: "sk-rotated-during-the-task" })
