@@ -28,12 +28,13 @@ export interface EventLog {
   readonly hold: Effect.Effect<Effect.Effect<void>>
   /**
    * SSE frames (`id: <n>\ndata: <json>\n\n`) of every event numbered above `after`, then of each
-   * new event as it is released. Never ends by itself; interrupt it to stop.
+   * new event as it is released. Frames released together come as one string (one socket write
+   * per viewer per wakeup, not one per event). Never ends by itself; interrupt it to stop.
    */
   readonly follow: (after: number) => Stream.Stream<string>
 }
 
-/** Frames per emitted chunk, so replaying a long history streams out instead of piling up. */
+/** Frames per emitted string, so replaying a long history streams out instead of piling up. */
 const PAGE = 512
 
 /**
@@ -41,21 +42,22 @@ const PAGE = 512
  * @category constructors
  */
 export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
-  const entries: Array<string> = []
+  // Each event's whole SSE frame, built once however many viewers send it.
+  const frames: Array<string> = []
   // Events up to `released` may be delivered; `holds` keeps it from advancing.
   const state = { released: 0, holds: 0 }
   const wake = yield* PubSub.sliding<number>(1)
 
   const releaseAll = Effect.suspend(() => {
-    if (state.holds > 0 || state.released === entries.length) return Effect.void
-    state.released = entries.length
+    if (state.holds > 0 || state.released === frames.length) return Effect.void
+    state.released = frames.length
     return PubSub.publish(wake, state.released)
   })
 
   const append = (json: string) =>
     Effect.suspend(() => {
-      entries.push(json)
-      return Effect.as(releaseAll, entries.length)
+      frames.push(`id: ${frames.length + 1}\ndata: ${json}\n\n`)
+      return Effect.as(releaseAll, frames.length)
     })
 
   const hold = Effect.sync(() => {
@@ -77,11 +79,10 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
       const nextPage = Effect.fnUntraced(function*(cursor: number) {
         while (state.released <= cursor) yield* PubSub.take(wakeups)
         const to = Math.min(state.released, cursor + PAGE)
-        const frames = entries.slice(cursor, to).map((json, index) => `id: ${cursor + index + 1}\ndata: ${json}\n\n`)
-        return [frames, Option.some(to)] as const
+        return [[frames.slice(cursor, to).join("")], Option.some(to)] as const
       })
       return Stream.paginate(Math.max(0, after), nextPage)
     }))
 
-  return { append, size: Effect.sync(() => entries.length), hold, follow } satisfies EventLog
+  return { append, size: Effect.sync(() => frames.length), hold, follow } satisfies EventLog
 })

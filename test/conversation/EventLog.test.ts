@@ -8,7 +8,7 @@ import { makeFakeConversation } from "./harness.ts"
 const frame = (id: number, json: string) => `id: ${id}\ndata: ${json}\n\n`
 
 describe("EventLog", () => {
-  it.effect("numbers events from 1 and replays everything after the given number, then follows", () =>
+  it.effect("numbers events from 1 and replays everything after the given number (one string per release), then follows", () =>
     Effect.gen(function*() {
       const log = yield* makeEventLog
       assert.deepStrictEqual(
@@ -16,12 +16,18 @@ describe("EventLog", () => {
         [1, 2, 3]
       )
       assert.strictEqual(yield* log.size, 3)
-      const tail = yield* Stream.runCollect(Stream.take(log.follow(1), 3)).pipe(Effect.forkChild)
+      const replay = yield* Stream.runCollect(Stream.take(log.follow(1), 1))
+      assert.deepStrictEqual(replay, [frame(2, "{\"a\":2}") + frame(3, "{\"a\":3}")], "released together, sent together")
+      const tail = yield* log.follow(1).pipe(
+        Stream.takeUntil((text) => text.includes(frame(4, "{\"a\":4}"))),
+        Stream.runCollect,
+        Effect.forkChild
+      )
       yield* log.append("{\"a\":4}")
-      assert.deepStrictEqual(yield* Fiber.join(tail), [frame(2, "{\"a\":2}"), frame(3, "{\"a\":3}"), frame(4, "{\"a\":4}")])
+      assert.strictEqual((yield* Fiber.join(tail)).join(""), frame(2, "{\"a\":2}") + frame(3, "{\"a\":3}") + frame(4, "{\"a\":4}"))
       assert.deepStrictEqual(
         yield* Stream.runCollect(Stream.take(log.follow(0), 1)),
-        [frame(1, "{\"a\":1}")]
+        [frame(1, "{\"a\":1}") + frame(2, "{\"a\":2}") + frame(3, "{\"a\":3}") + frame(4, "{\"a\":4}")]
       )
     }))
 
