@@ -20,6 +20,7 @@ export const FAULTS = [
   "app-server SIGSTOP (hang), session liveness",
   "fake app-server: malformed / 64 MiB line / unknown messages",
   "worker SIGKILL mid-session, next start reaps leftovers",
+  "100 start → cancel cycles (50 per mode)",
   "store unreachable at teardown",
   "store back in time at teardown",
   "disk full during snapshot",
