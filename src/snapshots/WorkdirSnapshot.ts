@@ -315,11 +315,19 @@ export const restoreSnapshot = (
   })).pipe(Effect.withSpan("WorkdirSnapshot.restore", { attributes: { processId: snapshot.processId, codec: snapshot.codec } }))
 
 // Whether the host can run `zstd` for tar; anything unexpected means "no" (the worker compresses).
+// Asked once per Host: over SSH every question is an exec.
 const hostHasZstd = (host: HostShape) =>
-  host.run({ argv: ["sh", "-c", "command -v zstd"] }).pipe(
-    Effect.map((result) => result.exitCode === 0 && result.stdout.trim().startsWith("/")),
-    Effect.orElseSucceed(() => false)
-  )
+  Effect.suspend(() => {
+    const known = zstdOnHost.get(host)
+    if (known !== undefined) return Effect.succeed(known)
+    return host.run({ argv: ["sh", "-c", "command -v zstd"] }).pipe(
+      Effect.map((result) => result.exitCode === 0 && result.stdout.trim().startsWith("/")),
+      Effect.tap((found) => Effect.sync(() => zstdOnHost.set(host, found))),
+      Effect.orElseSucceed(() => false)
+    )
+  })
+
+const zstdOnHost = new WeakMap<object, boolean>()
 
 const errorCode = (cause: unknown): string =>
   typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
