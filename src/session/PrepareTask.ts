@@ -36,7 +36,8 @@ export interface SessionOptions {
   readonly hooks?: CodexTaskHooks
   /**
    * An explicit workdir (absolute path on the host). It is neither wiped at start nor removed at
-   * the end; without it the task gets `<task root>/<process id>/workdir`.
+   * the end (a resume extracts the snapshot over what it holds); without it the task gets
+   * `<task root>/<process id>/workdir`, wiped at every start.
    */
   readonly workdir?: string
   /** How long codex gets to exit after SIGTERM before SIGKILL. Default 5 seconds. */
