@@ -29,6 +29,7 @@ export interface BlobFiles {
 }
 
 const READ_CHUNK_BYTES = 256 * 1024
+const WRITE_AHEAD_CHUNKS = 16
 
 const unavailable = (operation: string) => (cause: unknown) =>
   new StoreUnavailable({ backend: "embedded", operation, detail: describeCause(cause), cause })
@@ -56,7 +57,9 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
         const write = Effect.acquireUseRelease(
           Effect.tryPromise({ try: () => open(temporary, "wx", 0o600), catch: unavailable("create blob file") }),
           (handle) =>
-            Stream.runForEach(bytes, (chunk) => writeAll(handle, chunk)).pipe(
+            // The producer (a tar pipe, compression, encryption) runs ahead while a write is in
+            // flight; what piled up meanwhile goes out as one write.
+            Stream.runForEachArray(bytes.pipe(Stream.buffer({ capacity: WRITE_AHEAD_CHUNKS })), (chunks) => writeChunks(handle, chunks)).pipe(
               Effect.andThen(Effect.tryPromise({ try: () => handle.sync(), catch: unavailable("fsync blob file") }))
             ),
           (handle) => Effect.promise(() => handle.close().catch(() => undefined))
@@ -84,13 +87,18 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
     return { put, get, remove, pathOf }
   })
 
-const writeAll = (handle: FileHandle, chunk: Uint8Array) =>
+// One writev for the chunks that piled up; a short write continues from where it stopped.
+const writeChunks = (handle: FileHandle, chunks: ReadonlyArray<Uint8Array>) =>
   Effect.tryPromise({
     try: async () => {
-      let offset = 0
-      while (offset < chunk.length) {
-        const { bytesWritten } = await handle.write(chunk, offset, chunk.length - offset)
-        offset += bytesWritten
+      let pending = chunks.filter((chunk) => chunk.length > 0)
+      while (pending.length > 0) {
+        let { bytesWritten } = await handle.writev(pending)
+        while (pending.length > 0 && bytesWritten >= pending[0]!.length) {
+          bytesWritten -= pending[0]!.length
+          pending = pending.slice(1)
+        }
+        if (bytesWritten > 0 && pending.length > 0) pending = [pending[0]!.subarray(bytesWritten), ...pending.slice(1)]
       }
     },
     catch: unavailable("write blob file")
