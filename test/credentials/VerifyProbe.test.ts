@@ -10,7 +10,6 @@ import { Effect, Layer, Option, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { randomUUID } from "node:crypto"
 import { existsSync, mkdirSync, readdirSync, rmSync } from "node:fs"
-import { createServer } from "node:net"
 import { join } from "node:path"
 import { parseAuthJson } from "../../src/credentials/AuthJson.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
@@ -25,6 +24,7 @@ import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
 import { codexBinary, repoRoot } from "../support/offlineCodex.ts"
+import { closedPort } from "../support/closedPort.ts"
 
 const DAY = 24 * 3600 * 1000
 const encode = (value: string) => new TextEncoder().encode(value)
@@ -45,16 +45,6 @@ const workRoot = Effect.acquireRelease(
   (dir) => Effect.sync(() => rmSync(dir, { recursive: true, force: true }))
 )
 
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 const seedOf = (auth: Uint8Array, baseUrl: string) =>
   Effect.gen(function*() {

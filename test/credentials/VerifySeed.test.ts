@@ -6,7 +6,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Redacted, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
-import { createServer } from "node:net"
 import { parseAuthJson } from "../../src/credentials/AuthJson.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { verifyAndRefreshSeed } from "../../src/credentials/VerifySeed.ts"
@@ -16,6 +15,7 @@ import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
 import { StoreUnavailable } from "../../src/store/StoreError.ts"
+import { closedPort } from "../support/closedPort.ts"
 
 const DAY = 24 * 3600 * 1000
 const storeLayer = () => Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext))
@@ -46,17 +46,6 @@ const storedAuth = (seedId: string) =>
     }
   })
 
-/** A loopback port nothing listens on. */
-const closedPort = Effect.promise(() =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      const port = typeof address === "object" && address !== null ? address.port : 0
-      server.close(() => resolve(port))
-    })
-  })
-)
 
 describe("verifyAndRefreshSeed", () => {
   it.live("a stale ChatGPT seed is refreshed the way codex does it and written back fenced, keeping unknown fields", () =>
