@@ -21,6 +21,7 @@ export const FAULTS = [
   "fake app-server: malformed / 64 MiB line / unknown messages",
   "worker SIGKILL mid-session, next start reaps leftovers",
   "100 start → cancel cycles (50 per mode)",
+  "codex rotates auth.json during its graceful stop (P11)",
   "store unreachable at teardown",
   "store back in time at teardown",
   "disk full during snapshot",
