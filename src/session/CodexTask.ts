@@ -28,6 +28,12 @@ export interface CodexTaskDefinition {
   readonly description: string | null
   readonly uiWidget: UiWidget
   readonly supportsResume: boolean
+  /**
+   * Whether the worker relaunches the task (with `resume`) after its own restart, when the task
+   * was cancelled by the shutdown and has a snapshot (spec §8.11; the reference had no way to ask
+   * for it, P38). Only meaningful with `supportsResume`.
+   */
+  readonly autoResume: boolean
   readonly cancellable: true
   readonly metadata: Readonly<Record<string, unknown>>
   readonly config: CodexTaskConfig
@@ -46,6 +52,8 @@ export const createCodexTask = (definition: {
   readonly description?: string
   readonly metadata?: Readonly<Record<string, unknown>>
   readonly options?: SessionOptions
+  /** Relaunch with `resume` after a worker restart; default false. */
+  readonly autoResume?: boolean
 }) =>
   Effect.gen(function*() {
     const config = yield* decodeCodexTaskConfig(definition.config)
@@ -55,6 +63,7 @@ export const createCodexTask = (definition: {
       description: definition.description ?? null,
       uiWidget: uiWidgetOf(config),
       supportsResume: config.supportsResume,
+      autoResume: config.supportsResume && definition.autoResume === true,
       cancellable: true,
       metadata: definition.metadata ?? {},
       config,

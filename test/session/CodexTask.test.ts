@@ -31,4 +31,14 @@ describe("createCodexTask", () => {
       assert.deepStrictEqual(task.metadata, { team: "a" })
       assert.strictEqual(task.description, "d")
     }))
+
+  it.effect("autoResume is opt-in (P38) and needs supportsResume", () =>
+    Effect.gen(function*() {
+      const plain = yield* createCodexTask({ processId: "p1", name: "n", config: { consumerInstructions: "x" } })
+      assert.isFalse(plain.autoResume)
+      const auto = yield* createCodexTask({ processId: "p1", name: "n", autoResume: true, config: { consumerInstructions: "x" } })
+      assert.isTrue(auto.autoResume)
+      const noSnapshots = yield* createCodexTask({ processId: "p1", name: "n", autoResume: true, config: { consumerInstructions: "x", supportsResume: false } })
+      assert.isFalse(noSnapshots.autoResume)
+    }))
 })
