@@ -77,7 +77,11 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
       // replay and the live tail; the cursor makes every event go out exactly once.
       const wakeups = yield* PubSub.subscribe(wake)
       const nextPage = Effect.fnUntraced(function*(cursor: number) {
-        while (state.released <= cursor) yield* PubSub.take(wakeups)
+        if (state.released <= cursor) {
+          while (state.released <= cursor) yield* PubSub.take(wakeups)
+          // One scheduler turn for events appended in the same burst, so they share this write.
+          yield* Effect.yieldNow
+        }
         const to = Math.min(state.released, cursor + PAGE)
         return [[frames.slice(cursor, to).join("")], Option.some(to)] as const
       })
