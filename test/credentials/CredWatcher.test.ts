@@ -11,7 +11,7 @@ import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { credentialFingerprint } from "../../src/credentials/AuthJson.ts"
 import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
-import type { CredWatcherSettings } from "../../src/credentials/CredWatcher.ts"
+import type { CredWatch, CredWatcherSettings } from "../../src/credentials/CredWatcher.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { captureSeed, plantSeed } from "../../src/credentials/SeedEngine.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
@@ -62,6 +62,13 @@ const seedAuth = (seedId: string) =>
     }
   })
 
+/** Waits until the watcher has finished `count` more ticks of a kind than it had when called. */
+const moreTicks = (watch: CredWatch, kind: "polls" | "renewals", count: number) =>
+  Effect.gen(function*() {
+    const from = (yield* watch.ticks)[kind]
+    yield* waitUntil(`${count} more ${kind}`, Effect.map(watch.ticks, (ticks) => ticks[kind] >= from + count ? true : undefined))
+  })
+
 /** A seed captured from a source home, planted into a fresh CODEX_HOME. */
 const plantedSeed = (options: { readonly poolKey?: string } = {}) =>
   Effect.gen(function*() {
@@ -105,9 +112,14 @@ for (const backend of backends) {
         writeFileSync(authPath, "{\"tokens\": {\"refre")
         const final = yield* watch.finalSaveBack
         assert.deepStrictEqual(final, { outcome: "unchanged", generation: 2 })
+        const ticksAtStop = yield* watch.ticks
         yield* rotate(codexHome, "T4")
-        // Polling stopped with the final save-back: T4 is not picked up by a tick...
-        yield* Effect.sleep("200 millis")
+        // Polling stopped with the final save-back: while a second watcher (same cadence) polls
+        // three times, this one polls no more and T4 is not picked up...
+        const clock = yield* plantedSeed()
+        const other = yield* watcher.watch({ seed: clock.seed, lease: Option.none(), authPath: clock.authPath, baseline: clock.baseline })
+        yield* moreTicks(other, "polls", 3)
+        assert.deepStrictEqual(yield* watch.ticks, ticksAtStop)
         assert.strictEqual((yield* seedAuth(seed.seedId)).auth, auth("T3"))
         // ...and finalSaveBack is idempotent (its first outcome stands).
         assert.deepStrictEqual(yield* watch.finalSaveBack, final)
@@ -137,7 +149,8 @@ for (const backend of backends) {
         const watcher = yield* CredWatcher
         const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
         yield* rotate(codexHome, "T2")
-        yield* Effect.sleep("300 millis")
+        // The watcher has looked at T2 (and tried to write it) at least twice.
+        yield* moreTicks(watch, "polls", 2)
         const doc = Option.getOrThrow(yield* store.get(seed.seedId))
         assert.strictEqual(doc.generation, 1)
         assert.strictEqual(doc.blobId, other.blobId)
@@ -157,7 +170,12 @@ for (const backend of backends) {
         const grant = Option.getOrThrow(yield* lease.acquire("pool", "task-1", { ttl: "400 millis" }))
         const watcher = yield* CredWatcher
         const watch = yield* watcher.watch({ seed, lease: Option.some(grant), authPath, baseline })
-        yield* Effect.sleep("1200 millis")
+        // Renewed until the lease reaches well past three of its original TTLs.
+        const seeds = yield* SeedStore
+        yield* waitUntil("the lease extended past 3 × its TTL", Effect.map(seeds.get(seed.seedId), (found) => {
+          const expiresAt = Option.getOrThrow(found).lease?.expiresAt.getTime() ?? 0
+          return expiresAt >= grant.expiresAt.getTime() + 800 ? true : undefined
+        }))
         assert.isTrue(Option.isNone(yield* lease.acquire("pool", "thief")), "still held")
         assert.deepStrictEqual(yield* watch.finalSaveBack, { outcome: "unchanged", generation: 0 })
         yield* watch.release
@@ -183,7 +201,8 @@ for (const backend of backends) {
         assert.isAtMost(elapsed, 150 + 500, "within one renew interval (plus scheduling slack)")
         const before = yield* seedAuth(seed.seedId)
         yield* rotate(codexHome, "T3-LOSER")
-        yield* Effect.sleep("400 millis")
+        // The loser's watcher has looked at its rotated file at least twice since.
+        yield* moreTicks(watch, "polls", 2)
         assert.deepStrictEqual(yield* watch.finalSaveBack, { outcome: "skipped-lease-lost", generation: before.generation })
         yield* watch.release
         const after = yield* seedAuth(seed.seedId)
