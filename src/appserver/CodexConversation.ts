@@ -44,7 +44,7 @@ import {
 } from "./AppServerSchema.ts"
 import type { Account, SandboxMode, TurnStatus } from "./AppServerSchema.ts"
 import * as Approvals from "./Approvals.ts"
-import { buildControls, ControlId, defaultEffortOf, emptyCatalog, findModel, parseModelList } from "./ModelCatalog.ts"
+import { buildControls, ControlId, defaultEffortOf, emptyCatalog, findModel, orFallback, parseModelList } from "./ModelCatalog.ts"
 import type { ControlValues, ModelCatalog } from "./ModelCatalog.ts"
 import { turnEvents } from "./TurnEvents.ts"
 import type { TurnEvent } from "./TurnEvents.ts"
@@ -414,7 +414,12 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
           return yield* new InvalidControl({ id, detail: "the model must be a non-empty string" })
         }
         if (value !== current.model && findModel(bootstrap.models, value) === undefined) {
-          return yield* new InvalidControl({ id, detail: `codex does not list the model ${JSON.stringify(value)}` })
+          return yield* new InvalidControl({
+            id,
+            detail: bootstrap.models.source === "codex"
+              ? `codex does not list the model ${JSON.stringify(value)}`
+              : `the model ${JSON.stringify(value)} is not among the known models (codex listed none)`
+          })
         }
         const effort = defaultEffortOf(bootstrap.models, value)
         yield* Ref.set(controlState, { model: value, effort, pinModel: true, pinEffort: effort !== null })
@@ -551,7 +556,10 @@ const runBootstrap = Effect.fnUntraced(function*(
   return result
 })
 
-/** Every page of `model/list` (spec §11 P16); a failure leaves the catalog empty, never fatal. */
+/**
+ * Every page of `model/list` (spec §11 P16). A failure, a timeout or an empty list is never fatal:
+ * the picker then offers the static fallback list.
+ */
 const listModels = (protocol: AppServerProtocol.AppServerProtocol) =>
   Effect.gen(function*() {
     const entries: Array<unknown> = []
@@ -570,9 +578,10 @@ const listModels = (protocol: AppServerProtocol.AppServerProtocol) =>
   }).pipe(
     Effect.catchTags({
       AppServerRequestFailed: (error) =>
-        Effect.logWarning("model/list failed; no models to offer", { code: error.code }).pipe(Effect.as(emptyCatalog)),
-      AppServerRequestTimedOut: () => Effect.logWarning("model/list timed out; no models to offer").pipe(Effect.as(emptyCatalog))
-    })
+        Effect.logWarning("model/list failed; offering the fallback models", { code: error.code }).pipe(Effect.as(emptyCatalog)),
+      AppServerRequestTimedOut: () => Effect.logWarning("model/list timed out; offering the fallback models").pipe(Effect.as(emptyCatalog))
+    }),
+    Effect.map(orFallback)
   )
 
 const historyTurn = (entry: unknown): ReadonlyArray<HistoryTurn> => {

@@ -30,6 +30,11 @@ export interface ModelOption {
 export interface ModelCatalog {
   readonly models: ReadonlyArray<ModelOption>
   readonly default: string | null
+  /**
+   * Where the list came from: codex's `model/list`, or the static fallback used when codex listed
+   * nothing (the request failed, timed out or returned no usable entry).
+   */
+  readonly source: "codex" | "fallback"
 }
 
 /**
@@ -51,7 +56,31 @@ export const ControlId = { model: "model", reasoningEffort: "reasoning_effort" }
  * A catalog with no models (model/list failed or listed none).
  * @category constructors
  */
-export const emptyCatalog: ModelCatalog = { models: [], default: null }
+export const emptyCatalog: ModelCatalog = { models: [], default: null, source: "codex" }
+
+const FALLBACK_EFFORTS = ["low", "medium", "high", "xhigh"]
+
+/**
+ * The models offered when codex lists none, so the picker is never empty and a switch between
+ * well-known models still works (the Python reference had the same safety net). Maintained with
+ * the codex pin: review it on every bump of `@openai/codex`.
+ * @category constructors
+ */
+export const fallbackCatalog: ModelCatalog = {
+  models: [
+    { id: "gpt-5.5", label: "GPT-5.5", efforts: FALLBACK_EFFORTS, defaultEffort: "medium" },
+    { id: "gpt-5.5-codex", label: "GPT-5.5 Codex", efforts: FALLBACK_EFFORTS, defaultEffort: "medium" },
+    { id: "gpt-5.4-mini", label: "GPT-5.4 Mini", efforts: FALLBACK_EFFORTS, defaultEffort: "medium" }
+  ],
+  default: "gpt-5.5",
+  source: "fallback"
+}
+
+/**
+ * codex's list when it has a usable entry, the static fallback otherwise.
+ * @category constructors
+ */
+export const orFallback = (catalog: ModelCatalog): ModelCatalog => catalog.models.length > 0 ? catalog : fallbackCatalog
 
 const decodeModel = Schema.decodeUnknownOption(Model)
 const decodeEffort = Schema.decodeUnknownOption(ReasoningEffortOption)
@@ -78,7 +107,7 @@ export const parseModelList = (entries: ReadonlyArray<unknown>): ModelCatalog =>
     })
     if (model.isDefault === true) defaultId = model.id
   }
-  return { models, default: defaultId }
+  return { models, default: defaultId, source: "codex" }
 }
 
 /** 0.169 lists efforts as objects; older servers listed plain strings: accept both. */

@@ -11,6 +11,7 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 import { startConversation } from "../../src/appserver/CodexConversation.ts"
+import { fallbackCatalog } from "../../src/appserver/ModelCatalog.ts"
 import { turnEvents } from "../../src/appserver/TurnEvents.ts"
 import type { CodexConversation, ConversationOptions } from "../../src/appserver/CodexConversation.ts"
 import type { ConversationEvent } from "../../src/conversation/ConversationHandle.ts"
@@ -121,7 +122,8 @@ describe("CodexConversation (scripted peer)", () => {
           { id: "gpt-a", label: "GPT-A", efforts: ["low", "medium", "high"], defaultEffort: "medium" },
           { id: "gpt-b", label: "GPT-B", efforts: ["minimal", "low"], defaultEffort: "low" }
         ],
-        default: "gpt-a"
+        default: "gpt-a",
+        source: "codex"
       })
       assert.strictEqual(yield* conversation.currentModel, "gpt-a")
       assert.strictEqual(yield* conversation.currentEffort, "medium")
@@ -362,6 +364,25 @@ describe("CodexConversation (scripted peer)", () => {
       assert.strictEqual((yield* Effect.flip(conversation.awaitIdle))._tag, "ConversationClosed")
       assert.strictEqual((yield* Effect.flip(conversation.sendTurn("more")))._tag, "ConversationClosed")
     }))
+
+  for (const listing of ["fail", "empty"] as const) {
+    live(`model picker: when model/list ${listing === "fail" ? "fails" : "lists nothing"} the static fallback is offered and switches to its models work`, () =>
+      Effect.gen(function*() {
+        const { conversation, received } = yield* start({}, { FAKE_MODELS: listing })
+        assert.strictEqual(conversation.models.source, "fallback")
+        const [picker] = yield* conversation.controls
+        // The thread's own model stays offered beside the fallback list, so the picker shows the truth.
+        assert.deepStrictEqual(picker?.options?.map((option) => option.value), ["gpt-a", ...fallbackCatalog.models.map((model) => model.id)])
+        assert.strictEqual(picker?.disabled, false)
+        yield* conversation.setControl("model", "gpt-5.4-mini")
+        assert.strictEqual(yield* conversation.currentModel, "gpt-5.4-mini")
+        const refused = yield* Effect.flip(conversation.setControl("model", "no-such-model"))
+        assert.strictEqual(refused._tag, "InvalidControl")
+        yield* conversation.send("one")
+        yield* conversation.awaitIdle
+        assert.strictEqual(sentWith(received, "turn/start").at(-1)?.["params"]?.["model" as never], "gpt-5.4-mini")
+      }))
+  }
 
   live("controls: validates model and effort, resets effort on a model change, pins both on turn/start", () =>
     Effect.gen(function*() {

@@ -2,7 +2,7 @@
  * ModelCatalog: model/list entries to the catalog, and the session controls built on it.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { buildControls, defaultEffortOf, parseModelList } from "../../src/appserver/ModelCatalog.ts"
+import { buildControls, defaultEffortOf, fallbackCatalog, orFallback, parseModelList } from "../../src/appserver/ModelCatalog.ts"
 
 const effort = (reasoningEffort: string) => ({ reasoningEffort, description: reasoningEffort })
 
@@ -22,7 +22,8 @@ describe("parseModelList", () => {
         { id: "a", label: "Model A", efforts: ["low", "high"], defaultEffort: "low" },
         { id: "b", label: "b", efforts: ["minimal"], defaultEffort: null }
       ],
-      default: "b"
+      default: "b",
+      source: "codex"
     })
     assert.strictEqual(defaultEffortOf(catalog, "a"), "low")
     assert.isNull(defaultEffortOf(catalog, "b"))
@@ -66,5 +67,15 @@ describe("buildControls", () => {
         disabled: false
       }
     ])
+  })
+})
+
+describe("orFallback", () => {
+  it("keeps codex's list when it has a model and falls back to the static list when it has none", () => {
+    const listed = parseModelList([{ id: "a" }])
+    assert.strictEqual(orFallback(listed), listed)
+    assert.strictEqual(orFallback(parseModelList([])), fallbackCatalog)
+    assert.strictEqual(orFallback(parseModelList([{ id: "h", hidden: true }])).source, "fallback")
+    assert.isTrue(fallbackCatalog.models.some((model) => model.id === fallbackCatalog.default))
   })
 })
