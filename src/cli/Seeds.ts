@@ -12,16 +12,20 @@
  *
  * @since 0.1.0
  */
-import { Config, Console, Effect, Logger, Option, Redacted, Runtime, Schema } from "effect"
+import { Config, Console, Effect, Layer, Logger, Option, Redacted, Runtime, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { FetchHttpClient } from "effect/http"
 import { writeFileSync } from "node:fs"
-import { resolve } from "node:path"
-import { OPENAI_ISSUER, verifyAndRefreshSeed } from "../credentials/VerifySeed.ts"
+import { homedir } from "node:os"
+import { join, resolve } from "node:path"
+import { BinaryCache } from "../binary/BinaryCache.ts"
+import { OPENAI_ISSUER, verifyAndRefreshSeed, verifySeedWithProbe } from "../credentials/VerifySeed.ts"
 import type { VerifyOutcome } from "../credentials/VerifySeed.ts"
 import type { PoolEntry, SeedDoc } from "../seeds/SeedStore.ts"
 import { SeedStore, UnknownSeed } from "../seeds/SeedStore.ts"
 import type { StoreServices } from "../store/Store.ts"
+import * as LocalHost from "../host/LocalHost.ts"
+import { Store } from "../store/Store.ts"
 import { describeStore, storeChoice, storeFlags, storeLayer } from "./StoreFlags.ts"
 import type { StoreFlagValues } from "./StoreFlags.ts"
 
@@ -316,16 +320,25 @@ const verify = Command.make("verify", {
     Flag.optional
   ),
   refreshUrl: Flag.String("refresh-url").pipe(Flag.withDescription("token endpoint (default <issuer>/oauth/token)"), Flag.optional),
+  probe: Flag.ChoiceWithValue("probe", [["unreachable", "unreachable"], ["always", "always"], ["never", "never"]] as const).pipe(
+    Flag.withDescription(
+      "when to ask the real codex instead (codex exec with the seed, in a scratch home): unreachable = only when the token endpoint cannot be reached (default), always = instead of refreshing, never"
+    ),
+    Flag.withDefault("unreachable")
+  ),
   json: Flag.Boolean("json").pipe(Flag.withDescription("print the outcome as JSON"), Flag.withDefault(false))
 }, (flags) =>
   Effect.gen(function*() {
     const store = yield* seedsBase
+    const options = {
+      ...Option.match(Option.filter(flags.issuer, (url) => url !== ""), { onNone: () => ({}), onSome: (issuer) => ({ issuer }) }),
+      ...Option.match(flags.refreshUrl, { onNone: () => ({}), onSome: (refreshUrl) => ({ refreshUrl }) })
+    }
     const outcome = yield* onStore(
       store,
-      verifyAndRefreshSeed(flags.id, {
-        ...Option.match(Option.filter(flags.issuer, (url) => url !== ""), { onNone: () => ({}), onSome: (issuer) => ({ issuer }) }),
-        ...Option.match(flags.refreshUrl, { onNone: () => ({}), onSome: (refreshUrl) => ({ refreshUrl }) })
-      }).pipe(Effect.provide(FetchHttpClient.layer))
+      (flags.probe === "never"
+        ? verifyAndRefreshSeed(flags.id, options)
+        : withProbe(flags.id, flags.probe, store, options)).pipe(Effect.provide(FetchHttpClient.layer))
     )
     const rescued = outcome._tag === "RefreshedNotSaved" ? yield* rescue(flags.id, outcome.credentials) : undefined
     if (flags.json) {
@@ -339,6 +352,28 @@ const verify = Command.make("verify", {
     }
     if (!outcome.alive) return yield* new SeedNotAlive({ seedId: flags.id, outcome: outcome._tag })
   })).pipe(Command.withDescription("Check that a seed still authenticates; refresh its token when stale (exit 2: not usable)"))
+
+// The library's probe fallback, on this machine: the pinned codex from the binary cache, scratch
+// homes under the CLI's data dir (never /tmp, where codex refuses its helpers), and codex told to
+// refresh against the same endpoint the host-free check used.
+const withProbe = (
+  seedId: string,
+  when: "unreachable" | "always",
+  flags: StoreFlagValues,
+  options: { readonly issuer?: string; readonly refreshUrl?: string }
+) =>
+  Effect.gen(function*() {
+    const codex = yield* BinaryCache.use((cache) => cache.resolve)
+    const choice = storeChoice(flags)
+    const dataDir = choice._tag === "Embedded" ? choice.dataDir : Store.defaultDataDir(process.env, homedir())
+    const tokenUrl = options.refreshUrl ?? (options.issuer === undefined ? undefined : `${options.issuer.replace(/\/+$/, "")}/oauth/token`)
+    return yield* verifySeedWithProbe(seedId, {
+      codexPath: codex.binaryPath,
+      workRoot: join(dataDir, "probe"),
+      when,
+      ...(tokenUrl === undefined ? {} : { env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: tokenUrl } })
+    }, options)
+  }).pipe(Effect.provide(Layer.provideMerge(BinaryCache.layer(), LocalHost.layer())))
 
 const pool = Command.make("pool").pipe(
   Command.withDescription("Manage seed pools"),

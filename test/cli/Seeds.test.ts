@@ -11,6 +11,10 @@ import { join } from "node:path"
 import { parseAuthJson } from "../../src/credentials/AuthJson.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { Lease } from "../../src/lease/Lease.ts"
+import { tokenFingerprint } from "../../src/modelserver/ModelRequest.ts"
+import { text as text_ } from "../../src/modelserver/ModelScript.ts"
+import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
+import { start as startModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
@@ -19,6 +23,7 @@ import { Store } from "../../src/store/Store.ts"
 import type { StoreServices } from "../../src/store/Store.ts"
 import type { RunResult } from "../../src/host/Host.ts"
 import { startCongoDb } from "../support/congodb.ts"
+import { closedPort } from "../support/closedPort.ts"
 import { runCli, shown, testRunDir } from "./cliProcess.ts"
 
 const DAY = 24 * 3600 * 1000
@@ -200,6 +205,34 @@ describe("optio-codex seeds verify", () => {
         return Buffer.concat(yield* Stream.runCollect(blob.bytes))
       }))
       assert.isTrue(reread.equals(Buffer.from(archive)))
+    }).pipe(Effect.scoped), 180_000)
+
+  it.live("with the token endpoint unreachable it falls back to the codex probe, like the library (real codex)", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* testRunDir("cli-seeds-probe")
+      const issuer = yield* startStandInIssuer()
+      const server = yield* startModelServer([text_("Paris.")])
+      // Stale (a refresh is due) but its access token is far from expiry, so codex itself needs no refresh.
+      const stale = yield* issuer.mintAuthJson({ lastRefresh: new Date(Date.now() - 9 * DAY), accessTokenTtlSeconds: 3600 })
+      const seed = yield* inStore(dataDir)(createSeed(packSeedArchive([
+        { name: AUTH_MEMBER, bytes: stale.bytes, mode: 0o600 },
+        { name: CONFIG_MEMBER, bytes: text(chatgptCodexConfigToml({ baseUrl: server.baseUrl })), mode: 0o600 }
+      ])))
+      const port = yield* closedPort
+      const refreshUrl = `http://127.0.0.1:${port}/oauth/token`
+      const env = { OPTIO_CODEX_DATA_DIR: dataDir }
+
+      const probed = yield* runCli(["seeds", "verify", seed.seedId, "--refresh-url", refreshUrl, "--json"], env)
+      assert.strictEqual(probed.exitCode, 0, shown(probed))
+      assert.include(JSON.parse(probed.stdout), { seedId: seed.seedId, _tag: "Probed", alive: true })
+      const asked = (yield* server.requests).filter((request) => request.path.endsWith("/responses"))
+      assert.isAbove(asked.length, 0, "codex asked the model with the seed's login")
+      for (const request of asked) assert.strictEqual(request.bearerFingerprint, tokenFingerprint(stale.accessToken))
+
+      // --probe never keeps the host-free answer alone.
+      const hostFree = yield* runCli(["seeds", "verify", seed.seedId, "--refresh-url", refreshUrl, "--probe", "never"], env)
+      assert.strictEqual(hostFree.exitCode, 2, shown(hostFree))
+      assert.match(hostFree.stdout.trim(), new RegExp(`^seed ${seed.seedId}: Transient: `))
     }).pipe(Effect.scoped), 180_000)
 
   it.live("a dead seed prints its outcome and exits 2", () =>
