@@ -27,6 +27,7 @@ import { Host } from "../host/Host.ts"
 import { Lease } from "../lease/Lease.ts"
 import type { LeaseGrant, LeaseLost } from "../lease/Lease.ts"
 import { SeedStore } from "../seeds/SeedStore.ts"
+import type { SeedDoc } from "../seeds/SeedStore.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
 import { PersistenceNotConfigured } from "./SessionErrors.ts"
@@ -114,7 +115,21 @@ interface SeedServices {
   readonly leases: Context.Service.Shape<typeof Lease>
 }
 
-const leaseSeed = (source: SeedSource, holder: string, services: SeedServices) =>
+// A lease this task already holds — taken by a provider written for the Python reference (holder =
+// the process id), or by one that used the holder it was handed — is adopted, not refused as busy:
+// renewing it with its own holder and epoch proves it is still live and fences it from here on.
+const adoptHeldLease = (seed: SeedDoc, owners: ReadonlyArray<string>, services: SeedServices) =>
+  Effect.gen(function*() {
+    const lease = seed.lease
+    if (lease === undefined || !owners.includes(lease.holder)) return Option.none<LeaseGrant>()
+    const held: LeaseGrant = { seedId: seed.seedId, holder: lease.holder, epoch: lease.epoch, expiresAt: lease.expiresAt }
+    return yield* services.leases.renew(held).pipe(
+      Effect.map(Option.some),
+      Effect.catchTag("LeaseLost", () => Effect.succeed(Option.none<LeaseGrant>()))
+    )
+  })
+
+const leaseSeed = (source: SeedSource, holder: string, processId: string, services: SeedServices) =>
   Effect.gen(function*() {
     const byId = (seedId: string) =>
       services.leases.acquireSeed(seedId, holder).pipe(
@@ -123,14 +138,18 @@ const leaseSeed = (source: SeedSource, holder: string, services: SeedServices) =
             services.seeds.get(seedId).pipe(Effect.flatMap(Option.match({
               onNone: () => Effect.fail(new SeedUnavailable({ source: `seed ${seedId}`, detail: "no such seed" })),
               onSome: (seed) =>
-                Effect.fail(
-                  new SeedUnavailable({
-                    source: `seed ${seedId}`,
-                    detail: seed.lease === undefined
-                      ? "it could not be leased"
-                      : `it is leased by ${seed.lease.holder} until ${seed.lease.expiresAt.toISOString()}`
-                  })
-                )
+                adoptHeldLease(seed, [holder, processId], services).pipe(Effect.flatMap(Option.match({
+                  onSome: Effect.succeed,
+                  onNone: () =>
+                    Effect.fail(
+                      new SeedUnavailable({
+                        source: `seed ${seedId}`,
+                        detail: seed.lease === undefined
+                          ? "it could not be leased"
+                          : `it is leased by ${seed.lease.holder} until ${seed.lease.expiresAt.toISOString()}`
+                      })
+                    )
+                })))
             })))
           ,
           onSome: Effect.succeed
@@ -151,7 +170,7 @@ const leaseSeed = (source: SeedSource, holder: string, services: SeedServices) =
           Effect.mapError((cause) => new SeedUnavailable({ source: "seedProvider", detail: cause instanceof Error ? cause.message : String(cause) }))
         )
         if (typeof chosen === "string") return yield* byId(chosen)
-        if (chosen.holder !== holder) {
+        if (chosen.holder !== holder && chosen.holder !== processId) {
           return yield* new SeedUnavailable({
             source: "seedProvider",
             detail: `the provider returned a lease held by ${JSON.stringify(chosen.holder)}, not by this run (${JSON.stringify(holder)})`
@@ -189,7 +208,7 @@ export const leaseTaskSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
     const task = yield* TaskContext
     const holder = runHolder(task.processId)
     const grant = yield* Effect.acquireRelease(
-      leaseSeed(source, holder, services),
+      leaseSeed(source, holder, task.processId, services),
       (held) =>
         services.leases.release(held).pipe(
           Effect.catch((error) => Effect.logWarning(`releasing the lease on seed ${held.seedId} failed (its TTL will reclaim it): ${error.message}`))
