@@ -156,6 +156,7 @@ export const registerSnapshot = (
               onProgress: (bytes) => task.reportProgress(null, `Saving a snapshot of the workdir: ${formatBytes(bytes)}`)
             })
             yield* task.reportProgress(null, `Saved a snapshot of the workdir (${doc.endState}, thread ${doc.sessionId ?? "none"})`)
+            yield* task.markHasSavedState
           }).pipe(Effect.provideService(SnapshotStore, store.value), Effect.provideService(Host, host), Effect.provideService(TaskContext, task))
         )
       })
@@ -182,6 +183,7 @@ export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths, see
     yield* saveWorkdir(config, paths, { seeded, endState: "failed", threadId: Option.none() }).pipe(
       Effect.provideService(SnapshotStore, store.value),
       Effect.tap((doc) => task.reportProgress(null, `Saved a snapshot of what the previous run left (thread ${doc.sessionId ?? "none"})`)),
+      Effect.tap(() => task.markHasSavedState),
       Effect.catch((error) => task.reportProgress(null, `Could not snapshot what the previous run left: ${error.message}`))
     )
   }).pipe(Effect.withSpan("CodexSession.snapshotLeftovers"))

@@ -53,6 +53,11 @@ export class TaskContext extends Context.Service<TaskContext, {
   readonly requestBrowserOpen: (url: string) => Effect.Effect<void>
   /** Asks for a human's attention. */
   readonly needAttention: (reason: string) => Effect.Effect<void>
+  /**
+   * Says the process now has saved state to resume from (called after each stored snapshot): the
+   * dashboard then offers Resume (optio's `hasSavedState`).
+   */
+  readonly markHasSavedState: Effect.Effect<void>
 }>()("optio-codex/TaskContext") {
   /**
    * A context that records every call, for tests. Read the record with {@link TaskRecorder}.
@@ -77,7 +82,8 @@ export class TaskContext extends Context.Service<TaskContext, {
         registerUploadWriter: (writer) => record((r) => ({ ...r, uploadWriter: writer })),
         clearUploadWriter: record((r) => ({ ...r, uploadWriter: undefined })),
         requestBrowserOpen: (url) => record((r) => ({ ...r, browserOpenRequests: [...r.browserOpenRequests, url] })),
-        needAttention: (reason) => record((r) => ({ ...r, attentionRequests: [...r.attentionRequests, reason] }))
+        needAttention: (reason) => record((r) => ({ ...r, attentionRequests: [...r.attentionRequests, reason] })),
+        markHasSavedState: record((r) => ({ ...r, hasSavedState: true }))
       })
       return Context.make(TaskContext, context).pipe(Context.add(TaskRecorder, TaskRecorder.of({ current: Ref.get(state) })))
     }))
@@ -112,7 +118,8 @@ export class TaskContext extends Context.Service<TaskContext, {
       registerUploadWriter: () => Effect.void,
       clearUploadWriter: Effect.void,
       requestBrowserOpen: (url) => print(`codex asks to open: ${url}`),
-      needAttention: (reason) => print(`attention: ${reason}`)
+      needAttention: (reason) => print(`attention: ${reason}`),
+      markHasSavedState: Effect.void
     }))
 }
 
@@ -139,6 +146,8 @@ export interface TaskRecord {
   readonly uploadWriter: UploadWriter | undefined
   readonly browserOpenRequests: ReadonlyArray<string>
   readonly attentionRequests: ReadonlyArray<string>
+  /** Whether `markHasSavedState` was called. */
+  readonly hasSavedState: boolean
 }
 
 const emptyRecord: TaskRecord = {
@@ -149,7 +158,8 @@ const emptyRecord: TaskRecord = {
   widgetData: undefined,
   uploadWriter: undefined,
   browserOpenRequests: [],
-  attentionRequests: []
+  attentionRequests: [],
+  hasSavedState: false
 }
 
 /**

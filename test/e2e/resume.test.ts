@@ -170,5 +170,6 @@ describe("resume from a snapshot", () => {
       assert.include(progress, "Nothing to resume from")
       const doc = Option.getOrThrow(yield* SnapshotStore.use((store) => store.latest("resume-none")))
       assert.strictEqual(doc.endState, "done")
+      assert.isTrue((yield* recorder.current).hasSavedState, "item 1: the dashboard is told the process has saved state (Resume)")
     }).pipe(Effect.scoped, Effect.provide(runLayer(new MemoryStoreState(), "resume-none", true))), 120_000)
 })
