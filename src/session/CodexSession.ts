@@ -28,7 +28,7 @@
  * @since 0.1.0
  */
 import { Effect } from "effect"
-import { decodeCodexTaskConfig } from "../config/CodexTaskConfig.ts"
+import { decodeWithDeploymentDefaults } from "../config/DeploymentDefaults.ts"
 import { Host } from "../host/Host.ts"
 import { connectionLostOf } from "../host/RemoteHost.ts"
 import { runConversationBody } from "./ConversationBody.ts"
@@ -37,6 +37,7 @@ import { concludeSession, makeTeardownLog } from "./Teardown.ts"
 import { prepareTask } from "./PrepareTask.ts"
 import type { SessionOptions } from "./PrepareTask.ts"
 import { runTuiBody } from "./TuiBody.ts"
+import { TaskContext } from "../task/TaskContext.ts"
 
 export type { SessionOptions } from "./PrepareTask.ts"
 export type { SessionResult } from "./LogWatch.ts"
@@ -47,8 +48,9 @@ export type { SessionResult } from "./LogWatch.ts"
  */
 export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
   Effect.gen(function*() {
-    const config = yield* decodeCodexTaskConfig(input)
+    const { config, notes } = yield* decodeWithDeploymentDefaults(input)
     yield* checkSeedHooks(config, options.hooks ?? {})
+    yield* reportDeploymentNotes(notes)
     const teardown = yield* makeTeardownLog
     const session = Effect.gen(function*() {
       const prepared = yield* prepareTask(config, options, teardown)
@@ -67,3 +69,9 @@ export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
     }).pipe(Effect.scoped)
     return yield* concludeSession(yield* Effect.exit(session), teardown)
   }).pipe(Effect.withSpan("CodexSession.run"))
+
+/** Says in the task's progress which deployment settings came from the environment. */
+export const reportDeploymentNotes = (notes: ReadonlyArray<string>) =>
+  notes.length === 0
+    ? Effect.void
+    : TaskContext.use((task) => task.reportProgress(null, `Deployment settings: ${notes.join("; ")}`))

@@ -12,7 +12,8 @@
  * @since 0.1.0
  */
 import { Duration, Effect, Option, Ref, Schedule, Schema } from "effect"
-import { decodeCodexTaskConfig } from "../config/CodexTaskConfig.ts"
+import { decodeWithDeploymentDefaults } from "../config/DeploymentDefaults.ts"
+import { reportDeploymentNotes } from "./CodexSession.ts"
 import type { CodexTaskHooks } from "../config/Hooks.ts"
 import { readCredentials } from "../credentials/SeedEngine.ts"
 import { Host } from "../host/Host.ts"
@@ -118,7 +119,9 @@ export const parseDeviceCodePrompt = (screen: string): Option.Option<DeviceCodeP
 export const runCodexLogin = (input: unknown, options: LoginOptions = {}) =>
   Effect.gen(function*() {
     // A login task is never resumed: a snapshot would hold a second copy of the new lineage.
-    const config = { ...(yield* decodeCodexTaskConfig(input)), supportsResume: false }
+    const decoded = yield* decodeWithDeploymentDefaults(input)
+    yield* reportDeploymentNotes(decoded.notes)
+    const config = { ...decoded.config, supportsResume: false }
     const captured = yield* Ref.make(Option.none<string>())
     const seeds = yield* SeedStore
     const userHook = options.hooks?.onSeedSaved
