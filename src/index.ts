@@ -35,7 +35,7 @@ export {
   ToolVerbosity
 } from "./config/CodexTaskConfig.ts"
 export type { CodexTaskConfigInput } from "./config/CodexTaskConfig.ts"
-export type { CodexTaskHooks, HookContext } from "./config/Hooks.ts"
+export type { CodexTaskHooks, DeliverableInfo, DownloadFailure, HookContext } from "./session/Hooks.ts"
 export { resolveSandboxPosture } from "./config/SandboxPosture.ts"
 export type { SandboxPosture } from "./config/SandboxPosture.ts"
 

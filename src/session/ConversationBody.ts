@@ -81,6 +81,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
   if (Option.isSome(prepared.resumeThread)) yield* conversation.sendTurn(systemMessage(RESUME_NOTICE))
   else if (config.autoStart) yield* conversation.sendTurn(AUTO_START_PROMPT)
 
+  yield* prepared.attachAgentChannel(conversation.send)
   // A hung app-server never exits, so optio.log and the exit alone would wait forever: the
   // liveness watch fails the session instead (the first of the two to finish decides).
   return yield* Effect.raceFirst(

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Effect, Option } from "effect"
-import type { CodexTaskHooks, HookContext } from "../config/Hooks.ts"
+import type { CodexTaskHooks, HookContext } from "./Hooks.ts"
 import { Host } from "../host/Host.ts"
 import { deliverableAck, DeliverableReply, describeRejection, replyFromCallback, resolveDeliverablePath } from "../protocol/Deliverables.ts"
 import type { OptioLogEvent } from "../protocol/OptioLogEvent.ts"
@@ -87,7 +87,7 @@ const fetchDeliverable = (
     }
     yield* task.reportProgress(null, `Deliverable: ${display}`)
     if (hooks.onDeliverable === undefined) return { display, reply: DeliverableReply.Accepted() }
-    const answer = yield* hooks.onDeliverable(hookContext, real.value, text).pipe(Effect.result)
+    const answer = yield* hooks.onDeliverable(hookContext, display, text, { relativePath: display, absolutePath: real.value }).pipe(Effect.result)
     if (answer._tag === "Failure") {
       yield* task.reportProgress(null, `on_deliverable hook failed: ${String(answer.failure)}`)
       return { display, reply: DeliverableReply.Trouble() }

@@ -7,7 +7,7 @@
  * @since 0.1.0
  */
 import { Deferred, Effect, Option, Stream } from "effect"
-import type { CodexTaskHooks, HookContext } from "../config/Hooks.ts"
+import type { CodexTaskHooks, HookContext } from "./Hooks.ts"
 import { isTerminal } from "../protocol/OptioLogEvent.ts"
 import { followOptioLog } from "../protocol/OptioLogMonitor.ts"
 import { TaskContext } from "../task/TaskContext.ts"

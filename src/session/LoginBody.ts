@@ -14,7 +14,7 @@
 import { Duration, Effect, Option, Ref, Schedule, Schema } from "effect"
 import { decodeWithDeploymentDefaults } from "../config/DeploymentDefaults.ts"
 import { reportDeploymentNotes } from "./CodexSession.ts"
-import type { CodexTaskHooks } from "../config/Hooks.ts"
+import type { CodexTaskHooks } from "./Hooks.ts"
 import { readCredentials } from "../credentials/SeedEngine.ts"
 import { Host } from "../host/Host.ts"
 import { connectionLostOf } from "../host/RemoteHost.ts"

@@ -12,7 +12,9 @@ import type { Duration, Scope } from "effect"
 import type { CodexConversation } from "../appserver/CodexConversation.ts"
 import { BinaryCache } from "../binary/BinaryCache.ts"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
-import type { CodexTaskHooks, HookContext } from "../config/Hooks.ts"
+import type { CodexTaskHooks, HookContext } from "./Hooks.ts"
+import { makeHookContext } from "./HookContext.ts"
+import type { AgentChannel } from "./HookContext.ts"
 import { resolveSandboxPosture } from "../config/SandboxPosture.ts"
 import type { SandboxPosture } from "../config/SandboxPosture.ts"
 import { Host } from "../host/Host.ts"
@@ -75,6 +77,8 @@ export interface PreparedTask {
   readonly env: Readonly<Record<string, string>>
   readonly hooks: CodexTaskHooks
   readonly hookContext: HookContext
+  /** Bodies attach their way of messaging the agent, which the hooks' `sendToAgent` then uses. */
+  readonly attachAgentChannel: (channel: AgentChannel) => Effect.Effect<void>
   /** The codex thread to continue (a resume whose rollout came back); none for a fresh thread. */
   readonly resumeThread: Option.Option<string>
   /** Whether this run restored a snapshot (so the agent gets the resume notice, not the kickoff). */
@@ -158,7 +162,8 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   ], { concurrency: "unbounded" })
   const posture = resolveSandboxPosture(config, yield* host.home)
   const env = launchEnvironment(config, paths, yield* hostPathOn)
-  const hookContext: HookContext = { workdir: paths.workdir }
+  const hooksOn = yield* makeHookContext({ processId: task.processId, workdir: paths.workdir, host, task })
+  const hookContext: HookContext = hooksOn.context
   if (hooks.beforeExecute !== undefined) {
     yield* hooks.beforeExecute(hookContext).pipe(Effect.mapError((cause) => new HookFailed({ hook: "beforeExecute", cause })))
   }
@@ -172,6 +177,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
     env,
     hooks,
     hookContext,
+    attachAgentChannel: hooksOn.attachAgentChannel,
     resumeThread,
     resuming: Option.isSome(resumePoint),
     leaseLost: consumed === undefined ? Effect.never : consumed.lost,

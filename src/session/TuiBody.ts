@@ -47,6 +47,7 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
   yield* task.setWidgetData({ iframeSrc: endpoint.iframeSrc })
   yield* task.reportProgress(null, "Codex is live")
 
+  yield* prepared.attachAgentChannel(tmux.sendText)
   return yield* watchUntilOutcome({
     paths,
     hooks: prepared.hooks,

@@ -5,6 +5,9 @@ import { join } from "node:path"
 import { afterAll } from "vitest"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { OptioLogEvent } from "../../src/protocol/OptioLogEvent.ts"
+import { Host } from "../../src/host/Host.ts"
+import { makeHookContext } from "../../src/session/HookContext.ts"
+import type { CodexTaskHooks } from "../../src/session/Hooks.ts"
 import { handleLogEvent } from "../../src/session/LogEvents.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { taskPaths } from "../../src/workdir/TaskPaths.ts"
@@ -20,7 +23,9 @@ const setup = Effect.gen(function*() {
   const paths = yield* taskPaths({ processId: "p", taskRoot: "", workdir })
   const sent: Array<string> = []
   const send = (message: string) => Effect.sync(() => void sent.push(message))
-  return { workdir, paths, sent, send }
+  const hooksOn = yield* makeHookContext({ processId: "p", workdir, host: yield* Host, task: yield* TaskContext })
+  yield* hooksOn.attachAgentChannel(send)
+  return { workdir, paths, sent, send, hookContext: hooksOn.context }
 })
 
 const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "p" }), LocalHost.layer())
@@ -28,8 +33,8 @@ const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "p" }), 
 describe("handleLogEvent", () => {
   it.live("STATUS, BROWSER, ATTENTION and unknown lines reach the TaskContext", () =>
     Effect.gen(function*() {
-      const { paths, send } = yield* setup
-      const context = { paths, hooks: {}, hookContext: { workdir: paths.workdir }, send }
+      const { paths, send, hookContext } = yield* setup
+      const context = { paths, hooks: {}, hookContext, send }
       yield* handleLogEvent(OptioLogEvent.Status({ percent: 40, message: "working" }), context)
       yield* handleLogEvent(OptioLogEvent.Browser({ url: "https://auth.example/login" }), context)
       yield* handleLogEvent(OptioLogEvent.Attention({ reason: "need a human" }), context)
@@ -42,33 +47,42 @@ describe("handleLogEvent", () => {
 
   it.live("a deliverable is read through the host, handed to the hook, and acknowledged", () =>
     Effect.gen(function*() {
-      const { workdir, paths, sent, send } = yield* setup
-      writeFileSync(join(workdir, "deliverables", "report.md"), "# Report ✓\n")
+      const { workdir, paths, sent, send, hookContext } = yield* setup
+      mkdirSync(join(workdir, "deliverables", "docs"))
+      writeFileSync(join(workdir, "deliverables", "docs", "report.md"), "# Report ✓\n")
       const seen: Array<string> = []
-      const hooks = { onDeliverable: (_: unknown, path: string, text: string) => Effect.sync(() => (seen.push(`${path}|${text}`), Option.some("please add a summary"))) }
-      yield* handleLogEvent(OptioLogEvent.Deliverable({ path: "./deliverables/report.md" }), { paths, hooks, hookContext: { workdir }, send })
-      assert.deepStrictEqual(seen, [`${join(workdir, "deliverables", "report.md")}|# Report ✓\n`])
-      assert.deepStrictEqual(sent, ["System: deliverable report.md: please add a summary"])
+      const hooks: CodexTaskHooks = {
+        onDeliverable: (ctx, path, text, deliverable) =>
+          Effect.gen(function*() {
+            seen.push(`${path}|${deliverable.absolutePath}|${text}`)
+            assert.isTrue(yield* ctx.sendToAgent("the hook saw it"))
+            return Option.some("please add a summary")
+          })
+      }
+      yield* handleLogEvent(OptioLogEvent.Deliverable({ path: "./deliverables/docs/report.md" }), { paths, hooks, hookContext, send })
+      // item 4: the path relative to deliverables/ (as the reference passed it) and the absolute one.
+      assert.deepStrictEqual(seen, [`docs/report.md|${join(workdir, "deliverables", "docs", "report.md")}|# Report ✓\n`])
+      assert.deepStrictEqual(sent, ["System: the hook saw it", "System: deliverable report.md: please add a summary"])
     }).pipe(Effect.provide(services)))
 
   it.live("without a hook the deliverable is accepted", () =>
     Effect.gen(function*() {
-      const { workdir, paths, sent, send } = yield* setup
+      const { workdir, paths, sent, send, hookContext } = yield* setup
       writeFileSync(join(workdir, "deliverables", "a.txt"), "a")
-      yield* handleLogEvent(OptioLogEvent.Deliverable({ path: "deliverables/a.txt" }), { paths, hooks: {}, hookContext: { workdir }, send })
+      yield* handleLogEvent(OptioLogEvent.Deliverable({ path: "deliverables/a.txt" }), { paths, hooks: {}, hookContext, send })
       assert.strictEqual(sent.length, 1)
       assert.match(sent[0] ?? "", /^System: deliverable a\.txt: accepted/)
     }).pipe(Effect.provide(services)))
 
   it.live("rejected, missing, non-UTF-8 and symlink-escaping deliverables are still acknowledged, never read", () =>
     Effect.gen(function*() {
-      const { workdir, paths, sent, send } = yield* setup
+      const { workdir, paths, sent, send, hookContext } = yield* setup
       writeFileSync(join(root, "secret.txt"), "outside")
       symlinkSync(join(root, "secret.txt"), join(workdir, "deliverables", "escape.txt"))
       writeFileSync(join(workdir, "deliverables", "binary.bin"), Buffer.from([0xff, 0xfe, 0xfd]))
       const calls: Array<string> = []
       const hooks = { onDeliverable: (_: unknown, path: string) => Effect.sync(() => (calls.push(path), Option.none())) }
-      const context = { paths, hooks, hookContext: { workdir }, send }
+      const context = { paths, hooks, hookContext, send }
       for (const path of ["../secret.txt", "notes.md", "deliverables/missing.md", "deliverables/binary.bin", "deliverables/escape.txt"]) {
         yield* handleLogEvent(OptioLogEvent.Deliverable({ path }), context)
       }
@@ -80,10 +94,10 @@ describe("handleLogEvent", () => {
 
   it.live("a failing hook is reported and the agent is told to deliver again later", () =>
     Effect.gen(function*() {
-      const { workdir, paths, sent, send } = yield* setup
+      const { workdir, paths, sent, send, hookContext } = yield* setup
       writeFileSync(join(workdir, "deliverables", "x.md"), "x")
       const hooks = { onDeliverable: () => Effect.fail("storage down") }
-      yield* handleLogEvent(OptioLogEvent.Deliverable({ path: "deliverables/x.md" }), { paths, hooks, hookContext: { workdir }, send })
+      yield* handleLogEvent(OptioLogEvent.Deliverable({ path: "deliverables/x.md" }), { paths, hooks, hookContext, send })
       assert.include(sent[0] ?? "", "deliver it again")
       const record = yield* (yield* TaskRecorder).current
       assert.isTrue(record.progress.some((entry) => entry.message?.includes("storage down") === true))

@@ -4,7 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Stream } from "effect"
 import { decodeCodexTaskConfig } from "../../src/config/CodexTaskConfig.ts"
-import type { CodexTaskHooks } from "../../src/config/Hooks.ts"
+import type { CodexTaskHooks } from "../../src/session/Hooks.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { leaseTaskSeed } from "../../src/session/SessionSeed.ts"
