@@ -5,7 +5,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Option } from "effect"
+import { Deferred, Duration, Effect, Option } from "effect"
 import { startConversation } from "../appserver/CodexConversation.ts"
 import type { CodexConversation, HistoryTurn } from "../appserver/CodexConversation.ts"
 import { ClientMethod, ServerNotificationMethod } from "../appserver/AppServerSchema.ts"
@@ -19,6 +19,7 @@ import { AUTO_START_PROMPT, RESUME_NOTICE, systemMessage } from "../protocol/Sys
 import { TaskContext } from "../task/TaskContext.ts"
 import { recordLaunch } from "./Leftovers.ts"
 import { watchUntilOutcome } from "./LogWatch.ts"
+import type { SessionResult } from "./LogWatch.ts"
 import { afterExecute } from "./PrepareTask.ts"
 import type { PreparedTask, SessionOptions } from "./PrepareTask.ts"
 import { AppServerUnresponsive } from "./SessionErrors.ts"
@@ -77,6 +78,20 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       Effect.forkScoped
     )
   }
+  // The worker gets the live conversation; its close ends the task as done (the reference wrote
+  // DONE for it), so a `hostProtocol: false` task has a clean way to finish.
+  const closedByWorker = yield* Deferred.make<void>()
+  yield* task.publishConversation({
+    threadId: conversation.threadId,
+    events: conversation.events,
+    send: conversation.send,
+    interrupt: conversation.interrupt,
+    setControl: conversation.setControl,
+    controls: conversation.controls,
+    answerPermission: conversation.answerPermission,
+    pendingPermissions: conversation.pendingPermissions,
+    close: Deferred.succeed(closedByWorker, undefined).pipe(Effect.asVoid)
+  })
   // A resumed thread gets the resume notice; a fresh one the kickoff (P36).
   if (Option.isSome(prepared.resumeThread)) yield* conversation.sendTurn(systemMessage(RESUME_NOTICE))
   else if (config.autoStart) yield* conversation.sendTurn(AUTO_START_PROMPT)
@@ -94,7 +109,13 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       codexProcess: "codex app-server",
       screenTail: Effect.succeed("(codex app-server has no screen; see the task's progress and events)")
     }),
-    watchLiveness(conversation, prepared.options.appServerLiveness ?? {})
+    Effect.raceFirst(
+      watchLiveness(conversation, prepared.options.appServerLiveness ?? {}),
+      Deferred.await(closedByWorker).pipe(
+        Effect.andThen(task.reportProgress(null, "The worker closed the conversation")),
+        Effect.as<SessionResult>({ outcome: "done", summary: null, workdir: paths.workdir })
+      )
+    )
   ).pipe(Effect.ensuring(afterExecute(prepared)))
 })
 

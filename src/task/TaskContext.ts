@@ -8,6 +8,22 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Redacted, Ref } from "effect"
+import type { ConversationHandle } from "../conversation/ConversationHandle.ts"
+
+/**
+ * The live conversation of a conversation-mode task, as the worker gets it (the reference's
+ * `publish_result(conversation)`): send turns, follow every event, answer approval requests,
+ * change the model, and close it — which ends the task successfully.
+ * @category models
+ */
+export interface PublishedConversation extends ConversationHandle {
+  /** The codex thread id. */
+  readonly threadId: string
+  /** The ids of approval requests waiting for an answer (stringified JSON-RPC ids). */
+  readonly pendingPermissions: Effect.Effect<ReadonlyArray<string>>
+  /** Ends the task successfully (as `DONE`), whatever the agent was doing; idempotent. */
+  readonly close: Effect.Effect<void>
+}
 
 /**
  * How the dashboard's proxy authenticates to an upstream: the credential it adds to every
@@ -58,6 +74,8 @@ export class TaskContext extends Context.Service<TaskContext, {
    * dashboard then offers Resume (optio's `hasSavedState`).
    */
   readonly markHasSavedState: Effect.Effect<void>
+  /** Hands the worker the live conversation (conversation mode, once codex is up). */
+  readonly publishConversation: (conversation: PublishedConversation) => Effect.Effect<void>
 }>()("optio-codex/TaskContext") {
   /**
    * A context that records every call, for tests. Read the record with {@link TaskRecorder}.
@@ -83,7 +101,8 @@ export class TaskContext extends Context.Service<TaskContext, {
         clearUploadWriter: record((r) => ({ ...r, uploadWriter: undefined })),
         requestBrowserOpen: (url) => record((r) => ({ ...r, browserOpenRequests: [...r.browserOpenRequests, url] })),
         needAttention: (reason) => record((r) => ({ ...r, attentionRequests: [...r.attentionRequests, reason] })),
-        markHasSavedState: record((r) => ({ ...r, hasSavedState: true }))
+        markHasSavedState: record((r) => ({ ...r, hasSavedState: true })),
+        publishConversation: (conversation) => record((r) => ({ ...r, conversation }))
       })
       return Context.make(TaskContext, context).pipe(Context.add(TaskRecorder, TaskRecorder.of({ current: Ref.get(state) })))
     }))
@@ -119,7 +138,8 @@ export class TaskContext extends Context.Service<TaskContext, {
       clearUploadWriter: Effect.void,
       requestBrowserOpen: (url) => print(`codex asks to open: ${url}`),
       needAttention: (reason) => print(`attention: ${reason}`),
-      markHasSavedState: Effect.void
+      markHasSavedState: Effect.void,
+      publishConversation: () => Effect.void
     }))
 }
 
@@ -148,6 +168,8 @@ export interface TaskRecord {
   readonly attentionRequests: ReadonlyArray<string>
   /** Whether `markHasSavedState` was called. */
   readonly hasSavedState: boolean
+  /** The conversation handed over by `publishConversation`, if any. */
+  readonly conversation: PublishedConversation | undefined
 }
 
 const emptyRecord: TaskRecord = {
@@ -159,7 +181,8 @@ const emptyRecord: TaskRecord = {
   uploadWriter: undefined,
   browserOpenRequests: [],
   attentionRequests: [],
-  hasSavedState: false
+  hasSavedState: false,
+  conversation: undefined
 }
 
 /**
