@@ -67,6 +67,17 @@ export const SnapshotCompression = Schema.Literals(["zstd", "gzip"])
 export type SnapshotCompression = typeof SnapshotCompression.Type
 
 /**
+ * Interoperability with the Python reference on one store: `python-0.1` writes gzip snapshots,
+ * leases seeds with the process id as the holder (as the reference does) and answers the agent
+ * with the reference's deliverable replies. Blob encryption is a store setting: keep both scopes
+ * plaintext where Python workers read the same store.
+ * @category schemas
+ */
+export const Compat = Schema.Literals(["python-0.1"])
+/** @category models */
+export type Compat = typeof Compat.Type
+
+/**
  * Schema of the task configuration. Field order follows the reference's rule order so
  * that a type error is reported for the same field the reference would name first.
  * @category schemas
@@ -106,6 +117,7 @@ export const CodexTaskConfig = Schema.Struct({
   supportsResume: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
   workdirExclude: Schema.optionalKey(Schema.Array(Schema.String)),
   snapshotCompression: SnapshotCompression.pipe(Schema.withDecodingDefaultKey(Effect.succeed<SnapshotCompression>("zstd"))),
+  compat: Schema.optionalKey(Compat),
 })
 /** A decoded, validated, deeply frozen task configuration. @category models */
 export type CodexTaskConfig = typeof CodexTaskConfig.Type
@@ -129,7 +141,7 @@ export const effectiveSandboxMode = (config: Pick<CodexTaskConfig, "sandbox" | "
 export const decodeCodexTaskConfig: (input: unknown) => Effect.Effect<CodexTaskConfig, ConfigError> = Effect.fn(
   "decodeCodexTaskConfig",
 )(function*(input: unknown) {
-  const decoded = yield* Schema.decodeUnknownEffect(CodexTaskConfig)(input, { onExcessProperty: "error" }).pipe(
+  const decoded = yield* Schema.decodeUnknownEffect(CodexTaskConfig)(withCompatDefaults(input), { onExcessProperty: "error" }).pipe(
     Effect.mapError((error) => fromSchemaError(error, input, { unknownKeyHint, secretFields: ["env"] })),
   )
   for (const rule of RULES) {
@@ -138,6 +150,14 @@ export const decodeCodexTaskConfig: (input: unknown) => Effect.Effect<CodexTaskC
   }
   return deepFreeze(decoded)
 })
+
+// `compat: "python-0.1"` changes the defaults the reference could not read: snapshots default to
+// gzip (an explicit zstd is then refused by a rule below).
+const withCompatDefaults = (input: unknown): unknown =>
+  typeof input === "object" && input !== null && !Array.isArray(input) && "compat" in input &&
+    input.compat === "python-0.1" && !("snapshotCompression" in input)
+    ? { ...input, snapshotCompression: "gzip" }
+    : input
 
 // ---------------------------------------------------------------------------------------
 // Validation rules, in order: the reference's §2.6 rules 2-17 first (rules 1, 5, 6, 11 and
@@ -387,6 +407,15 @@ const RULES: ReadonlyArray<Rule> = [
   checkWidgetHost("widgetBindHost"),
   checkWidgetHost("widgetAdvertisedHost"),
   checkSeed,
+  (c) =>
+    c.compat === "python-0.1" && c.snapshotCompression !== "gzip"
+      ? new ConfigError({
+        field: "snapshotCompression",
+        value: c.snapshotCompression,
+        message: `compat "python-0.1" needs gzip snapshots (the Python reference cannot read ${c.snapshotCompression}); ` +
+          `remove snapshotCompression or set it to "gzip"`,
+      })
+      : undefined,
 ]
 
 // ---------------------------------------------------------------------------------------

@@ -156,17 +156,32 @@ export const replyFromCallback = (result: string | null | undefined): Deliverabl
  * @category constructors
  * @since 0.1.0
  */
-export const replyText = (reply: DeliverableReply): string =>
+export const replyText = (reply: DeliverableReply, wording: ReplyWording = "default"): string =>
   DeliverableReply.$match(reply, {
-    Accepted: () => ACCEPTED_REPLY,
+    Accepted: () => wording === "python-0.1" ? PYTHON_ACCEPTED_REPLY : ACCEPTED_REPLY,
     Feedback: ({ text }) => text.trim(),
     Trouble: () =>
-      "I ran into a problem on my side with this one. It is not your fault, and a human will " +
-      "probably have to step in. Please deliver it again after your next resume.",
+      wording === "python-0.1"
+        ? PYTHON_TROUBLE_REPLY
+        : "I ran into a problem on my side with this one. It is not your fault, and a human will " +
+          "probably have to step in. Please deliver it again after your next resume.",
     FetchFailed: ({ reason }) =>
       `I could not read this file (${oneLine(reason)}). Check it, then write its DELIVERABLE: line again.`,
     PathRejected: ({ reason }) => REJECTION_REPLY[reason]
   })
+
+/**
+ * Whose words the replies use: ours, or the Python reference's (`compat: "python-0.1"`, for
+ * agents and prompts tuned to them).
+ * @category models
+ * @since 0.1.0
+ */
+export type ReplyWording = "default" | "python-0.1"
+
+// The reference's exact texts (spec core-session §9.2), used only under compat.
+const PYTHON_ACCEPTED_REPLY = "accepted. thanks for the good work."
+const PYTHON_TROUBLE_REPLY = "I have trouble with this one. Not your fault, but mine. I will probably need human help. " +
+  "Please remember to deliver this one again later, after you are resumed next time."
 
 const REJECTION_REPLY: Record<DeliverableRejection, string> = {
   "outside-workdir": "refused: the path is outside the working directory. Put the file under ./deliverables/ and write its DELIVERABLE: line again.",
@@ -186,8 +201,8 @@ const REJECTION_REPLY: Record<DeliverableRejection, string> = {
  * @category constructors
  * @since 0.1.0
  */
-export const deliverableAck = (displayPath: string, reply: DeliverableReply): string =>
-  `deliverable ${posix.basename(displayPath)}: ${replyText(reply)}`
+export const deliverableAck = (displayPath: string, reply: DeliverableReply, wording: ReplyWording = "default"): string =>
+  `deliverable ${posix.basename(displayPath)}: ${replyText(reply, wording)}`
 
 // The path lies strictly below `parent` (never `parent` itself).
 const isInside = (parent: string, child: string): boolean => {

@@ -104,6 +104,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       paths,
       hooks: prepared.hooks,
       hookContext: prepared.hookContext,
+      ...(prepared.config.compat === undefined ? {} : { replyWording: prepared.config.compat }),
       send: conversation.send,
       codexExit: conversation.exited,
       codexProcess: "codex app-server",

@@ -10,6 +10,7 @@ import { Effect, Option } from "effect"
 import type { CodexTaskHooks, HookContext } from "./Hooks.ts"
 import { Host } from "../host/Host.ts"
 import { deliverableAck, DeliverableReply, describeRejection, replyFromCallback, resolveDeliverablePath } from "../protocol/Deliverables.ts"
+import type { ReplyWording } from "../protocol/Deliverables.ts"
 import type { OptioLogEvent } from "../protocol/OptioLogEvent.ts"
 import { systemMessage } from "../protocol/SystemMessages.ts"
 import { TaskContext } from "../task/TaskContext.ts"
@@ -26,6 +27,8 @@ export const handleLogEvent = <E>(
     readonly hooks: CodexTaskHooks
     readonly hookContext: HookContext
     readonly send: (message: string) => Effect.Effect<void, E>
+    /** Whose words the deliverable replies use (default: ours). */
+    readonly replyWording?: ReplyWording
   }
 ) =>
   Effect.gen(function*() {
@@ -41,7 +44,7 @@ export const handleLogEvent = <E>(
         return yield* task.reportProgress(null, event.text)
       case "Deliverable": {
         const { display, reply } = yield* fetchDeliverable(event.path, context.paths, context.hooks, context.hookContext)
-        return yield* context.send(systemMessage(deliverableAck(display, reply)))
+        return yield* context.send(systemMessage(deliverableAck(display, reply, context.replyWording)))
       }
       case "Done":
       case "Failed":

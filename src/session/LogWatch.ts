@@ -12,6 +12,7 @@ import { isTerminal } from "../protocol/OptioLogEvent.ts"
 import { followOptioLog } from "../protocol/OptioLogMonitor.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
+import type { ReplyWording } from "../protocol/Deliverables.ts"
 import { handleLogEvent } from "./LogEvents.ts"
 import { AgentReportedError, CodexExitedEarly } from "./SessionErrors.ts"
 
@@ -36,6 +37,7 @@ export const watchUntilOutcome = <E>(options: {
   readonly hooks: CodexTaskHooks
   readonly hookContext: HookContext
   readonly send: (message: string) => Effect.Effect<void, E>
+  readonly replyWording?: ReplyWording
   readonly codexExit: Effect.Effect<number, unknown>
   /** Names codex's process in a {@link CodexExitedEarly} (`codex app-server`, `codex TUI`). */
   readonly codexProcess: string

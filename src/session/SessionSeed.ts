@@ -98,6 +98,11 @@ export const checkSeedHooks = (config: CodexTaskConfig, hooks: CodexTaskHooks): 
 /** The lease holder of one run: the process id plus a nonce, so a zombie earlier run never matches (P9). */
 const runHolder = (processId: string): string => `${processId}#${randomBytes(6).toString("hex")}`
 
+// The reference renews and releases by holder = process id: under `compat: "python-0.1"` a run
+// leases as the process id, so Python workers on the same store see (and honour) its lease.
+const holderFor = (config: CodexTaskConfig, processId: string): string =>
+  config.compat === "python-0.1" ? processId : runHolder(processId)
+
 const requireService = <I, S>(key: Context.Key<I, S>, feature: string) =>
   Effect.serviceOption(key).pipe(
     Effect.flatMap(Option.match({
@@ -206,7 +211,7 @@ export const leaseTaskSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
       leases: yield* requireService(Lease, "seeds")
     }
     const task = yield* TaskContext
-    const holder = runHolder(task.processId)
+    const holder = holderFor(config, task.processId)
     const grant = yield* Effect.acquireRelease(
       leaseSeed(source, holder, task.processId, services),
       (held) =>

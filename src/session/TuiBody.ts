@@ -52,6 +52,7 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     paths,
     hooks: prepared.hooks,
     hookContext: prepared.hookContext,
+    ...(prepared.config.compat === undefined ? {} : { replyWording: prepared.config.compat }),
     send: tmux.sendText,
     codexExit: tmux.awaitExit("250 millis"),
     codexProcess: "codex TUI",

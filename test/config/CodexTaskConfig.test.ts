@@ -394,3 +394,19 @@ describe("robustness", () => {
       assert.isBelow(ok, samples.length)
     }))
 })
+
+describe("compat: python-0.1 (item 12)", () => {
+  it.effect("defaults snapshots to gzip and refuses an explicit zstd", () =>
+    Effect.gen(function*() {
+      const compat = yield* decodeCodexTaskConfig({ consumerInstructions: "x", compat: "python-0.1" })
+      assert.strictEqual(compat.compat, "python-0.1")
+      assert.strictEqual(compat.snapshotCompression, "gzip")
+      const plain = yield* decodeCodexTaskConfig({ consumerInstructions: "x" })
+      assert.strictEqual(plain.snapshotCompression, "zstd")
+      const refused = yield* Effect.flip(decodeCodexTaskConfig({ consumerInstructions: "x", compat: "python-0.1", snapshotCompression: "zstd" }))
+      assert.strictEqual(refused.field, "snapshotCompression")
+      assert.include(refused.message, "python-0.1")
+      const unknown = yield* Effect.flip(decodeCodexTaskConfig({ consumerInstructions: "x", compat: "python-0.2" }))
+      assert.strictEqual(unknown.field, "compat")
+    }))
+})

@@ -131,3 +131,12 @@ describe("deliverable acknowledgements", () => {
     assert.strictEqual(systemMessage(RESUME_NOTICE), "System: you have been resumed")
   })
 })
+
+describe("reply wording under compat (item 12)", () => {
+  it("uses the reference's texts for accepted and trouble, ours otherwise", () => {
+    assert.strictEqual(deliverableAck("a/report.md", DeliverableReply.Accepted(), "python-0.1"), "deliverable report.md: accepted. thanks for the good work.")
+    assert.match(deliverableAck("x.md", DeliverableReply.Trouble(), "python-0.1"), /^deliverable x\.md: I have trouble with this one\. Not your fault, but mine\./)
+    assert.strictEqual(deliverableAck("x.md", DeliverableReply.Accepted()), `deliverable x.md: ${ACCEPTED_REPLY}`)
+    assert.strictEqual(deliverableAck("x.md", DeliverableReply.Feedback({ text: " fix it " }), "python-0.1"), "deliverable x.md: fix it")
+  })
+})

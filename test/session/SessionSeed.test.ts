@@ -77,3 +77,15 @@ describe("leaseTaskSeed", () => {
       assert.isUndefined(stored.lease)
     }).pipe(Effect.scoped, Effect.provide(services)))
 })
+
+describe("leaseTaskSeed under compat python-0.1 (item 12)", () => {
+  it.effect("leases as the process id, the holder the reference renews and releases by", () =>
+    Effect.gen(function*() {
+      const seed = yield* newSeed
+      const config = yield* decodeCodexTaskConfig({ consumerInstructions: "x", seedId: seed.seedId, compat: "python-0.1" })
+      const grant = Option.getOrThrow(yield* leaseTaskSeed(config, {})).grant
+      assert.strictEqual(grant.holder, PROCESS_ID)
+      const plain = yield* decodeCodexTaskConfig({ consumerInstructions: "x", seedId: (yield* newSeed).seedId })
+      assert.match(Option.getOrThrow(yield* leaseTaskSeed(plain, {})).grant.holder, new RegExp(`^${PROCESS_ID}#[0-9a-f]+$`))
+    }).pipe(Effect.scoped, Effect.provide(services)))
+})
