@@ -218,6 +218,24 @@ for (const [name, peer] of peers) {
           const renewal = yield* Effect.flip(lease.renew(grant.value))
           assert.strictEqual(renewal._tag === "LeaseLost" ? renewal.reason : renewal._tag, "taken")
 
+          // A lease a reference worker (or a provider written for it) took has no epoch: the holder
+          // it names can still renew and release it as epoch 0 (item 9 on MongoDB).
+          const pyLeased = new ObjectId()
+          yield* Effect.promise(() =>
+            db.collection(`${PREFIX}_codex_seeds`).insertOne({
+              _id: pyLeased,
+              createdAt: new Date(),
+              blobId,
+              manifestVersion: 1,
+              lease: { holder: "job-7", expiresAt: new Date(Date.now() + 60_000) }
+            })
+          )
+          const adopted = Option.getOrThrow(yield* seeds.get(pyLeased.toHexString()))
+          assert.strictEqual(adopted.lease?.epoch, 0)
+          const renewed = yield* lease.renew({ seedId: pyLeased.toHexString(), holder: "job-7", epoch: 0, expiresAt: adopted.lease!.expiresAt })
+          assert.isAbove(renewed.expiresAt.getTime(), Date.now())
+          assert.isTrue(yield* lease.release(renewed))
+
           const snapshot = yield* snapshots.latest("py-task")
           assert.strictEqual(Option.getOrUndefined(snapshot)?.codec, "gzip")
           assert.strictEqual(Option.getOrUndefined(snapshot)?.sessionId, null)

@@ -134,12 +134,16 @@ const makeMongoBackend = (db: Db, prefix: string): StoreBackend & { readonly cre
   const findSeed = (seedId: string) =>
     attempt("find seed", () => seeds.findOne({ _id: new ObjectId(seedId) })).pipe(Effect.flatMap(decodeSeedOption("find seed")))
 
+  // A lease a reference (Python) worker took carries no leaseEpoch: it reads as epoch 0 and must
+  // match as 0 (a provider written for the reference hands the session such a lease).
+  const epochFilter = (epoch: number) => epoch === 0 ? { $in: [0, null] } : epoch
+
   const fenceFilter = (seedId: string, fence: SeedFence, at: Date): Filter<Document> => ({
     _id: new ObjectId(seedId),
     generation: fence.generation === 0 ? { $in: [0, null] } : fence.generation,
     ...(fence.lease === undefined
       ? { poolKey: null, "lease.expiresAt": { $not: { $gt: at } } }
-      : { leaseEpoch: fence.lease.epoch, "lease.holder": fence.lease.holder, "lease.expiresAt": { $gt: at } })
+      : { leaseEpoch: epochFilter(fence.lease.epoch), "lease.holder": fence.lease.holder, "lease.expiresAt": { $gt: at } })
   })
 
   const deleteGuarded = (seedId: string, force: boolean, attemptsLeft: number): Effect.Effect<DeleteOutcome, StoreUnavailable> =>
@@ -267,7 +271,7 @@ const makeMongoBackend = (db: Db, prefix: string): StoreBackend & { readonly cre
         const expiresAt = new Date(at.getTime() + ttlMillis)
         const result = yield* attempt("renew lease", () =>
           seeds.updateOne(
-            { _id: new ObjectId(grant.seedId), leaseEpoch: grant.epoch, "lease.holder": grant.holder, "lease.expiresAt": { $gt: at } },
+            { _id: new ObjectId(grant.seedId), leaseEpoch: epochFilter(grant.epoch), "lease.holder": grant.holder, "lease.expiresAt": { $gt: at } },
             { $set: { "lease.expiresAt": expiresAt } }
           ))
         return result.matchedCount === 1 ? Option.some(expiresAt) : Option.none()
@@ -275,7 +279,7 @@ const makeMongoBackend = (db: Db, prefix: string): StoreBackend & { readonly cre
     release: (grant) =>
       attempt("release lease", () =>
         seeds.updateOne(
-          { _id: new ObjectId(grant.seedId), leaseEpoch: grant.epoch, "lease.holder": grant.holder },
+          { _id: new ObjectId(grant.seedId), leaseEpoch: epochFilter(grant.epoch), "lease.holder": grant.holder },
           { $set: { lease: null } }
         )).pipe(Effect.map((result) => result.matchedCount === 1)),
     insertSnapshot: (snapshot) =>
