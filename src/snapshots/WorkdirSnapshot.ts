@@ -365,7 +365,8 @@ const workdirMembers = (host: HostShape, workdir: string) =>
 /**
  * Places an archive restored into `staging` (see {@link restoreSnapshot}): the rollouts
  * (`home/.codex/sessions`) into `codexHome/sessions`, the rest of an old-layout `home/.codex`
- * (its config.toml, auth.json, …) dropped, and every other entry moved into `workdir`. A
+ * (its config.toml, auth.json, …) and a top-level `.codex` (codex's project-local config, which
+ * the sandbox never lets the agent write) dropped, and every other entry moved into `workdir`. A
  * task-owned (empty) workdir takes the entries by rename; an explicit one is merged into by a
  * host-side tar copy, which replaces files and never writes through a symlink it finds there.
  * Nothing touches `workdir` before the whole archive was extracted. `staging` is removed.
@@ -388,6 +389,7 @@ export const placeRestored = (options: {
       yield* host.rename(`${staging}/${ROLLOUT_MEMBER}`, `${codexHome}/sessions`)
     }
     yield* host.remove(oldHome)
+    yield* host.remove(`${staging}/.codex`)
     if ((yield* isDirectory(host, `${staging}/home`)) && (yield* host.readDirectory(`${staging}/home`)).length === 0) {
       yield* host.remove(`${staging}/home`)
     }

@@ -30,9 +30,10 @@ export class InvalidCodexConfig extends Schema.TaggedError<InvalidCodexConfig>()
  */
 export interface CodexConfigSettings {
   /**
-   * The workdir, marked explicitly untrusted: the TUI then never stops at the "Trust this folder?"
-   * screen, and codex ignores a project-local `<workdir>/.codex/config.toml` (whose `mcp_servers`
-   * it would otherwise start outside the sandbox).
+   * The workdir, pre-trusted so the TUI never stops at the "Trust this folder?" screen (an
+   * explicitly untrusted one stops at a "Folder access" screen instead). Trust lets codex read a
+   * project-local `<workdir>/.codex/config.toml`; codex's sandbox keeps the agent from creating
+   * `.codex` there (verified), and a restore never brings one back (see `placeRestored`).
    */
   readonly workdir: string
   readonly model?: string | undefined
@@ -57,7 +58,7 @@ export const renderCodexConfig = (settings: CodexConfigSettings): Result.Result<
   setPath(table, ["feedback", "enabled"], false)
   // The TUI's app-server daemon is setsid'd and outlives tmux: one process per task instead.
   setPath(table, ["features", "daemon_auto_start"], false)
-  setPath(table, ["projects", settings.workdir, "trust_level"], "untrusted")
+  setPath(table, ["projects", settings.workdir, "trust_level"], "trusted")
   if (settings.model !== undefined) setPath(table, ["model"], settings.model)
   if (settings.reasoningEffort !== undefined) setPath(table, ["model_reasoning_effort"], settings.reasoningEffort)
   for (const [dotted, value] of Object.entries(settings.overrides ?? {})) {

@@ -207,7 +207,7 @@ describe("properties (fault suite additions)", () => {
             assert.deepStrictEqual(at(path), wanted, dotted)
           }
           // The unattended-session settings survive unless an override names them.
-          if (!paths.some((path) => path[0] === "projects")) assert.strictEqual(at(["projects", dir, "trust_level"]), "untrusted")
+          if (!paths.some((path) => path[0] === "projects")) assert.strictEqual(at(["projects", dir, "trust_level"]), "trusted")
           if (!paths.some((path) => path[0] === "features")) assert.strictEqual(at(["features", "daemon_auto_start"]), false)
         }),
         { numRuns: 500 }

@@ -86,7 +86,7 @@ describe("taskPaths", () => {
 })
 
 describe("renderCodexConfig", () => {
-  it("renders from trusted settings only: untrusted workdir (no project config), the task's model and overrides, through a TOML library", () => {
+  it("renders from trusted settings only: the pre-trusted workdir, the task's model and overrides, through a TOML library", () => {
     const workdir = "/w/with \"quotes\" and ]brackets["
     const rendered = renderCodexConfig({
       workdir,
@@ -101,7 +101,7 @@ describe("renderCodexConfig", () => {
     assert.isTrue(Result.isSuccess(rendered))
     if (!Result.isSuccess(rendered)) return
     const table = parse(rendered.success)
-    assert.deepStrictEqual(table["projects"], { [workdir]: { trust_level: "untrusted" } })
+    assert.deepStrictEqual(table["projects"], { [workdir]: { trust_level: "trusted" } })
     assert.strictEqual(table["model"], "gpt-test")
     assert.strictEqual(table["model_reasoning_effort"], "high")
     assert.strictEqual(table["cli_auth_credentials_store"], "file")
