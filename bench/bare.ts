@@ -33,7 +33,7 @@ export const freshHome = (root: string, baseUrl: string): BareHome => {
   const tmp = join(root, "tmp")
   for (const dir of [codexHome, workdir, tmp]) mkdirSync(dir, { recursive: true })
   const settings = demoTaskSettings(baseUrl)
-  const rendered = renderCodexConfig("", { workdir, model: DEMO_MODEL, overrides: settings.configOverrides })
+  const rendered = renderCodexConfig({ workdir, model: DEMO_MODEL, overrides: settings.configOverrides })
   if (Result.isFailure(rendered)) throw rendered.failure
   writeFileSync(join(codexHome, "config.toml"), rendered.success, { mode: 0o600 })
   const env: Record<string, string> = {}

@@ -62,6 +62,8 @@ export interface ConversationOptions {
   readonly args?: ReadonlyArray<string>
   readonly env?: Readonly<Record<string, string>>
   readonly envRemove?: ReadonlyArray<string>
+  /** The only inherited variables kept (see `Command.envAllow`). */
+  readonly envAllow?: ReadonlyArray<string>
   /** The workdir: the process's cwd and the thread's `cwd` (also on resume). */
   readonly cwd: string
   readonly sandbox: SandboxMode
@@ -203,7 +205,8 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
     argv: [options.launchPath, "app-server", ...(options.args ?? [])],
     cwd: options.cwd,
     ...(options.env === undefined ? {} : { env: options.env }),
-    ...(options.envRemove === undefined ? {} : { envRemove: options.envRemove })
+    ...(options.envRemove === undefined ? {} : { envRemove: options.envRemove }),
+    ...(options.envAllow === undefined ? {} : { envAllow: options.envAllow })
   }, { stdin: true })
   const protocol = yield* AppServerProtocol.make(AppServerProtocol.fromHostProcess(appServer), {
     ...(options.requestTimeout === undefined ? {} : { requestTimeout: options.requestTimeout })

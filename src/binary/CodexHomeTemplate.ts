@@ -77,9 +77,11 @@ const primeOnce = (host: HostShape, binaryPath: string, staging: string) =>
         XDG_CONFIG_HOME: `${home}/.config`,
         XDG_DATA_HOME: `${home}/.local/share`,
         XDG_CACHE_HOME: `${home}/.cache`,
-        TMPDIR: `${staging}/tmp`
+        TMPDIR: `${staging}/tmp`,
+        PATH: "/usr/local/bin:/usr/bin:/bin"
       },
-      envRemove: ["OPENAI_API_KEY", "CODEX_API_KEY", "CODEX_HOME"]
+      // Nothing of the worker's environment: only locale and terminal type are inherited.
+      envAllow: ["LANG", "LANGUAGE", "LC_*", "TERM"]
     }, { stdin: true, gracePeriod: "2 seconds" })
     yield* codex.write(`${JSON.stringify({ id: 1, method: "initialize", params: { clientInfo: { name: "optio-codex-prime", version: CLIENT_VERSION } } })}\n`)
     yield* codex.stdout.pipe(

@@ -3,13 +3,12 @@
  * a supported architecture, room in the binary cache, and a working codex sandbox (bubblewrap or
  * user namespaces). One result per check; nothing is changed on the host.
  *
- * It also lists what tasks keep running on the host (`leftovers`): every task dir under the task
- * root whose `pids.json` (see `session/Leftovers`) names a process still alive, and every tmux
- * socket `/tmp/optio-cx-*.sock` whose server answers. Doctor cannot tell a task that is running
+ * It also lists what tasks keep running on the host (`leftovers`): every private task dir
+ * (`<task root>/run/<id>`, explicit workdirs included) whose `pids.json` (see `session/Leftovers`)
+ * names a process still alive, and every tmux socket there whose server answers (plus the
+ * `/tmp/optio-cx-*.sock` sockets of older versions). Doctor cannot tell a task that is running
  * right now from the leftovers of one whose worker died, so this is information, never a failure,
  * and doctor never kills anything: starting the task again (same process id) reaps its leftovers.
- * A task with an explicit workdir keeps `pids.json` in `<workdir>/.optio`, outside the task root:
- * only its tmux socket is found.
  *
  * @since 0.1.0
  */
@@ -127,17 +126,19 @@ export interface Leftover {
 export const findLeftovers = Effect.gen(function*() {
   const host = yield* Host
   const root = yield* taskRootOn(host)
-  const names = (yield* host.exists(root)) ? yield* host.readDirectory(root) : []
+  const runDir = `${root}/run`
+  const ids = (yield* host.exists(runDir)) ? yield* host.readDirectory(runDir) : []
   const found: Array<Leftover> = []
   const recordedSockets = new Set<string>()
-  for (const name of [...names].sort()) {
-    const taskdir = `${root}/${name}`
+  for (const id of [...ids].sort()) {
+    const taskdir = `${runDir}/${id}`
     const file = `${taskdir}/pids.json`
     if (!(yield* host.exists(file))) continue
     const text = yield* host.readFile(file).pipe(Effect.map((bytes) => new TextDecoder().decode(bytes)), Effect.orElseSucceed(() => ""))
     const recorded = decodePidsFile(text.trim())
     if (Option.isNone(recorded)) continue
     const pids = recorded.value
+    const name = pids.processId ?? id
     if (pids.tmuxSocket !== undefined) recordedSockets.add(pids.tmuxSocket)
     if (pids.host !== host.label) {
       found.push({ processId: name, taskdir, recordedOn: pids.host, processes: [], tmuxSocket: null })
@@ -152,7 +153,10 @@ export const findLeftovers = Effect.gen(function*() {
       found.push({ processId: name, taskdir, recordedOn: pids.host, processes, tmuxSocket })
     }
   }
-  const sockets = yield* host.glob("optio-cx-*.sock", "/tmp").pipe(Effect.orElseSucceed((): ReadonlyArray<string> => []))
+  const sockets = [
+    ...(yield* host.glob("*/tmux.sock", runDir).pipe(Effect.orElseSucceed((): ReadonlyArray<string> => []))),
+    ...(yield* host.glob("optio-cx-*.sock", "/tmp").pipe(Effect.orElseSucceed((): ReadonlyArray<string> => [])))
+  ]
   for (const path of sockets) {
     if (recordedSockets.has(path)) continue
     if (yield* tmuxServerAlive(host, path)) {

@@ -214,6 +214,9 @@ const MANAGED_KEYS: ReadonlyArray<readonly [string, string]> = [
   ["sandbox_mode", "sandbox / fsIsolation"],
   ["sandbox_workspace_write.writable_roots", "extraAllowedDirs"],
   ["sandbox_workspace_write.network_access", "networkAccess"],
+  // Pinned on codex's command line (see SandboxPosture): what tool commands inherit.
+  ["shell_environment_policy.inherit", "env / scrubEnv"],
+  ["shell_environment_policy.ignore_default_excludes", "env / scrubEnv"],
   ["approval_policy", "askForApproval / permissionGate"],
   ["model", "model"],
   ["model_reasoning_effort", "reasoningEffort"],

@@ -6,6 +6,11 @@
  * the TUI, `codex exec`, `codex app-server` and `thread/start`, plus the user's own `-c`
  * overrides. Pure: no I/O, resolved once per run and rendered to every surface.
  *
+ * The settings that decide what the agent can reach are pinned on every codex command line
+ * (`-c`, which outranks every config file codex reads), on top of the trusted config.toml:
+ * sandbox mode, writable roots, network, and what tool commands inherit (codex's default: its
+ * own — allowlisted — environment minus names with KEY, SECRET or TOKEN).
+ *
  * @since 0.1.0
  */
 import type { CodexTaskConfig, SandboxMode } from "./CodexTaskConfig.ts"
@@ -61,18 +66,22 @@ export const resolveSandboxPosture = (
 }
 
 /**
- * The `-c` pairs that widen workspace-write (roots, then network); empty for other modes.
+ * The `-c` pairs that pin the posture whatever a config file says: mode, writable roots (none
+ * but the workdir's defaults outside workspace-write), network, and what tool commands inherit.
  * @category rendering
  */
-export const sandboxConfigOverrides = (posture: SandboxPosture): Array<string> => {
-  if (posture.mode !== "workspace-write") return []
-  const args: Array<string> = []
-  if (posture.writableRoots.length > 0) {
-    args.push("-c", `sandbox_workspace_write.writable_roots=[${posture.writableRoots.map(tomlString).join(", ")}]`)
-  }
-  if (posture.networkAccess) args.push("-c", "sandbox_workspace_write.network_access=true")
-  return args
-}
+export const sandboxConfigOverrides = (posture: SandboxPosture): Array<string> => [
+  "-c",
+  `sandbox_mode=${tomlString(posture.mode)}`,
+  "-c",
+  `sandbox_workspace_write.writable_roots=[${posture.writableRoots.map(tomlString).join(", ")}]`,
+  "-c",
+  `sandbox_workspace_write.network_access=${posture.networkAccess}`,
+  "-c",
+  "shell_environment_policy.inherit=\"all\"",
+  "-c",
+  "shell_environment_policy.ignore_default_excludes=false"
+]
 
 /**
  * Sandbox flags for the interactive TUI: `--sandbox <mode>` then the overrides.

@@ -28,16 +28,22 @@ export const envGlobToRegExp = (glob: string): RegExp => {
   return new RegExp(`^${source}$`)
 }
 
-/** Inherited environment minus names matching any `remove` glob, with `overrides` applied last. */
+/**
+ * Inherited environment — only the names matching an `allow` glob when `allow` is given — minus
+ * names matching any `remove` glob, with `overrides` applied last.
+ */
 export const mergeEnv = (
   inherited: Readonly<Record<string, string | undefined>>,
   remove: ReadonlyArray<string>,
-  overrides: Readonly<Record<string, string>>
+  overrides: Readonly<Record<string, string>>,
+  allow?: ReadonlyArray<string>
 ): Record<string, string> => {
   const patterns = remove.map(envGlobToRegExp)
+  const allowed = allow?.map(envGlobToRegExp)
   const env: Record<string, string> = {}
   for (const [name, value] of Object.entries(inherited)) {
     if (value === undefined || patterns.some((pattern) => pattern.test(name))) continue
+    if (allowed !== undefined && !allowed.some((pattern) => pattern.test(name))) continue
     env[name] = value
   }
   return Object.assign(env, overrides)

@@ -4,8 +4,8 @@
  * same session code runs on the worker (`LocalHost`) and on a remote machine (`RemoteHost`).
  *
  * The contract is deliberately small and portable: commands are argv arrays (never shell text),
- * environment overrides are layered onto the host's own environment, and paths are absolute
- * POSIX paths on the host.
+ * environment overrides are layered onto the host's own environment — or, with `envAllow`, onto
+ * an allowlisted few of its variables only — and paths are absolute POSIX paths on the host.
  *
  * @since 0.1.0
  */
@@ -70,10 +70,16 @@ export interface Command {
   readonly argv: readonly [string, ...Array<string>]
   /** Working directory on the host; defaults to the host's own default (its home locally). */
   readonly cwd?: string
-  /** Variables layered onto the host's inherited environment (after `envRemove`). */
+  /** Variables layered onto the host's inherited environment (after `envAllow` and `envRemove`). */
   readonly env?: Readonly<Record<string, string>>
   /** Glob patterns (`*`, `?`, `[…]`) of inherited variable NAMES removed before `env` applies. */
   readonly envRemove?: ReadonlyArray<string>
+  /**
+   * An exact environment: when set, only inherited variables whose NAME matches one of these
+   * globs are kept (then `envRemove`, then `env`); nothing else of the host's (or the worker's)
+   * environment reaches the process. `[]` keeps nothing: the environment is exactly `env`.
+   */
+  readonly envAllow?: ReadonlyArray<string>
 }
 
 /**

@@ -54,7 +54,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       }
       const child = spawnChild(program, args, {
         cwd: command.cwd ?? home,
-        env: mergeEnv(baseEnv, command.envRemove ?? [], command.env ?? {}),
+        env: mergeEnv(baseEnv, command.envRemove ?? [], command.env ?? {}, command.envAllow),
         detached: true,
         stdio: [stdio.stdin ? "pipe" : "ignore", stdio.stdout ? "pipe" : "ignore", "pipe"]
       })
@@ -205,7 +205,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
               cols: size.columns,
               rows: size.rows,
               cwd: command.cwd ?? home,
-              env: mergeEnv(baseEnv, command.envRemove ?? [], { TERM: "xterm-256color", ...command.env })
+              env: mergeEnv(baseEnv, command.envRemove ?? [], { TERM: "xterm-256color", ...command.env }, command.envAllow)
             }),
           catch: (error) => fromNodeError("spawn pty", program, error)
         }),

@@ -36,6 +36,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     launchPath: paths.launchLink,
     args: appServerSandboxArgs(prepared.posture),
     env: prepared.env,
+    envAllow: prepared.envAllow,
     ...(config.scrubEnv === undefined ? {} : { envRemove: config.scrubEnv }),
     cwd: paths.workdir,
     sandbox: threadStartSandbox(prepared.posture),

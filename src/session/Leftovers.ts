@@ -6,6 +6,11 @@
  * and the next start of the same task (same process id / workdir) reaps what is still there
  * before it touches the workdir, and says so in progress.
  *
+ * The record is trusted input to a kill and a delete, so it lives only in the private task dir,
+ * outside every root the agent can write; a `pids.json` anywhere in the workdir is never read.
+ * Even so the reaper only ever acts on this task's own socket path, never on a path the record
+ * names.
+ *
  * Owns the file's format, the identity check and the reaping; does not own snapshotting the
  * leftovers' state (that belongs to the snapshot store, which cannot see this run's files yet),
  * nor a host-wide listing (`doctor`).
@@ -16,6 +21,8 @@
  * - An entry recorded on another host (`host` differs from this Host's label) is left alone.
  * - The file is removed with the task dir at the end of a clean run, so it exists only while a
  *   session runs or after one died.
+ * - The private dir is reached by the same generated id as at the dead run's start, so the reaper
+ *   finds it without reading anything the agent wrote.
  *
  * @since 0.1.0
  */
@@ -48,7 +55,10 @@ export const PidsFile = Schema.Struct({
   recordedAtMs: Schema.Number,
   processes: Schema.Array(LaunchedProcess),
   /** The task's tmux socket, when the TUI runs. */
-  tmuxSocket: Schema.optionalKey(Schema.String)
+  tmuxSocket: Schema.optionalKey(Schema.String),
+  /** Which task (for `doctor`: the private dir's name is a hash). */
+  processId: Schema.optionalKey(Schema.String),
+  workdir: Schema.optionalKey(Schema.String)
 })
 export type PidsFile = typeof PidsFile.Type
 
@@ -63,7 +73,7 @@ const encodePidsFile = Schema.encodeSync(Schema.fromJsonString(PidsFile))
  * Where the file lives.
  * @category constructors
  */
-export const pidsFileOf = (paths: TaskPaths) => `${paths.taskdir}/pids.json`
+export const pidsFileOf = (paths: TaskPaths) => paths.pidsFile
 
 /**
  * Records the processes a session launched (replacing what an earlier step of this session
@@ -83,7 +93,9 @@ export const recordLaunch = (paths: TaskPaths, launched: {
       host: host.label,
       recordedAtMs: yield* Clock.currentTimeMillis,
       processes,
-      ...(launched.tmuxSocket === undefined ? {} : { tmuxSocket: launched.tmuxSocket })
+      ...(launched.tmuxSocket === undefined ? {} : { tmuxSocket: launched.tmuxSocket }),
+      processId: paths.processId,
+      workdir: paths.workdir
     }
     yield* host.writeFile(pidsFileOf(paths), `${encodePidsFile(file)}\n`, { mode: 0o600 })
   }).pipe(
@@ -136,15 +148,17 @@ export const reapLeftovers = (paths: TaskPaths, grace: Duration.Input) =>
       yield* host.terminateTree(entry.pid, grace)
       reaped.push(`${entry.role} (pid ${entry.pid})`)
     }
+    // Only this task's own socket: a recorded path is a hint that there was one, never a target.
     if (file.tmuxSocket !== undefined) {
-      const socket = file.tmuxSocket
+      const socket = paths.tmuxSocket
       const killed = yield* host.run({ argv: ["tmux", "-S", socket, "kill-server"], envRemove: ["TMUX", "TMUX_PANE"] }).pipe(
         Effect.timeoutOption(TMUX_KILL_BOUND),
         Effect.map((result) => result._tag === "Some" && result.value.exitCode === 0),
         Effect.orElseSucceed(() => false)
       )
       if (killed) reaped.push(`the tmux server on ${socket}`)
-      if (yield* host.exists(socket)) {
+      const info = yield* host.stat(socket).pipe(Effect.option)
+      if (info._tag === "Some" && info.value.type === "Other") {
         yield* host.remove(socket)
         reaped.push(`the socket ${socket}`)
       }

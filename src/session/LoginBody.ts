@@ -174,6 +174,7 @@ const loginBody = Effect.fnUntraced(function*(prepared: PreparedTask, options: L
         ...(options.issuer === undefined || options.issuer === "" ? [] : ["--experimental_issuer", options.issuer])
       ],
       env: prepared.env,
+      envAllow: prepared.envAllow,
       cwd: paths.workdir,
       ...(config.scrubEnv === undefined ? {} : { envRemove: config.scrubEnv })
     },

@@ -21,11 +21,11 @@ import { Host } from "../host/Host.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { taskPaths, taskRootOn } from "../workdir/TaskPaths.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
-import { hostPathOn, launchEnvironment, prepareWorkdir } from "../workdir/Workdir.ts"
+import { CODEX_ENV_ALLOW, hostPathOn, launchEnvironment, prepareWorkdir } from "../workdir/Workdir.ts"
 import type { LeaseLost } from "../lease/Lease.ts"
 import { reapLeftovers } from "./Leftovers.ts"
 import { HookFailed } from "./SessionErrors.ts"
-import { consumesSeed, leaseTaskSeed, plantTaskSeed, registerSeedCapture } from "./SessionSeed.ts"
+import { leaseTaskSeed, plantTaskSeed, registerSeedCapture } from "./SessionSeed.ts"
 import type { ConsumedSeed } from "./SessionSeed.ts"
 import { findResumePoint, registerSnapshot, restoreResumePoint, resumableThread, snapshotLeftovers } from "./SessionSnapshot.ts"
 import type { TeardownLog } from "./Teardown.ts"
@@ -75,6 +75,8 @@ export interface PreparedTask {
   readonly paths: TaskPaths
   readonly posture: SandboxPosture
   readonly env: Readonly<Record<string, string>>
+  /** The only inherited variables codex gets besides `env` (`Command.envAllow`). */
+  readonly envAllow: ReadonlyArray<string>
   readonly hooks: CodexTaskHooks
   readonly hookContext: HookContext
   /** Bodies attach their way of messaging the agent, which the hooks' `sendToAgent` then uses. */
@@ -102,16 +104,16 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   const task = yield* TaskContext
   const host = yield* Host
   const hooks = options.hooks ?? {}
+  // The trusted files live under the task root even with an explicit workdir (see TaskPaths).
   const paths = yield* taskPaths({
     processId: task.processId,
-    taskRoot: options.workdir === undefined ? yield* taskRootOn(host) : "",
+    taskRoot: yield* taskRootOn(host),
     workdir: options.workdir
   })
   // A worker that died mid-session (SIGKILL, OOM) left codex and its tmux server running: stop
   // them before the workdir is touched (see Leftovers).
   const previousRunDied = yield* reapLeftovers(paths, options.stopGracePeriod ?? "5 seconds")
-  const seeded = consumesSeed(config, hooks)
-  if (previousRunDied) yield* snapshotLeftovers(config, paths, seeded)
+  if (previousRunDied) yield* snapshotLeftovers(config, paths)
   // Registered first, so it runs last: after codex and every viewer are gone. Kept when it holds
   // the only copy of credentials that could not be saved back.
   const keepTaskdir = yield* Ref.make(false)
@@ -121,7 +123,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
         yield* task.reportProgress(null, `Kept ${paths.taskdir}: its auth.json holds credentials that were not saved back`)
         return
       }
-      yield* host.remove(paths.taskdir).pipe(Effect.ignore)
+      for (const dir of [paths.taskdir, ...paths.disposable]) yield* host.remove(dir).pipe(Effect.ignore)
     })
   )
   const launched = yield* Ref.make(false)
@@ -129,7 +131,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
 
   const resumePoint = yield* findResumePoint(config)
   const leased = yield* leaseTaskSeed(config, hooks)
-  yield* registerSnapshot(config, paths, { launched: Ref.get(launched), threadId: Ref.get(threadId), teardown, seeded })
+  yield* registerSnapshot(config, paths, { launched: Ref.get(launched), threadId: Ref.get(threadId), teardown })
   yield* registerSeedCapture(hooks, paths, { launched: Ref.get(launched), teardown })
 
   yield* task.reportProgress(null, "Preparing the workdir…")
@@ -137,7 +139,6 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   const restoreAndPlant = Effect.gen(function*() {
     if (Option.isSome(resumePoint)) yield* restoreResumePoint(resumePoint.value, paths)
     if (Option.isSome(leased)) {
-      yield* host.makeDirectory(paths.codexHome, { mode: 0o700 })
       consumed = yield* plantTaskSeed(leased.value, paths, {
         resuming: Option.isSome(resumePoint),
         teardown,
@@ -175,6 +176,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
     paths,
     posture,
     env,
+    envAllow: CODEX_ENV_ALLOW,
     hooks,
     hookContext,
     attachAgentChannel: hooksOn.attachAgentChannel,

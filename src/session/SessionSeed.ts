@@ -230,7 +230,7 @@ const defaultWatcher = Effect.gen(function*() {
 
 /**
  * Step 2 of consuming: plants the leased seed into the task's CODEX_HOME and starts the watcher.
- * On resume only the credentials are taken from the seed: the restored config.toml stays.
+ * Only the credentials count: config.toml is rendered afterwards from the task's config.
  * Registers the final save-back (runs once codex has stopped, before the lease is released).
  * @category constructors
  */
@@ -245,11 +245,8 @@ export const plantTaskSeed = (
     const { grant, services } = leased
     const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
       effect.pipe(Effect.provideService(SeedStore, services.seeds), Effect.provideService(Lease, services.leases))
-    const restoredConfig = options.resuming
-      ? yield* host.readFile(paths.configToml).pipe(Effect.map(Option.some), Effect.catch(() => Effect.succeed(Option.none<Uint8Array>())))
-      : Option.none<Uint8Array>()
+    // The seed's config.toml lands too, but the session renders its own over it (never merged).
     const planted = yield* provide(plantSeed(grant.seedId, paths.codexHome))
-    if (Option.isSome(restoredConfig)) yield* host.writeFile(paths.configToml, restoredConfig.value, { mode: 0o600 })
     const watcher = yield* Effect.serviceOption(CredWatcher).pipe(
       Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => defaultWatcher }))
     )

@@ -15,7 +15,7 @@ import { Host } from "../host/Host.ts"
 import { effectiveWorkdirExclude } from "../protocol/AgentsMd.ts"
 import { SnapshotStore } from "../snapshots/SnapshotStore.ts"
 import type { SnapshotDoc, SnapshotEndState } from "../snapshots/SnapshotStore.ts"
-import { ALWAYS_EXCLUDED, captureSnapshot, newestRolloutId, restoreSnapshot, rotateOptioLog } from "../snapshots/WorkdirSnapshot.ts"
+import { ALWAYS_EXCLUDED, captureSnapshot, newestRolloutId, placeRestored, restoreSnapshot, rotateOptioLog } from "../snapshots/WorkdirSnapshot.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
 import { PersistenceNotConfigured } from "./SessionErrors.ts"
@@ -50,18 +50,24 @@ export const findResumePoint = (config: CodexTaskConfig) =>
   })
 
 /**
- * Restores a snapshot into the (wiped) workdir and moves the old optio.log aside, so a stale
- * DONE or ERROR of the previous run is never read as this run's outcome.
+ * Restores a snapshot: extracted whole into the private staging dir first (a failed restore
+ * leaves an explicit workdir untouched), then the rollouts go to CODEX_HOME and the rest into the
+ * (wiped, or explicit) workdir; the old optio.log is moved aside, so a stale DONE or ERROR of the
+ * previous run is never read as this run's outcome. Nothing else of the snapshot is trusted:
+ * config.toml and credentials are rebuilt from the task's config and its seed.
  * @category constructors
  */
 export const restoreResumePoint = (point: ResumePoint, paths: TaskPaths) =>
   Effect.gen(function*() {
     const task = yield* TaskContext
+    const host = yield* Host
     const captured = point.snapshot.capturedAt.toISOString()
     yield* task.reportProgress(null, `Restoring the workdir from the snapshot of ${captured}…`)
-    yield* restoreSnapshot(point.snapshot, paths.workdir, {
+    yield* host.remove(paths.restoreStaging)
+    yield* restoreSnapshot(point.snapshot, paths.restoreStaging, {
       onProgress: (bytes) => task.reportProgress(null, `Restoring the workdir: ${formatBytes(bytes)}`)
     }).pipe(Effect.provideService(SnapshotStore, point.store))
+    yield* placeRestored({ snapshot: point.snapshot, staging: paths.restoreStaging, workdir: paths.workdir, codexHome: paths.codexHome })
     yield* rotateOptioLog(paths.optioLog)
     yield* task.reportProgress(null, `Restored the workdir from the snapshot of ${captured}`)
   }).pipe(Effect.withSpan("CodexSession.restore"))
@@ -80,11 +86,11 @@ export const resumableThread = (point: ResumePoint, paths: TaskPaths) =>
       yield* task.reportProgress(null, "The snapshot names no codex thread: the workdir is restored, codex starts a fresh thread")
       return Option.none<string>()
     }
-    const rollouts = yield* host.glob(`home/.codex/sessions/**/rollout-*-${sessionId}.jsonl`, paths.workdir).pipe(
+    const rollouts = yield* host.glob(`sessions/**/rollout-*-${sessionId}.jsonl`, paths.codexHome).pipe(
       Effect.catch(() => Effect.succeed([] as ReadonlyArray<string>))
     )
     if (rollouts.length === 0) {
-      yield* task.reportProgress(null, `The snapshot's codex thread ${sessionId} has no rollout in the restored workdir: codex starts a fresh thread`)
+      yield* task.reportProgress(null, `The snapshot's codex thread ${sessionId} has no rollout in the restored snapshot: codex starts a fresh thread`)
       return Option.none<string>()
     }
     yield* task.reportProgress(null, `Resuming codex thread ${sessionId}`)
@@ -105,19 +111,14 @@ export const endStateOf = (exit: Exit.Exit<unknown, unknown>): SnapshotEndState 
 
 /**
  * The patterns a snapshot leaves out: codex's binaries and sqlite indexes always, then the task's
- * own list (or the default), an explicit workdir's private `.optio` dir, and — for a seeded task —
- * auth.json: its credentials live in the seed, and a copy in a snapshot would be a second,
- * stale member of the token lineage (P5, P20).
+ * own list (or the default). Credentials never travel: only the rollouts of CODEX_HOME are
+ * archived (see `captureSnapshot`), and a seeded task's auth.json lives in its seed.
  * @category constructors
  */
-export const snapshotExcludes = (config: CodexTaskConfig, paths: TaskPaths, seeded: boolean): ReadonlyArray<string> => [
+export const snapshotExcludes = (config: CodexTaskConfig): ReadonlyArray<string> => [
   ...ALWAYS_EXCLUDED,
-  ...effectiveWorkdirExclude(config.workdirExclude ?? null),
-  ...(paths.explicitWorkdir ? [".optio"] : []),
-  ...(seeded ? [SEEDED_AUTH_JSON] : [])
+  ...effectiveWorkdirExclude(config.workdirExclude ?? null)
 ]
-
-const SEEDED_AUTH_JSON = "home/.codex/auth.json"
 
 /**
  * Registers the teardown snapshot (when the task supports resume and a SnapshotStore is
@@ -133,7 +134,6 @@ export const registerSnapshot = (
     readonly launched: Effect.Effect<boolean>
     readonly threadId: Effect.Effect<Option.Option<string>>
     readonly teardown: TeardownLog
-    readonly seeded: boolean
   }
 ): Effect.Effect<void, never, Scope.Scope | Host | TaskContext> =>
   Effect.gen(function*() {
@@ -150,7 +150,6 @@ export const registerSnapshot = (
           Effect.gen(function*() {
             yield* task.reportProgress(null, "Saving a snapshot of the workdir…")
             const doc = yield* saveWorkdir(config, paths, {
-              seeded: options.seeded,
               endState: endStateOf(exit),
               threadId: yield* options.threadId,
               onProgress: (bytes) => task.reportProgress(null, `Saving a snapshot of the workdir: ${formatBytes(bytes)}`)
@@ -172,7 +171,7 @@ const THREAD_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
  * there. Best effort: a failure is reported in progress and the start goes on.
  * @category constructors
  */
-export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths, seeded: boolean) =>
+export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths) =>
   Effect.gen(function*() {
     if (!config.supportsResume) return
     const store = yield* Effect.serviceOption(SnapshotStore)
@@ -180,7 +179,7 @@ export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths, see
     const host = yield* Host
     const task = yield* TaskContext
     if (!(yield* host.exists(paths.codexHome).pipe(Effect.orElseSucceed(() => false)))) return
-    yield* saveWorkdir(config, paths, { seeded, endState: "failed", threadId: Option.none() }).pipe(
+    yield* saveWorkdir(config, paths, { endState: "failed", threadId: Option.none() }).pipe(
       Effect.provideService(SnapshotStore, store.value),
       Effect.tap((doc) => task.reportProgress(null, `Saved a snapshot of what the previous run left (thread ${doc.sessionId ?? "none"})`)),
       Effect.tap(() => task.markHasSavedState),
@@ -193,7 +192,6 @@ const saveWorkdir = (
   config: CodexTaskConfig,
   paths: TaskPaths,
   options: {
-    readonly seeded: boolean
     readonly endState: SnapshotEndState
     readonly threadId: Option.Option<string>
     readonly onProgress?: (bytes: number) => Effect.Effect<void>
@@ -209,7 +207,8 @@ const saveWorkdir = (
       processId: task.processId,
       endState: options.endState,
       sessionId,
-      exclude: snapshotExcludes(config, paths, options.seeded),
+      exclude: snapshotExcludes(config),
+      codexHome: paths.codexHome,
       codec: config.snapshotCompression,
       ...(options.onProgress === undefined ? {} : { onProgress: options.onProgress })
     })

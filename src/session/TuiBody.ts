@@ -30,6 +30,7 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     command: {
       argv: [paths.launchLink, ...tuiArguments(config, prepared)],
       env: prepared.env,
+      envAllow: prepared.envAllow,
       cwd: paths.workdir,
       ...(config.scrubEnv === undefined ? {} : { envRemove: config.scrubEnv })
     },

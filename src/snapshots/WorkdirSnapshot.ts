@@ -13,7 +13,10 @@
  *   before the upload completes, so the store keeps nothing.
  * - Members are workdir-relative paths without `./` (as the reference's local archiver wrote
  *   them) with directory entries, empty directories, symlinks and modes — one format wherever the
- *   host is (P33).
+ *   host is (P33). codex's rollouts, which live outside the workdir (in the task's private
+ *   CODEX_HOME), travel as the members under `home/.codex/sessions/` — where the reference's
+ *   layout had them — and the workdir's own `home/.codex` (agent-written) is left out, so the
+ *   archive holds one rollout tree, the worker's. {@link placeRestored} splits them apart again.
  * - Restore: the blob is decompressed (on the host for zstd when it can, else in the worker) and
  *   written to `tar -x` on the host with backpressure. GNU tar refuses members containing `..` (skipped; the restore then fails
  *   typed), strips a leading `/` (extracted inside the workdir) and defers symlinks that point
@@ -60,15 +63,19 @@ export class SnapshotCaptureFailed extends Schema.TaggedError<SnapshotCaptureFai
 }
 
 /**
- * Restoring a snapshot failed; the workdir may hold part of it and must be wiped.
+ * Restoring a snapshot failed. Extraction goes to a staging directory first, so a failure before
+ * the `place` stage leaves the workdir as it was.
  * @category errors
  * @since 0.1.0
  */
 export class SnapshotRestoreFailed extends Schema.TaggedError<SnapshotRestoreFailed>()("SnapshotRestoreFailed", {
   processId: Schema.String,
   snapshotId: Schema.String,
-  /** `prepare` (workdir, tar start), `decompress` (in the worker) or `extract` (tar on the host). */
-  stage: Schema.Literals(["prepare", "decompress", "extract"]),
+  /**
+   * `prepare` (staging dir, tar start), `decompress` (in the worker), `extract` (tar on the host)
+   * or `place` (moving the extracted files into the workdir).
+   */
+  stage: Schema.Literals(["prepare", "decompress", "extract", "place"]),
   detail: Schema.String,
   /** The failure was a full disk (ENOSPC). */
   diskFull: Schema.Boolean,
@@ -93,6 +100,8 @@ export interface CaptureSnapshotOptions {
   readonly sessionId: string | null
   /** The effective exclude list; {@link ALWAYS_EXCLUDED} is added to it. */
   readonly exclude: ReadonlyArray<string>
+  /** The task's CODEX_HOME, whose `sessions/` (the rollouts) is archived as `home/.codex/sessions`. */
+  readonly codexHome?: string
   readonly codec: SnapshotCodec
   /** Snapshots kept for the process. Default {@link SNAPSHOT_RETENTION}. */
   readonly retention?: number
@@ -188,8 +197,16 @@ export const captureSnapshot = (
 
     // The top-level entries instead of `.`: tar matches excludes with FNM_LEADING_DIR, so with `.`
     // (or `./x` names) a pattern like `.*` would match the root and drop the whole tree.
-    const entries = yield* host.readDirectory(options.workdir).pipe(Effect.mapError(fromHost))
-    const members = entries.length === 0 ? ["--files-from=/dev/null"] : ["--", ...entries]
+    const entries = yield* workdirMembers(host, options.workdir).pipe(Effect.mapError(fromHost))
+    const rollouts = options.codexHome === undefined ? undefined : rolloutsRoot(options.codexHome)
+    const withRollouts = rollouts !== undefined && (yield* isDirectory(host, `${options.codexHome}/sessions`).pipe(Effect.mapError(fromHost)))
+    // The rollouts first, from their own root: after `--` (which protects workdir names starting
+    // with `-`) a `-C` would be read as a file name.
+    const members = [
+      ...(entries.length === 0 && !withRollouts ? ["--files-from=/dev/null"] : []),
+      ...(withRollouts && rollouts !== undefined ? ["-C", rollouts, ROLLOUT_MEMBER] : []),
+      ...(entries.length === 0 ? [] : ["-C", options.workdir, "--", ...entries])
+    ]
     // The host's zstd (multi-threaded, native) when it has one: the worker then only moves the
     // compressed bytes. The frames are the same either way, so any reader can decompress them.
     const onHost = options.codec === "zstd" && (yield* hostHasZstd(host))
@@ -200,8 +217,6 @@ export const captureSnapshot = (
       "-",
       ...(onHost ? ["--use-compress-program", `zstd -${ZSTD_LEVEL} -T0 -q`] : []),
       ...tarExcludeArgs(withAlwaysExcluded(options.exclude)),
-      "-C",
-      options.workdir,
       ...members
     ] as const
 
@@ -313,6 +328,102 @@ export const restoreSnapshot = (
     const failure = yield* tarFailed
     if (failure !== undefined) return yield* failure
   })).pipe(Effect.withSpan("WorkdirSnapshot.restore", { attributes: { processId: snapshot.processId, codec: snapshot.codec } }))
+
+/**
+ * The archive member under which codex's rollouts travel (the reference's layout kept CODEX_HOME
+ * at `<workdir>/home/.codex`).
+ * @category constants
+ * @since 0.1.0
+ */
+export const ROLLOUT_MEMBER = "home/.codex/sessions"
+
+// The directory that holds `home/.codex` when CODEX_HOME is `<x>/home/.codex`; otherwise none
+// (the rollouts cannot be named as that member).
+const rolloutsRoot = (codexHome: string): string | undefined => {
+  const suffix = "/home/.codex"
+  const trimmed = codexHome.replace(/\/+$/, "")
+  return trimmed.endsWith(suffix) && trimmed.length > suffix.length ? trimmed.slice(0, -suffix.length) : undefined
+}
+
+const isDirectory = (host: HostShape, path: string) =>
+  host.stat(path).pipe(
+    Effect.map((info) => info.type === "Directory"),
+    Effect.catchIf((error) => error.reason === "NotFound" || error.reason === "NotADirectory", () => Effect.succeed(false))
+  )
+
+// The workdir's top-level entries, with a real `home/` directory opened one level so that its
+// `.codex` (the old layout's CODEX_HOME, or an agent's forgery of it) is left out: the archive's
+// rollouts are the worker's. A `home` that is a symlink or a file is archived as it is.
+const workdirMembers = (host: HostShape, workdir: string) =>
+  Effect.gen(function*() {
+    const entries = yield* host.readDirectory(workdir)
+    if (!entries.includes("home") || !(yield* isDirectory(host, `${workdir}/home`))) return entries
+    const inside = (yield* host.readDirectory(`${workdir}/home`)).filter((name) => name !== ".codex")
+    return entries.flatMap((entry) => entry === "home" ? (inside.length === 0 ? [] : inside.map((name) => `home/${name}`)) : [entry])
+  })
+
+/**
+ * Places an archive restored into `staging` (see {@link restoreSnapshot}): the rollouts
+ * (`home/.codex/sessions`) into `codexHome/sessions`, the rest of an old-layout `home/.codex`
+ * (its config.toml, auth.json, …) and a top-level `.codex` (codex's project-local config, which
+ * the sandbox never lets the agent write) dropped, and every other entry moved into `workdir`. A
+ * task-owned (empty) workdir takes the entries by rename; an explicit one is merged into by a
+ * host-side tar copy, which replaces files and never writes through a symlink it finds there.
+ * Nothing touches `workdir` before the whole archive was extracted. `staging` is removed.
+ * @category constructors
+ * @since 0.1.0
+ */
+export const placeRestored = (options: {
+  readonly snapshot: SnapshotDoc
+  readonly staging: string
+  readonly workdir: string
+  readonly codexHome: string
+}): Effect.Effect<void, SnapshotRestoreFailed | HostError, Host> =>
+  Effect.gen(function*() {
+    const host = yield* Host
+    const { staging, workdir, codexHome } = options
+    const oldHome = `${staging}/home/.codex`
+    if (yield* isDirectory(host, `${staging}/${ROLLOUT_MEMBER}`)) {
+      yield* host.makeDirectory(codexHome, { mode: 0o700 })
+      yield* host.remove(`${codexHome}/sessions`)
+      yield* host.rename(`${staging}/${ROLLOUT_MEMBER}`, `${codexHome}/sessions`)
+    }
+    yield* host.remove(oldHome)
+    yield* host.remove(`${staging}/.codex`)
+    if ((yield* isDirectory(host, `${staging}/home`)) && (yield* host.readDirectory(`${staging}/home`)).length === 0) {
+      yield* host.remove(`${staging}/home`)
+    }
+    const entries = yield* host.readDirectory(staging)
+    const left: Array<string> = []
+    for (const entry of entries) {
+      const target = `${workdir}/${entry}`
+      const free = yield* host.stat(target).pipe(
+        Effect.as(false),
+        Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(true))
+      )
+      const moved = free && (yield* host.rename(`${staging}/${entry}`, target).pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
+      if (!moved) left.push(entry)
+    }
+    if (left.length > 0) {
+      // Paths and names are positional arguments, never part of the script.
+      const merged = yield* host.run({
+        argv: ["sh", "-c", MERGE_SCRIPT, "sh", staging, workdir, ...left],
+        env: TAR_ENV
+      })
+      if (merged.exitCode !== 0) {
+        return yield* new SnapshotRestoreFailed({
+          processId: options.snapshot.processId,
+          snapshotId: options.snapshot.snapshotId,
+          stage: "place",
+          detail: `moving the restored files into the workdir failed: ${tail(merged.stderr)}`,
+          diskFull: isDiskFull(merged.stderr)
+        })
+      }
+    }
+    yield* host.remove(staging)
+  }).pipe(Effect.withSpan("WorkdirSnapshot.placeRestored"))
+
+const MERGE_SCRIPT = "from=$1; to=$2; shift 2; tar -C \"$from\" -cf - -- \"$@\" | tar -C \"$to\" -xf - --no-same-owner --preserve-permissions"
 
 // Whether the host can run `zstd` for tar; anything unexpected means "no" (the worker compresses).
 // Asked once per Host: over SSH every question is an exec.

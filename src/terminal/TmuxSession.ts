@@ -132,7 +132,8 @@ export interface TmuxSessionOptions {
   readonly sessionName?: string
   /**
    * The pane program, exec'd with exactly this argv (after a one-line start gate, see below); its
-   * env/envRemove become the tmux server's environment and so the pane's.
+   * env/envRemove/envAllow become the tmux server's environment and so the pane's (with
+   * `envAllow` the server holds nothing of the worker's environment).
    */
   readonly command: Command
   /** Default 200. */
@@ -222,7 +223,8 @@ export const startTmuxSession = Effect.fn("TmuxSession.start")(function*(options
         "--", ...paneArgv(tmux, options.command.argv)
       ], {
         ...(options.command.env === undefined ? {} : { env: options.command.env }),
-        envRemove: [...(options.command.envRemove ?? []), ...NESTING_VARS]
+        envRemove: [...(options.command.envRemove ?? []), ...NESTING_VARS],
+        ...(options.command.envAllow === undefined ? {} : { envAllow: options.command.envAllow })
       }).pipe(Effect.mapError((error) => error._tag === "HostError" ? error : fail(error.message)))
       if (result.exitCode !== 0) return yield* fail(result.stderr || result.stdout, result.exitCode)
       const listed = yield* tmux.run("list-panes", ["list-panes", "-t", tmux.window, "-F", "#{pane_pid} #{pid}"]).pipe(
@@ -385,7 +387,12 @@ interface TmuxClient {
   readonly run: (
     operation: string,
     args: ReadonlyArray<string>,
-    extra?: { readonly env?: Readonly<Record<string, string>>; readonly envRemove?: ReadonlyArray<string>; readonly stdin?: string }
+    extra?: {
+      readonly env?: Readonly<Record<string, string>>
+      readonly envRemove?: ReadonlyArray<string>
+      readonly envAllow?: ReadonlyArray<string>
+      readonly stdin?: string
+    }
   ) => Effect.Effect<RunResult, TmuxCommandFailed | HostError>
   /** Like `run`, but a non-zero exit fails: gone when tmux says so, a command failure otherwise. */
   readonly checked: (
@@ -404,7 +411,8 @@ const makeTmux = (
     return host.run({
       argv: [config.tmuxPath, "-u", "-S", config.socketPath, ...args],
       ...(extra.env === undefined ? {} : { env: extra.env }),
-      envRemove: extra.envRemove ?? NESTING_VARS
+      envRemove: extra.envRemove ?? NESTING_VARS,
+      ...(extra.envAllow === undefined ? {} : { envAllow: extra.envAllow })
     }, runOptions).pipe(
       Effect.timeoutOrElse({
         duration: config.timeout,

@@ -1,17 +1,19 @@
 /**
  * CodexConfigToml: renders a task's `CODEX_HOME/config.toml` with a TOML library (never by
- * string interpolation): whatever a seed or the caller already put there, plus the settings an
- * unattended, isolated codex needs, plus the task's model and `configOverrides`.
+ * string interpolation) from trusted inputs only: the settings an unattended, isolated codex
+ * needs, the task's model and its `configOverrides`. Nothing is read back from disk: config.toml
+ * is code to codex (`mcp_servers`, `notify` start processes outside the sandbox), so whatever a
+ * seed, a snapshot or an earlier run left there is replaced at every launch, never merged.
  *
  * @since 0.1.0
  */
 import { Result, Schema } from "effect"
-import { parse, stringify } from "smol-toml"
+import { stringify } from "smol-toml"
 import type { TomlValue } from "../config/Toml.ts"
 import { tomlKeyPath } from "../config/Toml.ts"
 
 /**
- * The existing config.toml or a configOverrides key could not be used.
+ * A configOverrides key could not be used.
  * @category errors
  */
 export class InvalidCodexConfig extends Schema.TaggedError<InvalidCodexConfig>()("InvalidCodexConfig", {
@@ -27,7 +29,12 @@ export class InvalidCodexConfig extends Schema.TaggedError<InvalidCodexConfig>()
  * @category models
  */
 export interface CodexConfigSettings {
-  /** The workdir, pre-trusted so the TUI never stops at the "Trust this folder?" screen. */
+  /**
+   * The workdir, pre-trusted so the TUI never stops at the "Trust this folder?" screen (an
+   * explicitly untrusted one stops at a "Folder access" screen instead). Trust lets codex read a
+   * project-local `<workdir>/.codex/config.toml`; codex's sandbox keeps the agent from creating
+   * `.codex` there (verified), and a restore never brings one back (see `placeRestored`).
+   */
   readonly workdir: string
   readonly model?: string | undefined
   readonly reasoningEffort?: string | undefined
@@ -38,19 +45,11 @@ export interface CodexConfigSettings {
 type Table = { [key: string]: unknown }
 
 /**
- * Merges `settings` into `existing` (config.toml text, possibly empty) and renders the result.
+ * Renders config.toml from `settings` alone.
  * @category constructors
  */
-export const renderCodexConfig = (
-  existing: string,
-  settings: CodexConfigSettings
-): Result.Result<string, InvalidCodexConfig> => {
-  let table: Table
-  try {
-    table = parse(existing)
-  } catch (error) {
-    return Result.fail(new InvalidCodexConfig({ detail: `the existing config.toml is not valid TOML (${error instanceof Error ? error.message.split("\n")[0] : "parse error"})` }))
-  }
+export const renderCodexConfig = (settings: CodexConfigSettings): Result.Result<string, InvalidCodexConfig> => {
+  const table: Table = {}
   // An unattended task must never stop at a prompt or reach out for updates and telemetry.
   setPath(table, ["check_for_update_on_startup"], false)
   // Credentials stay in CODEX_HOME/auth.json where save-back and seed capture can see them.

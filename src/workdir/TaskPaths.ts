@@ -2,20 +2,29 @@
  * TaskPaths: where one task's files live on its host. Owns the layout and the task-root lookup;
  * creating and filling the directories is `Workdir`'s job.
  *
+ * The agent controls every byte under its writable roots — the workdir, /tmp and its TMPDIR — so
+ * nothing the worker or codex trusts lives there: codex's home, its config and credentials, the
+ * task's HOME (a login shell reads ~/.profile outside the sandbox), the launch link, the pid record
+ * and the tmux socket sit in a private directory of the task root, named by a generated id (a
+ * hash, never the workdir or a caller id: no shell ever sees caller text in a trusted path).
+ *
  * ```
- * <taskdir>/                  0700, the task's private area (not snapshotted)
- *   tmp/                      the task's TMPDIR
- *   tmux.conf
- * <workdir>/                  codex's cwd: <taskdir>/workdir, or an explicit directory
+ * <task root>/                root of every task on this host (operator-chosen, validated)
+ *   run/<id>/                 0700, worker-owned, outside every writable root (not snapshotted)
+ *     home/                   the task's HOME; XDG_CONFIG_HOME=home/.config, XDG_DATA_HOME=home/.local/share
+ *       .codex/               CODEX_HOME: config.toml, auth.json, sessions/ (rollouts), …
+ *       .local/bin/codex      launch link into the binary cache
+ *     pids.json  tmux.conf  tmux.sock
+ *     restore/                a snapshot is extracted here, then moved into place
+ *   tmp/<id>/                 the task's TMPDIR and XDG_CACHE_HOME (agent-writable: codex's
+ *                             sandbox opens $TMPDIR, so it is kept apart from run/<id>)
+ *   <processId>/workdir/      the workdir when the caller names none (wiped at every start)
+ * <workdir>/                  codex's cwd and the agent's: only what the agent must see
  *   AGENTS.md  optio.log  resume.log  deliverables/  uploads/
  *   bin/                      browser shims (xdg-open, open, …)
- *   home/                     the task's HOME
- *     .codex/                 CODEX_HOME
- *     .config/ .local/share/ .cache/
- *     .local/bin/codex        launch link into the binary cache
  * ```
- * With an explicit workdir the private area is `<workdir>/.optio`, so nothing outside the
- * directory the caller named is touched.
+ * The id is a hash of the workdir path, so a restart of the same task finds its private
+ * directory (and a dead run's pid record) again; two workdirs never share one.
  *
  * @since 0.1.0
  */
@@ -49,15 +58,34 @@ export class TaskRootUnresolved extends Schema.TaggedError<TaskRootUnresolved>()
 }
 
 /**
+ * The task root cannot hold a task's trusted files: a path a shell sees must be plain (codex
+ * sources its shell snapshot from a double-quoted CODEX_HOME path) and the tmux socket path must
+ * fit a unix socket address.
+ * @category errors
+ */
+export class TaskRootUnsafe extends Schema.TaggedError<TaskRootUnsafe>()("TaskRootUnsafe", {
+  taskRoot: Schema.String,
+  reason: Schema.String
+}) {
+  override get message(): string {
+    return `the task root ${JSON.stringify(this.taskRoot)} cannot be used: ${this.reason}; set OPTIO_CODEX_TASK_ROOT to a short absolute path of letters, digits and . _ - + / only`
+  }
+}
+
+/**
  * Every path of one task on its host.
  * @category models
  */
 export interface TaskPaths {
   readonly processId: string
+  /** The task's private, worker-owned directory (`run/<id>`): nothing in it is agent-writable. */
   readonly taskdir: string
   readonly workdir: string
-  /** Whether the caller named the workdir (it is then never wiped nor removed). */
+  /** Whether the caller named the workdir (it is then never wiped, chmod'ed nor removed). */
   readonly explicitWorkdir: boolean
+  /** What a clean end removes besides `taskdir`: the task-owned workdir's directory, the scratch dir. */
+  readonly disposable: ReadonlyArray<string>
+  /** The task's TMPDIR (agent-writable, outside `taskdir`). */
   readonly tmpdir: string
   readonly home: string
   readonly codexHome: string
@@ -72,41 +100,59 @@ export interface TaskPaths {
   readonly deliverables: string
   readonly uploads: string
   readonly configToml: string
+  readonly pidsFile: string
   readonly tmuxConf: string
-  /** tmux sockets live in /tmp: a socket path must stay under ~108 bytes whatever the task root. */
   readonly tmuxSocket: string
+  /** Where a snapshot is extracted before it is moved into the workdir and CODEX_HOME. */
+  readonly restoreStaging: string
 }
 
 const SAFE_ID = /^[A-Za-z0-9._-]+$/
 
 /**
- * Lays out a task's paths. `workdir` (absolute) overrides `<taskRoot>/<processId>/workdir`.
+ * Lays out a task's paths under `taskRoot`. `workdir` (absolute) overrides
+ * `<taskRoot>/<processId>/workdir`.
  * @category constructors
  */
 export const taskPaths = (options: {
   readonly processId: string
   readonly taskRoot: string
   readonly workdir?: string | undefined
-}): Effect.Effect<TaskPaths, InvalidProcessId> => {
+}): Effect.Effect<TaskPaths, InvalidProcessId | TaskRootUnsafe> => {
   const { processId } = options
   if (!SAFE_ID.test(processId) || processId === "." || processId === "..") {
     return Effect.fail(new InvalidProcessId({ processId }))
   }
+  const root = stripSlash(options.taskRoot)
+  if (!PLAIN_ROOT.test(root)) {
+    return Effect.fail(new TaskRootUnsafe({ taskRoot: options.taskRoot, reason: "it is not an absolute path of plain characters" }))
+  }
   const explicit = options.workdir !== undefined
-  const workdir = stripSlash(options.workdir ?? `${stripSlash(options.taskRoot)}/${processId}/workdir`)
-  const taskdir = explicit ? `${workdir}/.optio` : `${stripSlash(options.taskRoot)}/${processId}`
-  const home = `${workdir}/home`
+  const workdir = stripSlash(options.workdir ?? `${root}/${processId}/workdir`)
+  const id = createHash("sha256").update(`optio-codex task\0${workdir}`).digest("hex").slice(0, 16)
+  const taskdir = `${root}/run/${id}`
+  const tmuxSocket = `${taskdir}/tmux.sock`
+  if (Buffer.byteLength(tmuxSocket) > MAX_SOCKET_PATH) {
+    return Effect.fail(new TaskRootUnsafe({
+      taskRoot: options.taskRoot,
+      reason: `the tmux socket path would be ${Buffer.byteLength(tmuxSocket)} bytes, over the ${MAX_SOCKET_PATH} a unix socket allows`
+    }))
+  }
+  const scratch = `${root}/tmp/${id}`
+  const home = `${taskdir}/home`
+  const codexHome = `${home}/.codex`
   return Effect.succeed({
     processId,
     taskdir,
     workdir,
     explicitWorkdir: explicit,
-    tmpdir: `${taskdir}/tmp`,
+    disposable: explicit ? [scratch] : [scratch, `${root}/${processId}`],
+    tmpdir: scratch,
     home,
-    codexHome: `${home}/.codex`,
+    codexHome,
     xdgConfigHome: `${home}/.config`,
     xdgDataHome: `${home}/.local/share`,
-    xdgCacheHome: `${home}/.cache`,
+    xdgCacheHome: `${scratch}/cache`,
     binDir: `${workdir}/bin`,
     launchLink: `${home}/.local/bin/codex`,
     agentsMd: `${workdir}/AGENTS.md`,
@@ -114,11 +160,18 @@ export const taskPaths = (options: {
     resumeLog: `${workdir}/resume.log`,
     deliverables: `${workdir}/deliverables`,
     uploads: `${workdir}/uploads`,
-    configToml: `${home}/.codex/config.toml`,
+    configToml: `${codexHome}/config.toml`,
+    pidsFile: `${taskdir}/pids.json`,
     tmuxConf: `${taskdir}/tmux.conf`,
-    tmuxSocket: `/tmp/optio-cx-${createHash("sha256").update(workdir).digest("hex").slice(0, 16)}.sock`
+    tmuxSocket,
+    restoreStaging: `${taskdir}/restore`
   })
 }
+
+// Absolute, no shell metacharacters, no `..` segment: safe inside double quotes and as a tmux arg.
+const PLAIN_ROOT = /^(?!.*(?:^|\/)\.\.(?:\/|$))\/[A-Za-z0-9._+\/-]*$/
+// sun_path is 108 bytes on Linux, the terminating NUL included.
+const MAX_SOCKET_PATH = 107
 
 /**
  * The task root on the host: `$OPTIO_CODEX_TASK_ROOT`, else `${XDG_DATA_HOME:-$HOME/.local/share}/optio-codex`,

@@ -1,8 +1,8 @@
 /**
  * Workdir: prepares one task's directories on its host before codex starts — the private task
- * dir and TMPDIR, the isolated HOME tree, `config.toml`, `AGENTS.md`, a fresh `optio.log`, the
- * browser shims and the `resume.log` line — and computes the environment codex is launched with.
- * It does not start anything.
+ * dir (HOME, CODEX_HOME, `config.toml`), the TMPDIR, and in the workdir `AGENTS.md`, a fresh
+ * `optio.log`, the browser shims and the `resume.log` line — and computes the exact environment
+ * codex is launched with. It does not start anything.
  *
  * @since 0.1.0
  */
@@ -15,10 +15,12 @@ import { renderCodexConfig } from "./CodexConfigToml.ts"
 import type { TaskPaths } from "./TaskPaths.ts"
 
 /**
- * Creates and fills the task's directories. A task-owned workdir is wiped first (a clean start);
- * an explicit one is kept, and only the files the task owns in it are rewritten. `afterWipe` runs
- * on the empty workdir before anything is written into it (a snapshot restore, a planted seed):
- * config.toml is then rendered over what it left, so the pre-trust always names this workdir.
+ * Creates and fills the task's directories. The private task dir and the TMPDIR start empty at
+ * every start (nothing an earlier run left there is trusted or merged); a task-owned workdir is
+ * wiped too, while an explicit one is kept as it is (never chmod'ed) and only the files the task
+ * owns in it are rewritten. `afterWipe` runs once the empty private dir and workdir exist and
+ * before anything else is written (a snapshot restore, a planted seed); config.toml is rendered
+ * afterwards from trusted inputs only.
  * @category constructors
  */
 export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, R = never>(
@@ -31,21 +33,23 @@ export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, 
   } = {}
 ) {
   const host = yield* Host
+  yield* host.remove(paths.taskdir)
   yield* host.makeDirectory(paths.taskdir, { mode: 0o700 })
-  if (!paths.explicitWorkdir) yield* host.remove(paths.workdir)
-  yield* host.makeDirectory(paths.workdir, { mode: 0o700 })
-  if (options.afterWipe !== undefined) yield* options.afterWipe
+  yield* host.remove(paths.tmpdir)
   yield* host.makeDirectory(paths.tmpdir, { mode: 0o700 })
+  if (paths.explicitWorkdir) {
+    yield* host.makeDirectory(paths.workdir)
+  } else {
+    yield* host.remove(paths.workdir)
+    yield* host.makeDirectory(paths.workdir, { mode: 0o700 })
+  }
   yield* host.makeDirectory(paths.codexHome, { mode: 0o700 })
+  if (options.afterWipe !== undefined) yield* options.afterWipe
   for (const dir of [paths.xdgConfigHome, paths.xdgDataHome, paths.xdgCacheHome, `${paths.home}/.local/bin`, paths.binDir, paths.deliverables]) {
     yield* host.makeDirectory(dir)
   }
 
-  const existing = yield* host.readFile(paths.configToml).pipe(
-    Effect.map((bytes) => new TextDecoder().decode(bytes)),
-    Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(""))
-  )
-  const rendered = renderCodexConfig(existing, {
+  const rendered = renderCodexConfig({
     workdir: paths.workdir,
     model: config.model,
     reasoningEffort: config.reasoningEffort,
@@ -72,9 +76,18 @@ export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, 
 })
 
 /**
- * The environment codex runs with: the isolation variables, the caller's `env` on top, and a PATH
- * composed for the host — the launch link's dir and the shims first, then the caller's PATH if it
- * set one, else the host's own (never the worker's, which is wrong on a remote host).
+ * The only variables of the host's own environment a codex process inherits (with
+ * `Command.envAllow`): locale and terminal type. Everything else codex gets is set explicitly by
+ * {@link launchEnvironment}; the worker's secrets never reach it, nor the agent.
+ * @category constants
+ */
+export const CODEX_ENV_ALLOW: ReadonlyArray<string> = ["LANG", "LANGUAGE", "LC_*", "TERM"]
+
+/**
+ * The environment codex runs with (on top of {@link CODEX_ENV_ALLOW}): the isolation variables,
+ * the caller's `env` on top, and a PATH composed for the host — the launch link's dir and the
+ * shims first, then the caller's PATH if it set one, else the host's own (never the worker's,
+ * which is wrong on a remote host).
  * @category constructors
  */
 export const launchEnvironment = (

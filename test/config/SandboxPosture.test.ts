@@ -18,6 +18,19 @@ type PostureInput = Pick<CodexTaskConfig, "sandbox" | "fsIsolation" | "extraAllo
 const HOME = "/home/alice/"
 const ROOTS_KEY = "sandbox_workspace_write.writable_roots="
 const NETWORK = "sandbox_workspace_write.network_access=true"
+// Every surface pins mode, roots, network and the tool-command environment policy.
+const pins = (mode: string, roots: ReadonlyArray<string>, network: boolean) => [
+  "-c",
+  `sandbox_mode="${mode}"`,
+  "-c",
+  `${ROOTS_KEY}[${roots.map((root) => `"${root}"`).join(", ")}]`,
+  "-c",
+  `sandbox_workspace_write.network_access=${network}`,
+  "-c",
+  "shell_environment_policy.inherit=\"all\"",
+  "-c",
+  "shell_environment_policy.ignore_default_excludes=false",
+]
 
 const MODES = [
   { mode: "workspace-write", base: { fsIsolation: true } },
@@ -88,7 +101,7 @@ describe("resolveSandboxPosture", () => {
       ])
       assert.deepStrictEqual(
         sandboxConfigOverrides(resolveSandboxPosture({ fsIsolation: true, networkAccess: false, extraAllowedDirs: [{ path: "/", mode: "rw" }] }, HOME)),
-        ["-c", `${ROOTS_KEY}["/"]`],
+        pins("workspace-write", ["/"], false),
       )
     }))
 
@@ -109,10 +122,7 @@ describe("every mode x grant x network on every surface", () => {
       const roots = workspaceWrite ? grant.roots : []
       assert.deepStrictEqual(posture, { mode, writableRoots: roots, networkAccess: network && workspaceWrite })
 
-      const overrides = [
-        ...(roots.length > 0 ? ["-c", `${ROOTS_KEY}[${roots.map((r) => `"${r}"`).join(", ")}]`] : []),
-        ...(network && workspaceWrite ? ["-c", NETWORK] : []),
-      ]
+      const overrides = pins(mode, roots, network && workspaceWrite)
       assert.deepStrictEqual(sandboxConfigOverrides(posture), overrides)
       assert.deepStrictEqual(tuiSandboxArgs(posture), ["--sandbox", mode, ...overrides])
       assert.deepStrictEqual(execSandboxArgs(posture), ["--sandbox", mode, ...overrides])
@@ -134,9 +144,15 @@ describe("renderers", () => {
         "--sandbox",
         "workspace-write",
         "-c",
+        "sandbox_mode=\"workspace-write\"",
+        "-c",
         "sandbox_workspace_write.writable_roots=[\"/home/u/cache\", \"/scratch\"]",
         "-c",
         "sandbox_workspace_write.network_access=true",
+        "-c",
+        "shell_environment_policy.inherit=\"all\"",
+        "-c",
+        "shell_environment_policy.ignore_default_excludes=false",
       ])
     }))
 
@@ -159,9 +175,9 @@ describe("renderers", () => {
         extraAllowedDirs: hostile.map((path) => ({ path, mode: "rw" as const })),
       }, HOME)
       const args = appServerSandboxArgs(posture)
-      assert.strictEqual(args.length, 2)
-      assert.strictEqual(args[0], "-c")
-      const pair = args[1] ?? ""
+      assert.strictEqual(args.length, 10)
+      assert.strictEqual(args[2], "-c")
+      const pair = args[3] ?? ""
       assert.match(pair, /^[\x20-\x7e]*$/)
       assert.deepStrictEqual(parseOverrideValue(pair, ROOTS_KEY), hostile)
     }))
@@ -203,14 +219,7 @@ describe("renderers", () => {
         configOverrides: { "tui.animations": false },
       })
       const posture = resolveSandboxPosture(config, "/home/bob")
-      assert.deepStrictEqual(tuiSandboxArgs(posture), [
-        "--sandbox",
-        "workspace-write",
-        "-c",
-        "sandbox_workspace_write.writable_roots=[\"/home/bob/work\"]",
-        "-c",
-        NETWORK,
-      ])
+      assert.deepStrictEqual(tuiSandboxArgs(posture), ["--sandbox", "workspace-write", ...pins("workspace-write", ["/home/bob/work"], true)])
       assert.deepStrictEqual(configOverrideArgs(config.configOverrides ?? {}), ["-c", "tui.animations=false"])
     }))
 })

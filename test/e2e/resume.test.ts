@@ -22,8 +22,12 @@ import { processesMentioning } from "../support/processLeaks.ts"
 import { basicAuth, sseEvents } from "../support/sse.ts"
 import type { SseEvent } from "../support/sse.ts"
 import { waitUntil } from "../support/waitUntil.ts"
+import { layoutOf } from "../support/taskLayout.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-resume-${process.pid}`)
+// Every task's trusted files (codex's home and its rollouts) live under the task root.
+const taskRoot = join(root, "tasks")
+process.env["OPTIO_CODEX_TASK_ROOT"] = taskRoot
 
 /** One run of a task: its own TaskContext (fresh or resumed) over a store that outlives it. */
 const runLayer = (state: MemoryStoreState, processId: string, resume: boolean) => sessionServices(processId, { state, resume })
@@ -128,7 +132,7 @@ describe("resume from a snapshot", () => {
         const session = yield* runCodexSession(config, { workdir: first, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
         // Turn 1 is over once its answer is in the rollout (what a resume replays).
         yield* waitUntil("turn 1's answer in the rollout", Effect.sync(() => {
-          const sessions = join(first, "home/.codex/sessions")
+          const sessions = join(layoutOf({ processId: "resume-tui", taskRoot, workdir: first }).codexHome, "sessions")
           if (!existsSync(sessions)) return undefined
           const rollouts = readdirSync(sessions, { recursive: true, encoding: "utf8" }).filter((name) => name.endsWith(".jsonl"))
           return rollouts.some((name) => readFileSync(join(sessions, name), "utf8").includes("Noted: the password is tangerine.")) ? true : undefined

@@ -29,8 +29,13 @@ import { sessionServices } from "../support/sessionServices.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { waitUntil } from "../support/waitUntil.ts"
+import { layoutOf } from "../support/taskLayout.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-seeds-${process.pid}`)
+// Every task's trusted files (codex's home with auth.json) live under the task root.
+const taskRoot = join(root, "tasks")
+process.env["OPTIO_CODEX_TASK_ROOT"] = taskRoot
+const codexHomeOf = (workdir: string) => layoutOf({ processId: "any", taskRoot, workdir }).codexHome
 const RENEW = "400 millis"
 
 const runLayer = (state: MemoryStoreState, processId: string, options: { readonly resume?: boolean } = {}) =>
@@ -156,7 +161,7 @@ describe("seeds with the real codex", () => {
       assert.strictEqual(Option.getOrThrow(thief).seedId, seed.seedId)
       // The old holder's codex now "rotates": a save-back would write this into the seed.
       const rotated = yield* issuer.mintAuthJson()
-      writeFileSync(join(workdir, "home/.codex/auth.json"), rotated.bytes, { mode: 0o600 })
+      writeFileSync(join(codexHomeOf(workdir), "auth.json"), rotated.bytes, { mode: 0o600 })
 
       const exit = yield* Fiber.await(session).pipe(Effect.timeout("20 seconds"))
       assert.isTrue(Exit.isFailure(exit))
@@ -186,8 +191,8 @@ describe("seeds with the real codex", () => {
           // Stands in for the operator logging in inside the task.
           beforeExecute: (ctx) =>
             Effect.sync(() => {
-              writeFileSync(join(ctx.workdir, "home/.codex/auth.json"), minted.bytes, { mode: 0o600 })
-              writeFileSync(join(ctx.workdir, "home/.codex/config.toml"), chatgptCodexConfigToml({ baseUrl: server.baseUrl }))
+              writeFileSync(join(codexHomeOf(ctx.workdir), "auth.json"), minted.bytes, { mode: 0o600 })
+              writeFileSync(join(codexHomeOf(ctx.workdir), "config.toml"), chatgptCodexConfigToml({ baseUrl: server.baseUrl }))
             }),
           onSeedSaved: (seedId) => Deferred.succeed(saved, seedId).pipe(Effect.asVoid)
         }
@@ -228,19 +233,21 @@ describe("seeds with the real codex", () => {
           yield* waitUntil("codex is live", recorder.current.pipe(Effect.map((record) =>
             record.progress.some((entry) => entry.message === "Codex conversation is live") ? true : undefined
           )), "60 seconds")
-          const planted = (JSON.parse(readFileSync(join(workdir, "home/.codex/auth.json"), "utf8")) as AuthFile).tokens.refresh_token
+          const planted = (JSON.parse(readFileSync(join(codexHomeOf(workdir), "auth.json"), "utf8")) as AuthFile).tokens.refresh_token
           yield* Fiber.interrupt(session)
           return planted
         })
       const plantedFirst = yield* liveUntilCancelled(first).pipe(Effect.scoped, Effect.provide(runLayer(state, "seed-resume")))
       assert.strictEqual(plantedFirst, setup.minted.refreshToken)
-      // A seeded task's snapshot carries no auth.json: the seed is the one copy of its lineage.
+      // A snapshot carries codex's rollouts and the workdir, never auth.json or config.toml: the
+      // seed is the one copy of its lineage, and config.toml is rendered at every launch.
       const restored = freshDir("resume-inspect")
       yield* Effect.gen(function*() {
         const doc = Option.getOrThrow(yield* SnapshotStore.use((store) => store.latest("seed-resume")))
         yield* restoreSnapshot(doc, restored)
       }).pipe(Effect.provide(runLayer(state, "seed-resume-inspect")))
-      assert.isTrue(existsSync(join(restored, "home/.codex/config.toml")))
+      assert.isTrue(existsSync(join(restored, "home/.codex/sessions")))
+      assert.isFalse(existsSync(join(restored, "home/.codex/config.toml")))
       assert.isFalse(existsSync(join(restored, "home/.codex/auth.json")))
 
       // Meanwhile another task rotated the seed's credentials (a fenced write under its own lease).

@@ -22,9 +22,13 @@ import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { launchBrowser, terminalBufferText } from "../support/browser.ts"
 import { waitUntil } from "../support/waitUntil.ts"
+import { taskPaths } from "../../src/workdir/TaskPaths.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-tui-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
+// The task root holds every task's trusted files (codex's home, the tmux socket), explicit workdirs too.
+const taskRoot = join(root, "tasks")
+process.env["OPTIO_CODEX_TASK_ROOT"] = taskRoot
 let counter = 0
 const freshWorkdir = () => {
   const dir = join(root, `w${++counter} with space`)
@@ -112,8 +116,9 @@ describe("TUI mode end to end", () => {
         hooks: {
           // Replace the launch link with a "codex" that prints a reason and exits 3.
           beforeExecute: (ctx) =>
-            Effect.sync(() => {
-              const link = join(ctx.workdir, "home", ".local", "bin", "codex")
+            Effect.gen(function*() {
+              const paths = yield* taskPaths({ processId: "tui-fail", taskRoot, workdir: ctx.workdir })
+              const link = paths.launchLink
               rmSync(link)
               writeFileSync(link, "#!/bin/sh\necho 'codex: fatal: cannot start (simulated)'\nexit 3\n", { mode: 0o755 })
             })

@@ -10,15 +10,20 @@ import { TaskContext } from "../../src/task/TaskContext.ts"
 import { sessionServices } from "../support/sessionServices.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
+import { layoutOf } from "../support/taskLayout.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
 /** A directory of this test file's workdirs, removed when the file's module is loaded again. */
 export const faultRoot = (name: string) => {
   const root = join(repoRoot, ".cache", "test", `faults-${name}-${process.pid}`)
   rmSync(root, { recursive: true, force: true })
+  // Every task's trusted files (codex's home, pids.json, the tmux socket) live under the task
+  // root, explicit workdirs too; a worker child spawned by the test inherits it.
+  process.env["OPTIO_CODEX_TASK_ROOT"] = join(root, "tasks")
   let counter = 0
   return {
     root,
+    taskRoot: join(root, "tasks"),
     /** A fresh, empty workdir (explicit: the session neither wipes nor removes it). */
     workdir: () => {
       const dir = join(root, `w${++counter}`)
@@ -32,8 +37,12 @@ export const faultRoot = (name: string) => {
 /** The live services a session needs, with a recording TaskContext and an in-memory store (snapshots). */
 export const services = (processId: string) => sessionServices(processId)
 
-/** The launch link the session starts codex through (TaskPaths' layout). */
-export const launchLinkOf = (workdir: string) => join(workdir, "home", ".local", "bin", "codex")
+/** The private paths of the task with this explicit workdir (TaskPaths' layout). */
+export const layoutOfWorkdir = (workdir: string) =>
+  layoutOf({ processId: "any", taskRoot: process.env["OPTIO_CODEX_TASK_ROOT"] ?? "", workdir })
+
+/** The launch link the session starts codex through. */
+export const launchLinkOf = (workdir: string) => layoutOfWorkdir(workdir).launchLink
 
 /** Live pids whose argv[0] is exactly `program` (codex is exec'd through the task's launch link). */
 export const pidsRunning = (program: string): ReadonlyArray<number> => {

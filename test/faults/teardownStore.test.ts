@@ -30,13 +30,13 @@ import { StoreUnavailable } from "../../src/store/StoreError.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { sessionServices } from "../support/sessionServices.ts"
 import { waitUntil } from "../support/waitUntil.ts"
+import { layoutOf } from "../support/taskLayout.ts"
 import { faultRoot, noProcessMentions } from "./harness.ts"
 import { recordOutcome } from "./summary.ts"
 
 const dirs = faultRoot("teardown-store")
 // Task-owned workdirs (not explicit ones): the session would remove them at the end.
-const taskRoot = join(dirs.root, "tasks")
-process.env["OPTIO_CODEX_TASK_ROOT"] = taskRoot
+const taskRoot = dirs.taskRoot
 
 /** An outage switch in front of the seed store: while down, blob reads and writes fail. */
 interface Outage {
@@ -91,24 +91,25 @@ const rotateThenFinish = (processId: string, outage: Outage, pool: string) =>
   Effect.gen(function*() {
     const server = yield* ScriptedModelServer.start([])
     const seed = yield* seedInPool(pool)
-    const workdir = join(taskRoot, processId, "workdir")
+    const layout = layoutOf({ processId, taskRoot })
+    const workdir = layout.workdir
     const session = yield* runCodexSession(
       { consumerInstructions: "teardown faults", mode: "conversation", seedPool: pool, ...demoTaskSettings(server.baseUrl) },
       { stopGracePeriod: "2 seconds" }
     ).pipe(Effect.forkChild)
     yield* liveProgress
     outage.down = true
-    writeFileSync(join(workdir, "home/.codex/auth.json"), ROTATED_AUTH, { mode: 0o600 })
+    writeFileSync(join(layout.codexHome, "auth.json"), ROTATED_AUTH, { mode: 0o600 })
     appendFileSync(join(workdir, "optio.log"), "DONE: finished\n")
     const exit = yield* Fiber.await(session).pipe(Effect.timeout("60 seconds"))
-    return { exit, seed, workdir }
+    return { exit, seed, workdir, codexHome: layout.codexHome }
   })
 
 describe("fault: the store at teardown", () => {
   it.live("unreachable for good: retries, then TeardownFailed, and the task dir with auth.json is kept", () =>
     Effect.gen(function*() {
       const outage: Outage = { down: false, failuresLeft: Number.POSITIVE_INFINITY, injected: 0 }
-      const { exit, seed, workdir } = yield* rotateThenFinish("store-down", outage, "down").pipe(
+      const { codexHome, exit, seed, workdir } = yield* rotateThenFinish("store-down", outage, "down").pipe(
         Effect.provide(runLayer("store-down", flakySeedStore(outage)))
       )
       assert.isTrue(Exit.isFailure(exit))
@@ -119,7 +120,7 @@ describe("fault: the store at teardown", () => {
       assert.include(message, "after the task succeeded")
       assert.match(message, /after 4 attempt/)
       // The only copy of the rotated credentials is still on disk.
-      assert.strictEqual(readFileSync(join(workdir, "home/.codex/auth.json"), "utf8"), ROTATED_AUTH)
+      assert.strictEqual(readFileSync(join(codexHome, "auth.json"), "utf8"), ROTATED_AUTH)
       outage.down = false
       assert.strictEqual(seed.generation, 0)
       yield* noProcessMentions(workdir, "2 seconds")

@@ -25,7 +25,7 @@ import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
-import { faultRoot, isAlive, noProcessMentions, services } from "./harness.ts"
+import { faultRoot, isAlive, layoutOfWorkdir, noProcessMentions, services } from "./harness.ts"
 import { recordOutcome } from "./summary.ts"
 
 const dirs = faultRoot("worker-kill")
@@ -58,7 +58,7 @@ describe("fault: the worker is SIGKILLed mid-session", () => {
     Effect.gen(function*() {
       const workdir = dirs.workdir()
       const worker = yield* startDoomedWorker(workdir)
-      const pidsFile = join(workdir, ".optio", "pids.json")
+      const pidsFile = layoutOfWorkdir(workdir).pidsFile
       assert.isTrue(existsSync(pidsFile), "the session records its processes at launch")
       const recorded: { host: string; tmuxSocket: string; processes: ReadonlyArray<{ role: string; pid: number }> } = JSON.parse(
         readFileSync(pidsFile, "utf8")

@@ -58,6 +58,20 @@ export const hostContract = (name: string, layer: Layer.Layer<Host, unknown>, ro
         assert.strictEqual(result.stdout, "it's $(x)|has-path|no-home")
       }))
 
+    live("envAllow gives an exact environment: the allowlisted inherited names, then env", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const names = (stdout: string) => stdout.split("\n").filter((line) => line !== "").map((line) => line.slice(0, line.indexOf("=")))
+        const exact = yield* host.run({ argv: ["/usr/bin/env"], env: { OPTIO_A: "it's $(x)", PATH: "/usr/bin:/bin" }, envAllow: [] })
+        assert.deepStrictEqual(exact.stdout.split("\n").filter((line) => line !== "").sort(), ["OPTIO_A=it's $(x)", "PATH=/usr/bin:/bin"])
+        const kept = yield* host.run({ argv: ["/usr/bin/env"], env: { OPTIO_A: "a" }, envAllow: ["PAT?", "HOME"], envRemove: ["HOME"] })
+        assert.deepStrictEqual(names(kept.stdout).sort(), ["OPTIO_A", "PATH"])
+        // A long-lived process gets the same exact environment (a program found on the given PATH).
+        const spawned = yield* host.spawn({ argv: ["env"], env: { OPTIO_B: "b", PATH: "/usr/bin:/bin" }, envAllow: [] }, { stdout: true })
+        const printed = yield* spawned.stdout.pipe(Stream.decodeText(), Stream.mkString)
+        assert.deepStrictEqual(printed.split("\n").filter((line) => line !== "").sort(), ["OPTIO_B=b", "PATH=/usr/bin:/bin"])
+      }))
+
     live("run feeds stdin, honours cwd, reports non-zero exits without failing", () =>
       Effect.gen(function*() {
         const host = yield* Host

@@ -20,7 +20,7 @@ let counter = 0
 const setup = Effect.gen(function*() {
   const workdir = join(root, `w${++counter}`)
   mkdirSync(join(workdir, "deliverables"), { recursive: true })
-  const paths = yield* taskPaths({ processId: "p", taskRoot: "", workdir })
+  const paths = yield* taskPaths({ processId: "p", taskRoot: join(root, "tasks"), workdir })
   const sent: Array<string> = []
   const send = (message: string) => Effect.sync(() => void sent.push(message))
   const hooksOn = yield* makeHookContext({ processId: "p", workdir, host: yield* Host, task: yield* TaskContext })

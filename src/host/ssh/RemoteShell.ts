@@ -8,7 +8,10 @@
  * remove inherited variables whose NAME matches an `envRemove` glob (the glob is evaluated by
  * `case` on the host, never spliced into code), `cd`, `export` the overrides, check that the
  * program exists, print one marker line with a per-launch nonce and the pid on stderr, then
- * `exec` the program, which therefore keeps that pid. Process trees are found and signalled on
+ * `exec` the program, which therefore keeps that pid. A command with `envAllow` gets an exact
+ * environment: the kept variables and the overrides become `NAME=value` arguments of
+ * `exec env -i`, so nothing else of the login environment (not even names a shell cannot unset)
+ * reaches the program. Process trees are found and signalled on
  * the host by the functions of {@link KIT} (`ps -e -o pid=,ppid=,pgid=,sid=,stat=` + `awk`).
  *
  * @since 0.1.0
@@ -28,9 +31,19 @@ export const remoteCommandLine = (script: string, args: ReadonlyArray<string> = 
  * @category validation
  */
 export const invalidCommand = (command: Command): string | undefined => {
-  const values = [...command.argv, command.cwd ?? "", ...Object.entries(command.env ?? {}).flat(), ...(command.envRemove ?? [])]
+  const values = [
+    ...command.argv,
+    command.cwd ?? "",
+    ...Object.entries(command.env ?? {}).flat(),
+    ...(command.envRemove ?? []),
+    ...(command.envAllow ?? [])
+  ]
   if (values.some((value) => value.includes("\u0000"))) return "an argument, path or environment entry contains a NUL byte"
   if (command.argv[0] === "" || command.argv[0].startsWith("-")) return `invalid program name ${JSON.stringify(command.argv[0])}`
+  // `env -i` would read a program name with `=` as one more variable.
+  if (command.envAllow !== undefined && command.argv[0].includes("=")) {
+    return `program name ${JSON.stringify(command.argv[0])} contains '=' (not allowed with an exact environment)`
+  }
   const badName = Object.keys(command.env ?? {}).find((name) => !/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
   if (badName !== undefined) return `environment variable name ${JSON.stringify(badName)} cannot be set by a POSIX shell`
   return undefined
@@ -45,13 +58,31 @@ export const launchScript = (command: Command, launch: { readonly nonce: string;
   const say = (word: string) => `printf '\\n%s ${word}\\n' ${launch.nonce} >&2`
   const lines: Array<string> = []
   const globs = command.envRemove ?? []
-  if (globs.length > 0) {
-    globs.forEach((glob, index) => lines.push(`__optio_g${index}=${shellQuote(glob)}`))
-    const patterns = globs.map((_, index) => `$__optio_g${index}`).join("|")
+  const allow = command.envAllow
+  const exact = allow !== undefined
+  globs.forEach((glob, index) => lines.push(`__optio_g${index}=${shellQuote(glob)}`))
+  allow?.forEach((glob, index) => lines.push(`__optio_a${index}=${shellQuote(glob)}`))
+  const removed = globs.map((_, index) => `$__optio_g${index}`).join("|")
+  const kept = (allow ?? []).map((_, index) => `$__optio_a${index}`).join("|")
+  const listNames =
+    `for __optio_v in $(awk 'BEGIN { for (k in ENVIRON) print k }' </dev/null 2>/dev/null || env | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p'); do`
+  if (exact) {
+    // The program's argv, then the overrides, then (prepended) every kept variable: `env -i`
+    // applies them left to right, so an override wins over a kept value of the same name.
     lines.push(
       "set -f",
-      `for __optio_v in $(awk 'BEGIN { for (k in ENVIRON) print k }' </dev/null 2>/dev/null || env | sed -n 's/^\\([A-Za-z_][A-Za-z0-9_]*\\)=.*/\\1/p'); do`,
-      `  case $__optio_v in [!A-Za-z_]*|*[!A-Za-z0-9_]*) ;; ${patterns}) command unset "$__optio_v" ;; esac`,
+      `set -- ${shellJoin(command.argv)}`,
+      ...Object.entries(command.env ?? {}).reverse().map(([name, value]) => `set -- ${shellQuote(`${name}=${value}`)} "$@"`),
+      listNames,
+      `  case $__optio_v in [!A-Za-z_]*|*[!A-Za-z0-9_]*) ;;${removed === "" ? "" : ` ${removed}) ;;`}${kept === "" ? "" : ` ${kept}) eval "set -- \\"\\$__optio_v=\\\${$__optio_v}\\" \\"\\$@\\"" ;;`} esac`,
+      "done",
+      "set +f"
+    )
+  } else if (globs.length > 0) {
+    lines.push(
+      "set -f",
+      listNames,
+      `  case $__optio_v in [!A-Za-z_]*|*[!A-Za-z0-9_]*) ;; ${removed}) command unset "$__optio_v" ;; esac`,
       "done",
       "set +f"
     )
@@ -66,9 +97,9 @@ export const launchScript = (command: Command, launch: { readonly nonce: string;
     command.argv[0].includes("/")
       ? `if [ ! -e ${program} ]; then ${say("notfound program")}; exit 127; elif [ -d ${program} ] || [ ! -x ${program} ]; then ${say("denied program")}; exit 126; fi`
       : `command -v ${program} >/dev/null 2>&1 || { ${say("notfound program")}; exit 127; }`,
-    `unset __optio_v ${globs.map((_, index) => `__optio_g${index}`).join(" ")}`,
+    `unset __optio_v ${[...globs.map((_, index) => `__optio_g${index}`), ...(allow ?? []).map((_, index) => `__optio_a${index}`)].join(" ")}`,
     `printf '\\n%s ready %s\\n' ${launch.nonce} "$$" >&2`,
-    `exec ${shellJoin(command.argv)}${launch.discardStdout ? " >/dev/null" : ""}`
+    `exec ${exact ? "env -i \"$@\"" : shellJoin(command.argv)}${launch.discardStdout ? " >/dev/null" : ""}`
   )
   return lines.join("\n")
 }
