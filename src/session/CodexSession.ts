@@ -27,8 +27,9 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
-import { decodeWithDeploymentDefaults } from "../config/DeploymentDefaults.ts"
+import { Effect, Option } from "effect"
+import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
+import { decodeWithDeploymentDefaults, REMOTE_TASK_ROOT_VARIABLE } from "../config/DeploymentDefaults.ts"
 import { Host } from "../host/Host.ts"
 import { connectionLostOf } from "../host/RemoteHost.ts"
 import { runConversationBody } from "./ConversationBody.ts"
@@ -48,9 +49,12 @@ export type { SessionResult } from "./LogWatch.ts"
  */
 export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
   Effect.gen(function*() {
-    const { config, notes } = yield* decodeWithDeploymentDefaults(input)
+    const decoded = yield* decodeWithDeploymentDefaults(input)
+    const config = decoded.config
     yield* checkSeedHooks(config, options.hooks ?? {})
-    yield* reportDeploymentNotes(notes)
+    const withRoot = withDeploymentTaskRoot(options, decoded)
+    yield* reportDeploymentNotes(withRoot.notes)
+    options = withRoot.options
     const teardown = yield* makeTeardownLog
     const session = Effect.gen(function*() {
       const prepared = yield* prepareTask(config, options, teardown)
@@ -69,6 +73,24 @@ export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
     }).pipe(Effect.scoped)
     return yield* concludeSession(yield* Effect.exit(session), teardown)
   }).pipe(Effect.withSpan("CodexSession.run"))
+
+/**
+ * The session options with the deployment's remote task root filled in (SSH hosts only; an
+ * explicit `taskRoot` wins), and the notes that say so.
+ */
+export const withDeploymentTaskRoot = (
+  options: SessionOptions,
+  decoded: { readonly config: CodexTaskConfig; readonly notes: ReadonlyArray<string>; readonly remoteTaskRoot: Option.Option<string> }
+): { readonly options: SessionOptions; readonly notes: ReadonlyArray<string> } => {
+  if (decoded.config.ssh === undefined || Option.isNone(decoded.remoteTaskRoot)) return { options, notes: decoded.notes }
+  if (options.taskRoot !== undefined) {
+    return { options, notes: [...decoded.notes, `task root from the session options (overrides ${REMOTE_TASK_ROOT_VARIABLE})`] }
+  }
+  return {
+    options: { ...options, taskRoot: decoded.remoteTaskRoot.value },
+    notes: [...decoded.notes, `task root ${JSON.stringify(decoded.remoteTaskRoot.value)} from ${REMOTE_TASK_ROOT_VARIABLE}`]
+  }
+}
 
 /** Says in the task's progress which deployment settings came from the environment. */
 export const reportDeploymentNotes = (notes: ReadonlyArray<string>) =>

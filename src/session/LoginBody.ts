@@ -13,7 +13,7 @@
  */
 import { Duration, Effect, Option, Ref, Schedule, Schema } from "effect"
 import { decodeWithDeploymentDefaults } from "../config/DeploymentDefaults.ts"
-import { reportDeploymentNotes } from "./CodexSession.ts"
+import { reportDeploymentNotes, withDeploymentTaskRoot } from "./CodexSession.ts"
 import type { CodexTaskHooks } from "./Hooks.ts"
 import { readCredentials } from "../credentials/SeedEngine.ts"
 import { Host } from "../host/Host.ts"
@@ -120,7 +120,9 @@ export const runCodexLogin = (input: unknown, options: LoginOptions = {}) =>
   Effect.gen(function*() {
     // A login task is never resumed: a snapshot would hold a second copy of the new lineage.
     const decoded = yield* decodeWithDeploymentDefaults(input)
-    yield* reportDeploymentNotes(decoded.notes)
+    const withRoot = withDeploymentTaskRoot(options, decoded)
+    yield* reportDeploymentNotes(withRoot.notes)
+    options = withRoot.options
     const config = { ...decoded.config, supportsResume: false }
     const captured = yield* Ref.make(Option.none<string>())
     const seeds = yield* SeedStore

@@ -42,6 +42,12 @@ export interface SessionOptions {
    * `<task root>/<process id>/workdir`, wiped at every start.
    */
   readonly workdir?: string
+  /**
+   * Where the task's trusted files (and a default workdir) live on the host (absolute, plain
+   * characters). Default: the host's `$OPTIO_CODEX_TASK_ROOT`, else `${XDG_DATA_HOME:-~/.local/share}/optio-codex`
+   * there; for an SSH host the worker's `$OPTIO_CODEX_REMOTE_TASK_ROOT` comes first.
+   */
+  readonly taskRoot?: string
   /** How long codex gets to exit after SIGTERM before SIGKILL. Default 5 seconds. */
   readonly stopGracePeriod?: Duration.Input
   /**
@@ -107,7 +113,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   // The trusted files live under the task root even with an explicit workdir (see TaskPaths).
   const paths = yield* taskPaths({
     processId: task.processId,
-    taskRoot: yield* taskRootOn(host),
+    taskRoot: options.taskRoot ?? (yield* taskRootOn(host)),
     workdir: options.workdir
   })
   // A worker that died mid-session (SIGKILL, OOM) left codex and its tmux server running: stop

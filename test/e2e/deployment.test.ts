@@ -6,7 +6,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { ConfigProvider, Effect, Layer } from "effect"
-import { mkdirSync } from "node:fs"
+import { mkdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
@@ -29,20 +29,33 @@ const runOnce = (name: string, overrides: Record<string, unknown>) =>
     const server = yield* ScriptedModelServer.start([ModelScript.execCommand("printf 'DONE: deployed\\n' >> optio.log"), ModelScript.text("ok")])
     const workdir = join(root, name)
     mkdirSync(workdir, { recursive: true })
+    let codexEnviron = ""
     const result = yield* runCodexSession(
       { consumerInstructions: "deployment", mode: "conversation", conversationUi: true, autoStart: true, ...demoTaskSettings(server.baseUrl), ...overrides },
-      { workdir, stopGracePeriod: "2 seconds" }
+      {
+        workdir,
+        stopGracePeriod: "2 seconds",
+        onConversation: (conversation) => Effect.sync(() => {
+          codexEnviron = readFileSync(`/proc/${conversation.pid}/environ`, "utf8")
+        })
+      }
     )
     const record = yield* TaskRecorder.use((recorder) => recorder.current)
-    return { result, published: record.widgetUpstreamHistory, progress: record.progress.map((entry) => entry.message ?? "").join("\n") }
+    return {
+      result,
+      codexEnviron,
+      published: record.widgetUpstreamHistory,
+      progress: record.progress.map((entry) => entry.message ?? "").join("\n")
+    }
   })
 
 describe("deployment settings from the environment (item 5)", () => {
   it.live("OPTIO_WIDGET_TUNNEL_BIND / _HOST place the listener and the published upstream; progress names them", () =>
     runOnce("from-env", {}).pipe(
-      Effect.tap(({ result, published, progress }) =>
+      Effect.tap(({ result, published, progress, codexEnviron }) =>
         Effect.sync(() => {
           assert.strictEqual(result.summary, "deployed")
+          assert.include(codexEnviron.split("\0"), "CODEX_REFRESH_TOKEN_URL_OVERRIDE=http://127.0.0.1:9/oauth/token", "codex gets the deployment's token endpoint")
           assert.isAbove(published.length, 0)
           for (const url of published) assert.match(url, /^http:\/\/127\.0\.0\.2:\d+/)
           assert.include(progress, `widgetBindHost "127.0.0.2" from OPTIO_WIDGET_TUNNEL_BIND`)
@@ -52,7 +65,8 @@ describe("deployment settings from the environment (item 5)", () => {
       Effect.scoped,
       Effect.provide(Layer.mergeAll(sessionServices("deploy-env", { state: new MemoryStoreState() }), deploymentEnv({
         OPTIO_WIDGET_TUNNEL_BIND: "127.0.0.2",
-        OPTIO_WIDGET_TUNNEL_HOST: "127.0.0.2"
+        OPTIO_WIDGET_TUNNEL_HOST: "127.0.0.2",
+        CODEX_REFRESH_TOKEN_URL_OVERRIDE: "http://127.0.0.1:9/oauth/token"
       })))
     ), 120_000)
 
@@ -62,7 +76,7 @@ describe("deployment settings from the environment (item 5)", () => {
         Effect.sync(() => {
           assert.isAbove(published.length, 0)
           for (const url of published) assert.match(url, /^http:\/\/127\.0\.0\.1:\d+/)
-          assert.include(progress, `widgetAdvertisedHost "127.0.0.1" from the task config (overrides OPTIO_WIDGET_TUNNEL_HOST="127.0.0.2")`)
+          assert.include(progress, "widgetAdvertisedHost from the task config (overrides OPTIO_WIDGET_TUNNEL_HOST)")
         })
       ),
       Effect.scoped,
