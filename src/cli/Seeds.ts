@@ -319,7 +319,11 @@ const verify = Command.make("verify", {
     Flag.withFallbackConfig(Config.String("OPTIO_CODEX_ISSUER")),
     Flag.optional
   ),
-  refreshUrl: Flag.String("refresh-url").pipe(Flag.withDescription("token endpoint (default <issuer>/oauth/token)"), Flag.optional),
+  refreshUrl: Flag.String("refresh-url").pipe(
+    Flag.withDescription("token endpoint (env CODEX_REFRESH_TOKEN_URL_OVERRIDE; default <issuer>/oauth/token)"),
+    Flag.withFallbackConfig(Config.String("CODEX_REFRESH_TOKEN_URL_OVERRIDE")),
+    Flag.optional
+  ),
   probe: Flag.ChoiceWithValue("probe", [["unreachable", "unreachable"], ["always", "always"], ["never", "never"]] as const).pipe(
     Flag.withDescription(
       "when to ask the real codex instead (codex exec with the seed, in a scratch home): unreachable = only when the token endpoint cannot be reached (default), always = instead of refreshing, never"
