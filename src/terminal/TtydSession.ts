@@ -193,6 +193,10 @@ const handle = (context: Served) =>
     const via = context.auth.check(request, target.query, inView !== undefined)
     if (via === undefined) return unauthorized
     if (via !== "basic" && !sameOrigin(request.headers)) return foreignOrigin
+    // The cookie lives in the viewer's path only: a token URL elsewhere moves there first.
+    if (via === "token" && inView === undefined && request.method.toUpperCase() === "GET" && request.headers["upgrade"] === undefined) {
+      return HttpServerResponse.empty({ status: 303, headers: { ...SECURITY_HEADERS, location: context.auth.viewLocation(target.path), "set-cookie": context.auth.cookie } })
+    }
     const response = yield* route(context, request, inView ?? target.path)
     const secured = HttpServerResponse.setHeaders(response, SECURITY_HEADERS)
     return via === "token" ? HttpServerResponse.setHeader(secured, "set-cookie", context.auth.cookie) : secured
@@ -303,6 +307,8 @@ interface Auth {
   readonly check: (request: HttpServerRequest.HttpServerRequest, query: URLSearchParams, inView: boolean) => "basic" | "token" | "cookie" | undefined
   /** The route of a path under the viewer's own path (`/v/<view id>/…`), or undefined outside it. */
   readonly viewPath: (path: string) => string | undefined
+  /** Where a route lives in the viewer's own path (token URLs are opened directly, never through a proxy). */
+  readonly viewLocation: (route: string) => string
   /** The Set-Cookie value that lets the page's own requests authenticate. */
   readonly cookie: string
 }
@@ -313,6 +319,7 @@ const makeAuth = (loopback: LoopbackAuth, cookieName: string): Auth => {
     // The cookie name carries the port: two tasks on one host must not overwrite each other's.
     cookie: `${cookieName}=${Redacted.value(loopback.derived(COOKIE_PURPOSE))}; HttpOnly; SameSite=Strict; Path=${viewPrefix}`,
     viewPath: (path) => path.startsWith(viewPrefix) ? path.slice(viewPrefix.length - 1) : undefined,
+    viewLocation: (route) => `${viewPrefix}${route.slice(1)}`,
     check: (request, query, inView) => {
       if (loopback.basicMatches(request.headers["authorization"])) return "basic"
       if (loopback.credentialMatches(query.get("token") ?? undefined)) return "token"

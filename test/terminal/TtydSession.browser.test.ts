@@ -58,5 +58,11 @@ describe("TtydSession in a browser", () => {
       yield* waitUntil("the pane has the browser's width", tmuxQuery(tmux.socketPath, ["display-message", "-p", "-t", "=optio:", "#{window_width}"]).pipe(
         Effect.map((width) => width === String(columns) ? width : undefined)
       ))
-    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(TtydSession.layer, LocalHost.layer()))), 20_000)
+
+      // The URL the CLI prints (the token on the server's root) lands in the viewer's path.
+      const second = yield* Effect.tryPromise(() => browser.newPage())
+      yield* Effect.tryPromise(() => second.goto(`${endpoint.url}?token=${encodeURIComponent(Redacted.value(endpoint.credential))}`))
+      yield* waitUntil("the second page shows the pane", bufferText(second).pipe(Effect.map((screen) => screen.includes("echo: hello") ? true : undefined)), "8 seconds")
+      assert.strictEqual(new URL(second.url()).pathname, new URL(Redacted.value(endpoint.viewerUrl)).pathname)
+    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(TtydSession.layer, LocalHost.layer()))), 45_000)
 })

@@ -256,6 +256,16 @@ describe("TtydSession", () => {
       assert.strictEqual((yield* request(endpoint, `${viewPathOf(endpoint)}health`, { headers: { cookie } })).status, 200)
     }).pipe(Effect.scoped, Effect.provide(Live)))
 
+  it.live("finding 6: a token URL outside the viewer's path moves there, with the cookie", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* served()
+      const moved = yield* request(endpoint, `/?token=${encodeURIComponent(Redacted.value(endpoint.credential))}`)
+      assert.strictEqual(moved.status, 303)
+      assert.strictEqual(moved.headers.get("location"), viewPathOf(endpoint))
+      const cookie = cookieFrom(moved.headers.get("set-cookie"))
+      assert.strictEqual((yield* request(endpoint, `${viewPathOf(endpoint)}assets/terminal.js`, { headers: { cookie } })).status, 200)
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
   it.live("issue 14: any number of leading slashes reaches the same route, authenticated as before", () =>
     Effect.gen(function*() {
       const { endpoint, log } = yield* served()
