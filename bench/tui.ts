@@ -73,7 +73,7 @@ const libraryTui = (ctx: BenchContext, baseUrl: string, round: number) =>
       credential: password,
       innerAuth: { kind: "basic", username: TERMINAL_USERNAME, password },
       viewerUrl: Redacted.make(published.url),
-      iframeSrc: "{widgetProxyUrl}/"
+      iframeSrc: "{widgetProxyUrl}"
     }
     const viewer = yield* openViewer(endpoint)
     const connected = now()

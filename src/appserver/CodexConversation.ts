@@ -19,15 +19,15 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, PubSub, Ref, Schema, Stream, SubscriptionRef } from "effect"
-import type { Duration } from "effect"
+import { Deferred, Duration, Effect, PubSub, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import type { Scope } from "effect"
 import { ConversationClosed, InvalidControl } from "../conversation/ConversationHandle.ts"
 import type { ConversationEvent, ConversationHandle } from "../conversation/ConversationHandle.ts"
 import { Host } from "../host/Host.ts"
-import type { HostError } from "../host/Host.ts"
+import type { HostError, HostProcess } from "../host/Host.ts"
 import * as AppServerProtocol from "./AppServerProtocol.ts"
-import type { AppServerExited, AppServerRequestError, AppServerRequestTimedOut, Incoming, JsonObject } from "./AppServerProtocol.ts"
+import { AppServerExited } from "./AppServerProtocol.ts"
+import type { AppServerRequestError, AppServerRequestTimedOut, Incoming, JsonObject } from "./AppServerProtocol.ts"
 import {
   ClientMethod,
   ClientNotificationMethod,
@@ -329,7 +329,10 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
   // A conversation that failed to start is closed at once, not when the caller's scope ends.
   const bootstrap = yield* runBootstrap(protocol, options, (id) => {
     threadId = id
-  }).pipe(Effect.onError(() => close))
+  }).pipe(
+    Effect.catch((error) => Effect.flatMap(diedAtLaunch(appServer, error), Effect.fail)),
+    Effect.onError(() => close)
+  )
 
   const controlState = yield* Ref.make<ControlState>({
     model: bootstrap.model,
@@ -593,6 +596,35 @@ const historyTurn = (entry: unknown): ReadonlyArray<HistoryTurn> => {
   const turn = decoded.value
   return [{ id: turn.id, status: turn.status, items: (turn.items ?? []).filter(isJsonObject) }]
 }
+
+/** How long a failed bootstrap waits for the app-server's exit status before reporting what it has. */
+const LAUNCH_EXIT_WAIT = Duration.seconds(2)
+
+/**
+ * A bootstrap that failed because codex died (a write into its closed stdin, its output ending,
+ * no answer) is reported as codex's exit, with its status and the end of its stderr: "could not
+ * write initialize" tells the operator nothing. Other failures pass unchanged.
+ */
+const diedAtLaunch = (appServer: HostProcess, error: ConversationStartError) =>
+  Effect.gen(function*() {
+    if (error._tag !== "AppServerWriteFailed" && error._tag !== "AppServerExited" && error._tag !== "AppServerRequestTimedOut") return error
+    const exitCode = yield* appServer.exitCode.pipe(Effect.timeoutOption(LAUNCH_EXIT_WAIT))
+    if (exitCode._tag === "None") return error
+    // The exit can be seen before the last stderr bytes are read; give them a moment.
+    const stderrTail = yield* appServer.stderrTail.pipe(
+      Effect.flatMap((tail) => tail === "" ? Effect.fail(new NoStderrYet()) : Effect.succeed(tail)),
+      Effect.retry({ schedule: Schedule.spaced("10 millis"), times: 20 }),
+      Effect.catch(() => appServer.stderrTail)
+    )
+    return new AppServerExited({
+      method: "method" in error ? error.method : ClientMethod.initialize,
+      reason: "codex app-server exited while starting",
+      exitCode: exitCode.value,
+      stderrTail
+    })
+  })
+
+class NoStderrYet extends Schema.TaggedError<NoStderrYet>()("NoStderrYet", {}) {}
 
 const endReason = (exited: AppServerExited) =>
   exited.exitCode === undefined

@@ -6,10 +6,13 @@
  *
  * @since 0.1.0
  */
-import { Effect } from "effect"
-import type { Duration } from "effect"
+import { Duration, Effect } from "effect"
 import type { Server, ServerResponse } from "node:http"
+import { Socket as NetSocket } from "node:net"
 import type { Socket } from "node:net"
+
+/** How long ended connections may take to flush before they are destroyed. */
+const FORCE_CLOSE_AFTER = Duration.millis(250)
 
 /**
  * Follows a Node server's connections and their in-flight requests. Node hands every request to
@@ -23,6 +26,7 @@ export const trackConnections = (server: Server) => {
   const inFlight = new Map<Socket, number>()
   const responses = new WeakMap<object, ServerResponse>()
   let onIdle: (() => void) | undefined
+  let onAllClosed: (() => void) | undefined
   const busy = () => [...inFlight.values()].some((count) => count > 0)
   const settle = () => {
     if (onIdle !== undefined && !busy()) onIdle()
@@ -32,6 +36,7 @@ export const trackConnections = (server: Server) => {
     socket.once("close", () => {
       inFlight.delete(socket)
       settle()
+      if (onAllClosed !== undefined && inFlight.size === 0) onAllClosed()
     })
   })
   server.on("request", (request, response) => {
@@ -62,7 +67,11 @@ export const trackConnections = (server: Server) => {
       })
     })
 
-  /** Stops accepting, waits up to `grace` for in-flight requests, then ends every connection. */
+  /**
+   * Stops accepting, waits up to `grace` for in-flight requests, then ends every connection, and
+   * destroys what is still open a short while later: a client that keeps its side of a connection
+   * open (or stops reading) must not hold the close up.
+   */
   const close = (grace: Duration.Input) =>
     Effect.callback<void>((resume) => {
       server.close()
@@ -70,12 +79,32 @@ export const trackConnections = (server: Server) => {
       settle()
     }).pipe(
       Effect.timeoutOrElse({ duration: grace, orElse: () => Effect.void }),
-      // `end` (not `destroy`) so the last bytes of a finished response still go out.
+      Effect.andThen(Effect.callback<void>((resume) => {
+        onIdle = undefined
+        if (inFlight.size === 0) return resume(Effect.void)
+        onAllClosed = () => resume(Effect.void)
+        // `destroySoon` (not `destroy`) so the last bytes of a finished response still go out.
+        for (const socket of inFlight.keys()) socket.destroySoon()
+      })),
+      Effect.timeoutOrElse({ duration: FORCE_CLOSE_AFTER, orElse: () => Effect.void }),
       Effect.ensuring(Effect.sync(() => {
         onIdle = undefined
-        for (const socket of inFlight.keys()) socket.end()
+        onAllClosed = undefined
+        for (const socket of inFlight.keys()) socket.destroy()
       }))
     )
 
   return { responseFinished, close }
+}
+
+/**
+ * Destroys an upgrade request's connection once its answer is out. `@effect/platform-node`
+ * (4.1.0) answers an upgrade it does not accept (a refusal, a 404) by ending the socket only,
+ * which leaves the connection open for as long as the client keeps its side open; a WebSocket
+ * that was accepted ends its socket when it closes, and is destroyed then too.
+ * @category constructors
+ */
+export const destroyUpgradeWhenEnded = (source: unknown): void => {
+  const socket = (source as { readonly socket?: unknown }).socket
+  if (socket instanceof NetSocket) socket.once("finish", () => socket.destroy())
 }

@@ -17,11 +17,12 @@ import { ByteSize, Context, Deferred, Duration, Effect, Exit, Layer, Redacted, S
 import type { Scope } from "effect"
 import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse, Multipart } from "effect/http"
 import type { HttpServerError } from "effect/http"
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer } from "node:http"
 import { HostError } from "../host/Host.ts"
+import { LOOPBACK_USERNAME, makeLoopbackAuth, splitTarget } from "../http/LoopbackAuth.ts"
+import type { LoopbackAuth } from "../http/LoopbackAuth.ts"
 import type { InnerAuth, UploadWriter } from "../task/TaskContext.ts"
-import { trackConnections } from "./ConnectionTracker.ts"
+import { destroyUpgradeWhenEnded, trackConnections } from "./ConnectionTracker.ts"
 import { ConversationClosed, InvalidControl } from "./ConversationHandle.ts"
 import type { ConversationEvent, ConversationHandle } from "./ConversationHandle.ts"
 import { contentDisposition, DownloadRefused } from "./Downloads.ts"
@@ -124,11 +125,10 @@ export class ConversationListener extends Context.Service<ConversationListener, 
    */
   static readonly layerTest = (endpoint?: ListenerEndpoint): Layer.Layer<ConversationListener> =>
     Layer.succeed(ConversationListener, ConversationListener.of({
-      serve: () => Effect.succeed(endpoint ?? endpointFor("127.0.0.1", 0, "test-password"))
+      serve: () => Effect.succeed(endpoint ?? endpointFor("127.0.0.1", 0, Redacted.make("test-password")))
     }))
 }
 
-const USERNAME = "optio"
 const LOOPBACK = "127.0.0.1"
 const DEFAULT_PING = Duration.seconds(15)
 const DEFAULT_INTERRUPT_TIMEOUT = Duration.seconds(10)
@@ -166,8 +166,7 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
   const bindHost = options.bindHost ?? LOOPBACK
   const requestedPort = options.port ?? 0
   const scope = yield* Effect.scope
-  const password = randomBytes(32).toString("base64url")
-  const credentialDigest = sha256(Buffer.from(`${USERNAME}:${password}`, "utf8"))
+  const auth = makeLoopbackAuth("conversation listener password")
   const log = yield* makeEventLog
   const viewers = makeViewerFilter()
 
@@ -213,7 +212,7 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
     port: requestedPort,
     gracefulShutdownTimeout: SHUTDOWN_GRACE
   }).pipe(Effect.mapError((error) => new ListenerStartFailed({ host: bindHost, port: requestedPort, cause: error.cause })))
-  yield* server.serve(handleRequest(context, credentialDigest))
+  yield* server.serve(handleRequest(context, auth))
 
   // Added after the server, so it runs before the server's own shutdown (finalizers run in
   // reverse): open SSE streams end, the server stops accepting, in-flight requests get a short
@@ -235,7 +234,7 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
     yield* Effect.logWarning(`conversation listener bound to ${bindHost}: only its Basic credential protects it`)
   }
   yield* Effect.logDebug(`conversation listener on ${bindHost}:${port}`)
-  return endpointFor(options.advertisedHost ?? LOOPBACK, port, password)
+  return endpointFor(options.advertisedHost ?? LOOPBACK, port, auth.credential)
 })
 
 interface RouteContext {
@@ -254,16 +253,20 @@ type Route = (
   query: URLSearchParams
 ) => Effect.Effect<HttpServerResponse.HttpServerResponse, Refusal>
 
-/** Auth first (before any body is read), then the route; no failure escapes as a bare 500. */
-const handleRequest = (context: RouteContext, credentialDigest: Buffer) =>
+/**
+ * Auth first (before any body is read), then the route; no failure escapes as a bare 500. Only
+ * the proxy's Basic credential is accepted, and no challenge is sent, so no browser ever holds
+ * it (see LoopbackAuth: that is why there is no Origin check here). The path may come with any
+ * number of leading slashes (a proxy prefix ending in `/` plus a forwarded `/x`).
+ */
+const handleRequest = (context: RouteContext, auth: LoopbackAuth) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    if (!isAuthorized(request.headers["authorization"], credentialDigest)) {
+    if (request.headers["upgrade"] !== undefined) destroyUpgradeWhenEnded(request.source)
+    if (!auth.basicMatches(request.headers["authorization"])) {
       return HttpServerResponse.jsonUnsafe({ ok: false }, { status: 401 })
     }
-    const queryStart = request.url.indexOf("?")
-    const pathname = queryStart === -1 ? request.url : request.url.slice(0, queryStart)
-    const query = new URLSearchParams(queryStart === -1 ? "" : request.url.slice(queryStart + 1))
+    const { path: pathname, query } = splitTarget(request.url)
     const route = ROUTES.get(pathname)
     if (route === undefined) return yield* new Refusal({ status: 404, reason: "not-found" })
     if (route.method !== request.method) return yield* new Refusal({ status: 405, reason: "method-not-allowed" })
@@ -491,19 +494,6 @@ const readJsonObject = (request: HttpServerRequest.HttpServerRequest) =>
 const decodeOr = <A>(schema: Schema.Decoder<A>, body: unknown, reason: string) =>
   Schema.decodeUnknownEffect(schema)(body).pipe(Effect.mapError(() => new Refusal({ status: 400, reason })))
 
-const sha256 = (bytes: Uint8Array): Buffer => createHash("sha256").update(bytes).digest()
-
-/**
- * Whether the header is Basic `optio:<password>`. Both sides are hashed first, so the compare
- * is constant-time whatever the length of what was sent.
- */
-const isAuthorized = (header: string | undefined, credentialDigest: Buffer): boolean => {
-  const match = /^basic +([A-Za-z0-9+/=_-]+)\s*$/i.exec(header ?? "")
-  const encoded = match?.[1]
-  if (encoded === undefined) return false
-  return timingSafeEqual(sha256(Buffer.from(encoded, "base64")), credentialDigest)
-}
-
 /**
  * The viewer's last seen number: only all-digit values count, and only ones this listener gave
  * out (a number from another run, or garbage, means "send everything").
@@ -517,13 +507,12 @@ const parseLastEventId = (header: string | undefined, size: number): number => {
 
 const isLoopback = (host: string): boolean => host === "localhost" || host === "::1" || /^127\./.test(host)
 
-const endpointFor = (host: string, port: number, secret: string): ListenerEndpoint => {
-  const password = Redacted.make(secret, { label: "conversation listener password" })
+const endpointFor = (host: string, port: number, password: Redacted.Redacted<string>): ListenerEndpoint => {
   const authority = host.includes(":") && !host.startsWith("[") ? `[${host}]` : host
   return {
     url: `http://${authority}:${port}`,
     port,
     password,
-    innerAuth: { kind: "basic", username: USERNAME, password }
+    innerAuth: { kind: "basic", username: LOOPBACK_USERNAME, password }
   }
 }

@@ -58,6 +58,10 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
         detached: true,
         stdio: [stdio.stdin ? "pipe" : "ignore", stdio.stdout ? "pipe" : "ignore", "pipe"]
       })
+      // A pipe whose other end is gone emits `error` (EPIPE on a write into a codex that died):
+      // without a listener Node turns it into an uncaught exception that ends the worker. Write
+      // failures are reported through the write's callback, reads through the stream consumer.
+      for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.on("error", ignoreStreamError)
       child.once("spawn", () => resume(Effect.succeed(child)))
       child.once("error", (error) => resume(Effect.fail(fromNodeError("spawn", program, error))))
     })
@@ -75,7 +79,6 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       const child = yield* start(command, { stdin: true, stdout: true })
       const stdout = collect(child.stdout, limit)
       const stderr = collect(child.stderr, limit)
-      child.stdin?.on("error", () => {}) // a command that ignores its input closes the pipe early
       child.stdin?.end(runOptions.stdin ?? "")
       const exitCode = yield* exitOf(child).pipe(
         Effect.onInterrupt(() => Effect.promise(() => killTree(child.pid, Duration.millis(200))))
@@ -305,6 +308,8 @@ const killTree = async (root: number | undefined, grace: Duration.Duration): Pro
     await new Promise((resolve) => setTimeout(resolve, 10))
   }
 }
+
+const ignoreStreamError = (): void => {}
 
 const closedOrTimeout = (child: ChildProcess, millis: number) =>
   new Promise<void>((resolve) => {

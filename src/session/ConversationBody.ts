@@ -22,7 +22,7 @@ import { watchUntilOutcome } from "./LogWatch.ts"
 import type { SessionResult } from "./LogWatch.ts"
 import { afterExecute } from "./PrepareTask.ts"
 import type { PreparedTask, SessionOptions } from "./PrepareTask.ts"
-import { AppServerUnresponsive } from "./SessionErrors.ts"
+import { AppServerUnresponsive, CodexExitedEarly } from "./SessionErrors.ts"
 
 /**
  * Runs codex app-server for a prepared task and returns when the outcome is known.
@@ -47,7 +47,17 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     ...Option.match(prepared.resumeThread, { onNone: () => ({}), onSome: (resumeThreadId) => ({ resumeThreadId }) }),
     // The same bound as the TUI's SIGTERM → SIGKILL wait.
     closeTimeout: prepared.options.stopGracePeriod ?? "5 seconds"
-  })
+  }).pipe(
+    // A codex that dies while starting fails the session with its status and stderr, and the
+    // operator sees the same text in the task's progress.
+    Effect.catchTag("AppServerExited", (exited) =>
+      Effect.fail(
+        exited.exitCode === undefined
+          ? exited
+          : new CodexExitedEarly({ exitCode: exited.exitCode, paneTail: exited.stderrTail.trim(), process: APP_SERVER, atLaunch: true })
+      )),
+    Effect.tapError((error) => task.reportProgress(null, error.message))
+  )
   yield* prepared.markLaunched
   yield* prepared.recordThread(conversation.threadId)
   // Recorded for the next start, should this worker die without its teardown.
@@ -108,7 +118,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       ...(prepared.config.compat === undefined ? {} : { replyWording: prepared.config.compat }),
       send: conversation.send,
       codexExit: conversation.exited,
-      codexProcess: "codex app-server",
+      codexProcess: APP_SERVER,
       screenTail: Effect.succeed("(codex app-server has no screen; see the task's progress and events)")
     }),
     Effect.raceFirst(
@@ -120,6 +130,8 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     )
   ).pipe(Effect.ensuring(afterExecute(prepared)))
 })
+
+const APP_SERVER = "codex app-server"
 
 /**
  * Probes the app-server until it stops answering; never succeeds. A conversation that ended

@@ -29,7 +29,9 @@ export class CodexExitedEarly extends Schema.TaggedError<CodexExitedEarly>()("Co
   /** The last lines codex showed, for the operator to see why. */
   paneTail: Schema.String,
   /** Which codex process ended: `codex app-server` or `codex TUI`. */
-  process: Schema.optionalKey(Schema.String)
+  process: Schema.optionalKey(Schema.String),
+  /** True when codex never came up (no first screen, no `initialize` answer); `paneTail` is then its last output. */
+  atLaunch: Schema.optionalKey(Schema.Boolean)
 }) {
   /** The signal that killed codex (`SIGKILL`, …), when its status says it died of one. */
   get signal(): string | undefined {
@@ -44,7 +46,9 @@ export class CodexExitedEarly extends Schema.TaggedError<CodexExitedEarly>()("Co
       : signal === undefined
       ? `${what} exited with status ${this.exitCode}`
       : `${what} was killed by ${signal} (exit status ${this.exitCode})`
-    return `${status} before the agent wrote DONE; last screen lines:\n${this.paneTail}`
+    return this.atLaunch === true
+      ? `${status} at launch; its last output:\n${this.paneTail}`
+      : `${status} before the agent wrote DONE; last screen lines:\n${this.paneTail}`
   }
 }
 

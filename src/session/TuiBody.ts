@@ -4,17 +4,19 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option } from "effect"
+import { Duration, Effect, Option } from "effect"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { tuiSandboxArgs } from "../config/SandboxPosture.ts"
 import { AUTO_START_PROMPT, RESUME_NOTICE, systemMessage } from "../protocol/SystemMessages.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { startTmuxSession } from "../terminal/TmuxSession.ts"
+import type { TmuxSession } from "../terminal/TmuxSession.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
 import { recordLaunch } from "./Leftovers.ts"
 import { afterExecute } from "./PrepareTask.ts"
 import type { PreparedTask } from "./PrepareTask.ts"
 import { watchUntilOutcome } from "./LogWatch.ts"
+import { CodexExitedEarly } from "./SessionErrors.ts"
 
 /**
  * Runs codex's TUI for a prepared task and returns when the outcome is known.
@@ -46,7 +48,16 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
   const endpoint = yield* terminal.serve(tmux, { bindHost: config.widgetBindHost, advertisedHost: config.widgetAdvertisedHost })
   yield* task.setWidgetUpstream(endpoint.url, endpoint.innerAuth)
   yield* task.setWidgetData({ iframeSrc: endpoint.iframeSrc })
-  yield* task.reportProgress(null, "Codex is live")
+  const screenTail = tmux.capture(SCROLLBACK_LINES).pipe(
+    Effect.map(lastNonBlankLines(SCREEN_TAIL_LINES)),
+    Effect.orElseSucceed(() => "(the terminal is gone)")
+  )
+  // "Live" only once codex has drawn its first screen and is still running: a codex that dies
+  // at launch fails the session with its status and last output, also reported as progress.
+  const firstScreen = yield* awaitFirstScreen(tmux, screenTail).pipe(
+    Effect.tapError((error) => task.reportProgress(null, error.message))
+  )
+  yield* task.reportProgress(null, firstScreen ? "Codex is live" : "Codex started; its screen is still blank")
 
   yield* prepared.attachAgentChannel(tmux.sendText)
   return yield* watchUntilOutcome({
@@ -56,15 +67,40 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     ...(prepared.config.compat === undefined ? {} : { replyWording: prepared.config.compat }),
     send: tmux.sendText,
     codexExit: tmux.awaitExit("250 millis"),
-    codexProcess: "codex TUI",
-    screenTail: tmux.capture(SCROLLBACK_LINES).pipe(
-      Effect.map(lastNonBlankLines(SCREEN_TAIL_LINES)),
-      Effect.orElseSucceed(() => "(the terminal is gone)")
-    )
+    codexProcess: TUI_PROCESS,
+    screenTail
   }).pipe(Effect.ensuring(afterExecute(prepared)))
 })
 
+const TUI_PROCESS = "codex TUI"
 const SCROLLBACK_LINES = 500
+/** How long codex may take to draw before the session goes on without calling it live. */
+const FIRST_SCREEN_WAIT = Duration.seconds(60)
+
+/**
+ * Waits until the pane shows something while codex still runs (true), or the bound passes
+ * (false); fails with {@link CodexExitedEarly} when codex exits first.
+ */
+const awaitFirstScreen = (tmux: TmuxSession, screenTail: Effect.Effect<string>) =>
+  Effect.gen(function*() {
+    while (true) {
+      const drawn = (yield* tmux.capture(SCREEN_TAIL_LINES)).trim() !== ""
+      // Checked after the capture: a codex that printed its error and exited is not "up".
+      const status = yield* tmux.status
+      if (status._tag !== "Running") {
+        return yield* new CodexExitedEarly({
+          exitCode: status._tag === "Exited" ? status.exitCode : null,
+          paneTail: yield* screenTail,
+          process: TUI_PROCESS,
+          atLaunch: true
+        })
+      }
+      if (drawn) return true
+      yield* Effect.sleep(FIRST_SCREEN_POLL)
+    }
+  }).pipe(Effect.timeoutOrElse({ duration: FIRST_SCREEN_WAIT, orElse: () => Effect.succeed(false) }))
+
+const FIRST_SCREEN_POLL = Duration.millis(50)
 const SCREEN_TAIL_LINES = 40
 
 // A pane is mostly blank around a short output: collapse blank runs before taking the last lines.

@@ -108,38 +108,62 @@ export class TaskContext extends Context.Service<TaskContext, {
     }))
 
   /**
-   * A context for a terminal: progress and requests are handed to `print` as lines.
+   * A context for a terminal: progress and requests are handed to `print` as lines. Once the
+   * widget is published it also prints the path the dashboard's iframe or conversation view will
+   * open through optio-api's widget proxy (so a wrong published URL shows without a dashboard)
+   * and, with `revealCredentials`, how a person on this machine reaches the upstream directly.
    */
   static readonly layerConsole = (
     identity: TaskIdentity,
     print: (line: string) => Effect.Effect<void>,
     options: { readonly revealCredentials?: boolean } = {}
   ): Layer.Layer<TaskContext> =>
-    Layer.succeed(TaskContext, TaskContext.of({
-      processId: identity.processId,
-      params: identity.params ?? {},
-      resume: identity.resume ?? false,
-      reportProgress: (percent, message) =>
-        message === null && percent === null
-          ? Effect.void
-          : print(`${percent === null ? "" : `[${percent}%] `}${message ?? ""}`),
-      setWidgetUpstream: (url, innerAuth) =>
-        print(`upstream: ${url}`).pipe(Effect.andThen(
-          options.revealCredentials === true && innerAuth?.kind === "basic"
-            ? print(`  open in a browser: ${url}?token=${encodeURIComponent(Redacted.value(innerAuth.password))}\n  basic auth: ${innerAuth.username} / ${Redacted.value(innerAuth.password)}`)
-            : Effect.void
-        )),
-      clearWidgetUpstream: Effect.void,
-      setControlUpstream: () => Effect.void,
-      clearControlUpstream: Effect.void,
-      setWidgetData: () => Effect.void,
-      clearWidgetData: Effect.void,
-      registerUploadWriter: () => Effect.void,
-      clearUploadWriter: Effect.void,
-      requestBrowserOpen: (url) => print(`codex asks to open: ${url}`),
-      needAttention: (reason) => print(`attention: ${reason}`),
-      markHasSavedState: Effect.void,
-      publishConversation: () => Effect.void
+    Layer.effect(TaskContext, Effect.gen(function*() {
+      const upstream = yield* Ref.make<{ readonly url: string; readonly innerAuth: InnerAuth | undefined } | undefined>(undefined)
+      const widgetProxyUrl = `/api/widget/<database>/<prefix>/${identity.processId}/`
+      const describeWidget = (data: unknown) =>
+        Effect.gen(function*() {
+          const published = yield* Ref.get(upstream)
+          const iframeSrc = typeof data === "object" && data !== null && "iframeSrc" in data && typeof data.iframeSrc === "string"
+            ? data.iframeSrc
+            : undefined
+          const lines = iframeSrc === undefined
+            ? [`dashboard conversation view calls: ${widgetProxyUrl}events, ${widgetProxyUrl}send, …`]
+            : [`dashboard iframe opens: ${iframeSrc.replaceAll("{widgetProxyUrl}", widgetProxyUrl)}`]
+          const basic = published?.innerAuth?.kind === "basic" ? published.innerAuth : undefined
+          if (options.revealCredentials === true && published !== undefined && basic !== undefined) {
+            const password = Redacted.value(basic.password)
+            lines.push(
+              iframeSrc === undefined
+                ? `  listener API: curl -u ${basic.username}:${password} ${published.url.replace(/\/$/, "")}/events`
+                : `  open in a browser: ${published.url}?token=${encodeURIComponent(password)}`,
+              `  basic auth: ${basic.username} / ${password}`
+            )
+          }
+          yield* print(lines.join("\n"))
+        })
+      return TaskContext.of({
+        processId: identity.processId,
+        params: identity.params ?? {},
+        resume: identity.resume ?? false,
+        reportProgress: (percent, message) =>
+          message === null && percent === null
+            ? Effect.void
+            : print(`${percent === null ? "" : `[${percent}%] `}${message ?? ""}`),
+        setWidgetUpstream: (url, innerAuth) =>
+          Ref.set(upstream, { url, innerAuth }).pipe(Effect.andThen(print(`upstream: ${url}`))),
+        clearWidgetUpstream: Effect.void,
+        setControlUpstream: () => Effect.void,
+        clearControlUpstream: Effect.void,
+        setWidgetData: (data) => describeWidget(data),
+        clearWidgetData: Effect.void,
+        registerUploadWriter: () => Effect.void,
+        clearUploadWriter: Effect.void,
+        requestBrowserOpen: (url) => print(`codex asks to open: ${url}`),
+        needAttention: (reason) => print(`attention: ${reason}`),
+        markHasSavedState: Effect.void,
+        publishConversation: () => Effect.void
+      })
     }))
 }
 

@@ -4,7 +4,10 @@
  * WebSocket protocol's server side live in `TtydSession`.
  *
  * Every URL in the page is relative, because the optio dashboard serves the terminal through
- * its widget proxy under a path prefix.
+ * its widget proxy under a path prefix. optio-api injects `<base href="<prefix>/">` into the page
+ * and then rewrites the address bar to the path without the prefix, so URLs are resolved against
+ * `document.baseURI` (the prefix when a base is injected, the page's own URL otherwise), never
+ * against `location`.
  *
  * @since 0.1.0
  */
@@ -92,7 +95,8 @@ export const PAGE_HTML = `<!doctype html>
 /**
  * Security headers of every response: no caching of pages that carry a credential, no
  * Referer leaking it, scripts only from this server. Styles must allow inline: xterm.js sets
- * them at runtime.
+ * them at runtime. `base-uri 'self'` admits the proxy's injected `<base href>` (a path on the
+ * same origin) and nothing else.
  * @category constants
  */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
@@ -100,7 +104,7 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = {
   "referrer-policy": "no-referrer",
   "x-content-type-options": "nosniff",
   "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; font-src 'self' data:; base-uri 'none'; form-action 'none'"
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; font-src 'self' data:; base-uri 'self'; form-action 'none'"
 }
 
 const JAVASCRIPT = "text/javascript; charset=utf-8"
@@ -122,7 +126,7 @@ const PAGE_SCRIPT = `"use strict";
   // The credential now travels in an HttpOnly cookie: keep it out of the address bar and history.
   if (location.search !== "") history.replaceState(null, "", location.pathname);
 
-  const url = new URL("ws", location.href);
+  const url = new URL("ws", document.baseURI);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
   url.search = "";
   url.hash = "";

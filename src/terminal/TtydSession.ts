@@ -5,20 +5,32 @@
  * `tmux attach` pseudo-terminals; it does not own the tmux session itself.
  *
  * Every request is authenticated with a per-task random credential (fixes the reference's
- * unauthenticated, writable ttyd, P14): HTTP Basic `optio:<credential>` (what the dashboard's
- * proxy sends as the upstream's inner auth), `?token=<credential>` (a human opening the viewer
- * URL, answered with an HttpOnly SameSite=Strict cookie), or that cookie.
+ * unauthenticated, writable ttyd, P14; see `LoopbackAuth`): HTTP Basic `optio:<credential>` (what
+ * the dashboard's proxy sends as the upstream's inner auth), `?token=<credential>` (a human
+ * opening the viewer URL), or the cookie that answer sets. The cookie holds a value derived from
+ * the credential, never the credential, and is scoped to the viewer's own path
+ * (`/v/<view id>/`, host-only, HttpOnly, SameSite=Strict): cookies ignore ports, and a server on
+ * another port of the host must not receive it on its ordinary paths. Requests made with the
+ * cookie or the token must also come from this server's own origin (a page on another port is
+ * another origin).
+ *
+ * The forwarded path is read leniently (any number of leading slashes, as a proxy that appends it
+ * to a prefix ending in `/` sends), and every refused WebSocket upgrade destroys its connection:
+ * `@effect/platform-node` only ends it, which a client that keeps its side open turns into a
+ * connection the server's close waits for forever. Closing is bounded (see `ConnectionTracker`).
  *
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Context, Effect, Fiber, FiberSet, Layer, Option, Redacted, Schema, Scope, Stream } from "effect"
+import { ByteSize, Context, Duration, Effect, Fiber, FiberSet, Layer, Option, Redacted, Schema, Scope, Stream } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
-import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { createServer } from "node:http"
+import { destroyUpgradeWhenEnded, trackConnections } from "../conversation/ConnectionTracker.ts"
 import { Host } from "../host/Host.ts"
 import type { HostShape } from "../host/Host.ts"
+import { LOOPBACK_USERNAME, loopbackAuthFor, makeLoopbackAuth, sameOrigin, splitTarget } from "../http/LoopbackAuth.ts"
+import type { LoopbackAuth } from "../http/LoopbackAuth.ts"
 import { loadAssets, PAGE_HTML, SECURITY_HEADERS, TerminalAssetsMissing } from "./TerminalPage.ts"
 import type { Assets } from "./TerminalPage.ts"
 import type { TmuxSession } from "./TmuxSession.ts"
@@ -50,7 +62,7 @@ export type TerminalError = TerminalServeFailed | TerminalAssetsMissing
  * The user name of the Basic credential (the password is the per-task credential).
  * @category constants
  */
-export const TERMINAL_USERNAME = "optio"
+export const TERMINAL_USERNAME = LOOPBACK_USERNAME
 
 /**
  * Where a served terminal is reachable and how to authenticate to it.
@@ -64,10 +76,17 @@ export interface TerminalEndpoint {
   readonly credential: Redacted.Redacted<string>
   /** What the dashboard proxy adds to every proxied request. */
   readonly innerAuth: { readonly kind: "basic"; readonly username: typeof TERMINAL_USERNAME; readonly password: Redacted.Redacted<string> }
-  /** `url` with `?token=<credential>`, for a human's browser; redacted because it is a secret. */
+  /**
+   * The viewer's own path on this server (`url` + `v/<view id>/`) with `?token=<credential>`, for
+   * a human's browser; redacted because it is a secret.
+   */
   readonly viewerUrl: Redacted.Redacted<string>
-  /** The widget's iframe source; the dashboard substitutes the literal placeholder. */
-  readonly iframeSrc: "{widgetProxyUrl}/"
+  /**
+   * The widget's iframe source; the dashboard substitutes the literal placeholder with its
+   * widget proxy URL, which already ends in `/` (appending another would make the proxy forward
+   * `//`).
+   */
+  readonly iframeSrc: typeof IFRAME_SRC
 }
 
 /**
@@ -105,6 +124,15 @@ export class TtydSession extends Context.Service<TtydSession, {
     }))
 }
 
+/**
+ * What the session publishes as the widget's iframe source.
+ * @category constants
+ */
+export const IFRAME_SRC = "{widgetProxyUrl}"
+
+/** How long closing lets in-flight requests finish before cutting every connection. */
+const SHUTDOWN_GRACE = Duration.millis(500)
+
 // --- the server ------------------------------------------------------------------------------
 
 const serve = Effect.fn("TtydSession.serve")(function*(tmux: TmuxSession, options: ServeOptions = {}) {
@@ -112,13 +140,15 @@ const serve = Effect.fn("TtydSession.serve")(function*(tmux: TmuxSession, option
   const bindHost = options.bindHost ?? "127.0.0.1"
   const requestedPort = options.port ?? 0
   const assets = yield* loadAssets
-  const credential = Redacted.make(randomBytes(32).toString("base64url"), { label: "terminal credential" })
+  const loopback = makeLoopbackAuth("terminal credential")
 
   // Closing order matters: the server's WebSocket endpoint waits, when it closes, until every
   // WebSocket is gone, so the viewers (their own fibers, ending each socket and `tmux attach`)
   // must be stopped first. The server therefore lives in a child scope closed after `viewers`.
   const serverScope = yield* Scope.fork(yield* Effect.scope, "sequential")
-  const server = yield* NodeHttpServer.make(() => createServer(), {
+  const nodeServer = createServer()
+  const connections = trackConnections(nodeServer)
+  const server = yield* NodeHttpServer.make(() => nodeServer, {
     host: bindHost,
     port: requestedPort,
     // A graceful close would wait for in-flight requests; interrupting them is what ends them.
@@ -134,12 +164,14 @@ const serve = Effect.fn("TtydSession.serve")(function*(tmux: TmuxSession, option
     return yield* new TerminalServeFailed({ bindHost, port: requestedPort, detail: "bound to a unix socket" })
   }
   const port = server.address.port
-  const auth = makeAuth(credential, `optio_terminal_${port}`)
+  const auth = makeAuth(loopback, `optio_terminal_${port}`)
 
   yield* server.serve(handle({ host, tmux, assets, auth, viewers }).pipe(
     Effect.provideService(HttpServerRequest.MaxBodySize, ByteSize.mebibytes(1))
   )).pipe(Scope.provide(serverScope))
-  const endpoint = endpointOf(options.advertisedHost ?? "127.0.0.1", port, credential)
+  // Added last, so it runs first: the server's own close waits for every connection to end.
+  yield* Scope.addFinalizer(serverScope, connections.close(SHUTDOWN_GRACE))
+  const endpoint = endpointOf(options.advertisedHost ?? "127.0.0.1", port, loopback.credential)
   yield* Effect.logInfo("web terminal listening", { url: endpoint.url, bindHost })
   return endpoint
 })
@@ -155,10 +187,17 @@ interface Served {
 const handle = (context: Served) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
-    const url = new URL(request.url, "http://terminal.invalid")
-    const via = context.auth.check(request, url)
+    if (request.headers["upgrade"] !== undefined) destroyUpgradeWhenEnded(request.source)
+    const target = splitTarget(request.url)
+    const inView = context.auth.viewPath(target.path)
+    const via = context.auth.check(request, target.query, inView !== undefined)
     if (via === undefined) return unauthorized
-    const response = yield* route(context, request, url.pathname)
+    if (via !== "basic" && !sameOrigin(request.headers)) return foreignOrigin
+    // The cookie lives in the viewer's path only: a token URL elsewhere moves there first.
+    if (via === "token" && inView === undefined && request.method.toUpperCase() === "GET" && request.headers["upgrade"] === undefined) {
+      return HttpServerResponse.empty({ status: 303, headers: { ...SECURITY_HEADERS, location: context.auth.viewLocation(target.path), "set-cookie": context.auth.cookie } })
+    }
+    const response = yield* route(context, request, inView ?? target.path)
     const secured = HttpServerResponse.setHeaders(response, SECURITY_HEADERS)
     return via === "token" ? HttpServerResponse.setHeader(secured, "set-cookie", context.auth.cookie) : secured
   })
@@ -264,40 +303,45 @@ const viewer = (context: Served, request: HttpServerRequest.HttpServerRequest) =
 // --- authentication --------------------------------------------------------------------------
 
 interface Auth {
-  /** How the request authenticated, or undefined when it did not. */
-  readonly check: (request: HttpServerRequest.HttpServerRequest, url: URL) => "basic" | "token" | "cookie" | undefined
+  /** How the request authenticated, or undefined when it did not; the cookie counts only in the view path. */
+  readonly check: (request: HttpServerRequest.HttpServerRequest, query: URLSearchParams, inView: boolean) => "basic" | "token" | "cookie" | undefined
+  /** The route of a path under the viewer's own path (`/v/<view id>/…`), or undefined outside it. */
+  readonly viewPath: (path: string) => string | undefined
+  /** Where a route lives in the viewer's own path (token URLs are opened directly, never through a proxy). */
+  readonly viewLocation: (route: string) => string
   /** The Set-Cookie value that lets the page's own requests authenticate. */
   readonly cookie: string
 }
 
-const makeAuth = (credential: Redacted.Redacted<string>, cookieName: string): Auth => {
-  const secret = Redacted.value(credential)
-  // Digests have a fixed length, so the comparison takes the same time whatever was sent.
-  const digest = (text: string) => createHash("sha256").update(text, "utf8").digest()
-  const wantedSecret = digest(secret)
-  const wantedBasic = digest(`${TERMINAL_USERNAME}:${secret}`)
-  const matches = (given: string | undefined, wanted: Buffer) => given !== undefined && timingSafeEqual(digest(given), wanted)
+const makeAuth = (loopback: LoopbackAuth, cookieName: string): Auth => {
+  const viewPrefix = `/v/${viewIdOf(loopback)}/`
   return {
-    // The cookie name carries the port: cookies ignore ports, and two tasks on one host must not
-    // overwrite each other's.
-    cookie: `${cookieName}=${secret}; HttpOnly; SameSite=Strict; Path=/`,
-    check: (request, url) => {
-      const header = request.headers["authorization"] ?? ""
-      if (/^basic /i.test(header)) {
-        const decoded = Buffer.from(header.slice(6).trim(), "base64").toString("utf8")
-        if (matches(decoded, wantedBasic)) return "basic"
-      }
-      if (matches(url.searchParams.get("token") ?? undefined, wantedSecret)) return "token"
-      if (matches(request.cookies[cookieName], wantedSecret)) return "cookie"
+    // The cookie name carries the port: two tasks on one host must not overwrite each other's.
+    cookie: `${cookieName}=${Redacted.value(loopback.derived(COOKIE_PURPOSE))}; HttpOnly; SameSite=Strict; Path=${viewPrefix}`,
+    viewPath: (path) => path.startsWith(viewPrefix) ? path.slice(viewPrefix.length - 1) : undefined,
+    viewLocation: (route) => `${viewPrefix}${route.slice(1)}`,
+    check: (request, query, inView) => {
+      if (loopback.basicMatches(request.headers["authorization"])) return "basic"
+      if (loopback.credentialMatches(query.get("token") ?? undefined)) return "token"
+      if (inView && loopback.derivedMatches(COOKIE_PURPOSE, request.cookies[cookieName])) return "cookie"
       return undefined
     }
   }
 }
 
-const unauthorized = HttpServerResponse.text("authentication required", {
+const COOKIE_PURPOSE = "terminal cookie"
+
+/** Not secret (it is in the viewer's URL); derived so that the endpoint can be rebuilt from the credential. */
+const viewIdOf = (loopback: LoopbackAuth) => Redacted.value(loopback.derived("terminal view")).slice(0, 22)
+
+// No `WWW-Authenticate`: a browser prompted for the Basic credential would cache it and attach it
+// to requests from any origin (see LoopbackAuth).
+const unauthorized = HttpServerResponse.text("authentication required: open the viewer URL (with its token) or go through the dashboard", {
   status: 401,
-  headers: { ...SECURITY_HEADERS, "www-authenticate": "Basic realm=\"optio-codex terminal\", charset=\"UTF-8\"" }
+  headers: SECURITY_HEADERS
 })
+
+const foreignOrigin = HttpServerResponse.text("cross-origin requests are refused", { status: 403, headers: SECURITY_HEADERS })
 
 const methodNotAllowed = (allowed: string) => HttpServerResponse.text("method not allowed", { status: 405, headers: { allow: allowed } })
 
@@ -306,12 +350,13 @@ const jsonError = (status: number, error: string) => HttpServerResponse.jsonUnsa
 const endpointOf = (advertisedHost: string, port: number, credential: Redacted.Redacted<string>): TerminalEndpoint => {
   const hostPart = advertisedHost.includes(":") && !advertisedHost.startsWith("[") ? `[${advertisedHost}]` : advertisedHost
   const url = `http://${hostPart}:${port}/`
+  const viewId = viewIdOf(loopbackAuthFor(credential))
   return {
     url,
     port,
     credential,
     innerAuth: { kind: "basic", username: TERMINAL_USERNAME, password: credential },
-    viewerUrl: Redacted.make(`${url}?token=${encodeURIComponent(Redacted.value(credential))}`, { label: "terminal viewer url" }),
-    iframeSrc: "{widgetProxyUrl}/"
+    viewerUrl: Redacted.make(`${url}v/${viewId}/?token=${encodeURIComponent(Redacted.value(credential))}`, { label: "terminal viewer url" }),
+    iframeSrc: IFRAME_SRC
   }
 }

@@ -4,6 +4,7 @@ import type { ConversationEvent } from "../../src/conversation/ConversationHandl
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import type { ListenerEndpoint, ServeOptions } from "../../src/conversation/ConversationListener.ts"
 import { waitUntil } from "../support/waitUntil.ts"
+import { rawRequest } from "../support/rawHttp.ts"
 import { call, makeFakeConversation, note, openViewer, rawExchange } from "./harness.ts"
 import type { Auth, FakeConversation } from "./harness.ts"
 
@@ -79,6 +80,20 @@ describe("ConversationListener auth", () => {
       assert.deepStrictEqual([wrongMethod.status, wrongMethod.body], [405, { ok: false, reason: "method-not-allowed" }])
       const prefixed = yield* call(endpoint, "POST", "/api/widget/x/send", { json: { text: "hi" } })
       assert.strictEqual(prefixed.status, 404)
+    }))
+})
+
+describe("ConversationListener auth, strictly", () => {
+  it.live("finding 7: the Basic decoder refuses trailing junk", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* setup()
+      const valid = `Basic ${Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")}`
+      for (const junk of [`${valid} junk`, `${valid}!!`, `${valid}\tx`, `${valid.replace("Basic ", "Basic  ")}`, `${valid}====`]) {
+        const answer = yield* rawRequest(endpoint.port, "/send", { method: "POST", headers: { authorization: junk, "content-type": "application/json" }, body: "{}" })
+        assert.strictEqual(answer.status, 401, junk)
+      }
+      const accepted = yield* rawRequest(endpoint.port, "/send", { method: "POST", headers: { authorization: valid, "content-type": "application/json" }, body: "{}" })
+      assert.strictEqual(accepted.status, 400) // authenticated; the body is refused
     }))
 })
 

@@ -5,7 +5,7 @@
 import type { Terminal } from "@xterm/xterm"
 import { Effect } from "effect"
 import { chromium } from "playwright-core"
-import type { Page } from "playwright-core"
+import type { Frame, Page } from "playwright-core"
 
 declare global {
   // Set by the terminal page (src/terminal/TerminalPage.ts).
@@ -23,8 +23,8 @@ export const launchBrowser = Effect.acquireRelease(
   (browser) => Effect.promise(() => browser.close())
 )
 
-/** The text of the page's xterm buffer (scrollback included). */
-export const terminalBufferText = (page: Page) =>
+/** The text of the page's (or an iframe's) xterm buffer (scrollback included). */
+export const terminalBufferText = (page: Page | Frame) =>
   Effect.tryPromise(() =>
     page.evaluate(() => {
       const term = globalThis.optioTerminal

@@ -42,4 +42,34 @@ describe("TaskContext", () => {
       assert.deepStrictEqual(lines, ["[50%] half", "plain", "upstream: http://127.0.0.1:2/"])
       assert.notInclude(lines.join("\n"), "s3cret")
     }))
+
+  it.effect("issue 14: the console layer prints the exact path the dashboard's iframe opens", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const program = Effect.gen(function*() {
+        const task = yield* TaskContext
+        yield* task.setWidgetUpstream("http://127.0.0.1:2/", { kind: "basic", username: "optio", password: Redacted.make("s3cret") })
+        yield* task.setWidgetData({ iframeSrc: "{widgetProxyUrl}" })
+      })
+      yield* program.pipe(Effect.provide(TaskContext.layerConsole({ processId: "p-9" }, (line) => Effect.sync(() => lines.push(line)))))
+      assert.include(lines, "dashboard iframe opens: /api/widget/<database>/<prefix>/p-9/")
+      assert.notInclude(lines.join("\n"), "s3cret")
+    }))
+
+  it.effect("finding 7: the conversation CLI prints no ?token= URL, only what the listener accepts", () =>
+    Effect.gen(function*() {
+      const lines: Array<string> = []
+      const program = Effect.gen(function*() {
+        const task = yield* TaskContext
+        yield* task.setWidgetUpstream("http://127.0.0.1:3", { kind: "basic", username: "optio", password: Redacted.make("s3cret") })
+        yield* task.setWidgetData({ protocol: "codex" })
+      })
+      yield* program.pipe(Effect.provide(
+        TaskContext.layerConsole({ processId: "p-8" }, (line) => Effect.sync(() => lines.push(line)), { revealCredentials: true })
+      ))
+      const text = lines.join("\n")
+      assert.notInclude(text, "token=")
+      assert.include(text, "curl -u optio:s3cret http://127.0.0.1:3/events")
+      assert.include(text, "/api/widget/<database>/<prefix>/p-8/events")
+    }))
 })

@@ -6,10 +6,10 @@ import { afterAll } from "vitest"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { startTmuxSession } from "../../src/terminal/TmuxSession.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
-import type { TerminalEndpoint } from "../../src/terminal/TtydSession.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { makeFixtures, removeFixtures, socketPath, tmuxQuery } from "./fixtures.ts"
-import { basicAuth, openViewer, request, viewerShows } from "./viewer.ts"
+import { holdConnection, rawRequest, upgradeThenRequest } from "../support/rawHttp.ts"
+import { basicAuth, cookieFrom, openViewer, request, viewerCookie, viewerShows, viewPathOf } from "./viewer.ts"
 
 const fx = makeFixtures("ttyd")
 afterAll(removeFixtures)
@@ -35,7 +35,6 @@ const served = (log = join(fx.dir, `input-${Math.random().toString(36).slice(2)}
 
 const loggedLines = (log: string) => existsSync(log) ? readFileSync(log, "utf8").split("\n").slice(0, -1) : []
 
-const cookieOf = (endpoint: TerminalEndpoint) => `optio_terminal_${endpoint.port}=${Redacted.value(endpoint.credential)}`
 
 describe("TtydSession", () => {
   it.live("rejects every route without valid credentials", () =>
@@ -49,6 +48,11 @@ describe("TtydSession", () => {
         { headers: { authorization: `Bearer ${Redacted.value(endpoint.credential)}` } },
         { headers: { cookie: `optio_terminal_${endpoint.port}=${wrong}` } },
         { headers: { cookie: `optio_terminal_1=${Redacted.value(endpoint.credential)}` } },
+        // The raw credential is no longer a valid cookie (finding 6).
+        { headers: { cookie: `optio_terminal_${endpoint.port}=${Redacted.value(endpoint.credential)}` } },
+        // Trailing junk after a valid Basic credential (finding 7).
+        { headers: { authorization: `${basicAuth(endpoint).authorization} junk` } },
+        { headers: { authorization: `${basicAuth(endpoint).authorization}!!` } },
         { query: `?token=${wrong}` },
         { query: "?token=" }
       ]
@@ -57,7 +61,8 @@ describe("TtydSession", () => {
           const method = path === "/control" ? "POST" : "GET"
           const response = yield* request(endpoint, `${path}${query ?? ""}`, { method, ...init })
           assert.strictEqual(response.status, 401, `${method} ${path}${query ?? ""} ${JSON.stringify(init.headers ?? {})}`)
-          assert.strictEqual(response.headers.get("www-authenticate"), "Basic realm=\"optio-codex terminal\", charset=\"UTF-8\"")
+          // No challenge: a browser that cached the Basic credential would send it from any origin.
+          assert.isNull(response.headers.get("www-authenticate"))
           assert.notInclude(response.body, Redacted.value(endpoint.credential))
         }
       }
@@ -71,7 +76,7 @@ describe("TtydSession", () => {
     Effect.gen(function*() {
       const { endpoint } = yield* served()
       assert.match(endpoint.url, /^http:\/\/127\.0\.0\.1:\d+\/$/)
-      assert.strictEqual(endpoint.iframeSrc, "{widgetProxyUrl}/")
+      assert.strictEqual(endpoint.iframeSrc, "{widgetProxyUrl}")
       assert.strictEqual(endpoint.innerAuth.username, "optio")
       assert.strictEqual(Redacted.value(endpoint.innerAuth.password), Redacted.value(endpoint.credential))
       assert.lengthOf(Buffer.from(Redacted.value(endpoint.credential), "base64url"), 32)
@@ -89,15 +94,15 @@ describe("TtydSession", () => {
       assert.strictEqual((yield* request(endpoint, "/nope", { headers: basicAuth(endpoint) })).status, 404)
       assert.strictEqual((yield* request(endpoint, "/ws", { headers: basicAuth(endpoint) })).status, 400)
 
-      const viewed = yield* request(endpoint, new URL(Redacted.value(endpoint.viewerUrl)).search)
+      const viewerUrl = new URL(Redacted.value(endpoint.viewerUrl))
+      const viewed = yield* request(endpoint, viewerUrl.pathname + viewerUrl.search)
       assert.strictEqual(viewed.status, 200)
       const cookie = viewed.headers.get("set-cookie") ?? ""
-      assert.include(cookie, cookieOf(endpoint))
       assert.include(cookie, "HttpOnly")
       assert.include(cookie, "SameSite=Strict")
       assert.strictEqual(viewed.headers.get("referrer-policy"), "no-referrer")
-      for (const path of ["/health", "/assets/xterm.js"]) {
-        const withCookie = yield* request(endpoint, path, { headers: { cookie: cookieOf(endpoint) } })
+      for (const path of ["health", "assets/xterm.js"]) {
+        const withCookie = yield* request(endpoint, `${viewPathOf(endpoint)}${path}`, { headers: { cookie: cookieFrom(cookie) } })
         assert.strictEqual(withCookie.status, 200, path)
       }
     }).pipe(Effect.scoped, Effect.provide(Live)))
@@ -122,7 +127,7 @@ describe("TtydSession", () => {
       const { endpoint, tmux } = yield* served()
       const first = yield* openViewer(endpoint)
       const second = yield* openViewer(endpoint, { headers: {}, query: `?token=${Redacted.value(endpoint.credential)}` })
-      const third = yield* openViewer(endpoint, { headers: { cookie: cookieOf(endpoint) } })
+      const third = yield* openViewer(endpoint, { headers: { cookie: yield* viewerCookie(endpoint) }, path: `${viewPathOf(endpoint).slice(1)}ws` })
       for (const viewer of [first, second, third]) yield* viewerShows(viewer, "FAKE-TUI ready")
       first.send({ type: "input", data: "from the first\r" })
       for (const viewer of [first, second, third]) yield* viewerShows(viewer, "echo: from the first")
@@ -199,6 +204,99 @@ describe("TtydSession", () => {
       })
       const endpoint = yield* terminal.serve(tmux, { advertisedHost: "::1" })
       assert.strictEqual(endpoint.url, "http://[::1]:7681/")
-      assert.strictEqual(Redacted.value(endpoint.viewerUrl), "http://[::1]:7681/?token=secret")
+      assert.match(Redacted.value(endpoint.viewerUrl), /^http:\/\/\[::1\]:7681\/v\/[\w-]{22}\/\?token=secret$/)
     }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(TtydSession.layerTest({ credential: "secret" }), LocalHost.layer()))))
+
+  it.live("finding 6: a foreign-origin POST /control is refused", () =>
+    Effect.gen(function*() {
+      const { endpoint, log } = yield* served()
+      const cookie = yield* viewerCookie(endpoint)
+      const control = `${viewPathOf(endpoint)}control`
+      // A page on another port of the host: same site (so SameSite lets the cookie through), other origin.
+      const foreign = yield* request(endpoint, control, {
+        method: "POST",
+        headers: { cookie, origin: "http://127.0.0.1:1", "content-type": "text/plain" },
+        body: JSON.stringify({ text: "rm -rf ~" })
+      })
+      assert.strictEqual(foreign.status, 403)
+      const own = yield* request(endpoint, control, {
+        method: "POST",
+        headers: { cookie, origin: new URL(endpoint.url).origin, "content-type": "application/json" },
+        body: JSON.stringify({ text: "from my own page" })
+      })
+      assert.strictEqual(own.status, 200)
+      yield* waitUntil("the own page's line is logged", Effect.sync(() => loggedLines(log).length >= 1 ? true : undefined))
+      assert.deepStrictEqual(loggedLines(log), ["from my own page"])
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("finding 6: a foreign-origin WebSocket upgrade is refused", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* served()
+      const cookie = yield* viewerCookie(endpoint)
+      const path = `${viewPathOf(endpoint).slice(1)}ws`
+      const refused = yield* Effect.flip(openViewer(endpoint, { headers: { cookie, origin: "http://localhost:8080" }, path }))
+      assert.include(refused.message, "403")
+      const own = yield* openViewer(endpoint, { headers: { cookie, origin: new URL(endpoint.url).origin }, path })
+      yield* viewerShows(own, "FAKE-TUI ready")
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("finding 6: the cookie is a derived value, host-only and scoped to the viewer's path", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* served()
+      const viewerUrl = new URL(Redacted.value(endpoint.viewerUrl))
+      const viewed = yield* request(endpoint, viewerUrl.pathname + viewerUrl.search)
+      const setCookie = viewed.headers.get("set-cookie") ?? ""
+      assert.notInclude(setCookie, Redacted.value(endpoint.credential))
+      assert.notInclude(setCookie.toLowerCase(), "domain=")
+      assert.include(setCookie, `Path=${viewPathOf(endpoint)}`)
+      assert.notInclude(viewPathOf(endpoint), Redacted.value(endpoint.credential))
+      const cookie = cookieFrom(setCookie)
+      // Outside the viewer's path the cookie authenticates nothing.
+      assert.strictEqual((yield* request(endpoint, "/health", { headers: { cookie } })).status, 401)
+      assert.strictEqual((yield* request(endpoint, `${viewPathOf(endpoint)}health`, { headers: { cookie } })).status, 200)
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("finding 6: a token URL outside the viewer's path moves there, with the cookie", () =>
+    Effect.gen(function*() {
+      const { endpoint } = yield* served()
+      const moved = yield* request(endpoint, `/?token=${encodeURIComponent(Redacted.value(endpoint.credential))}`)
+      assert.strictEqual(moved.status, 303)
+      assert.strictEqual(moved.headers.get("location"), viewPathOf(endpoint))
+      const cookie = cookieFrom(moved.headers.get("set-cookie"))
+      assert.strictEqual((yield* request(endpoint, `${viewPathOf(endpoint)}assets/terminal.js`, { headers: { cookie } })).status, 200)
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("issue 14: any number of leading slashes reaches the same route, authenticated as before", () =>
+    Effect.gen(function*() {
+      const { endpoint, log } = yield* served()
+      const auth = basicAuth(endpoint)
+      const page = yield* rawRequest(endpoint.port, "//", { headers: auth })
+      assert.strictEqual(page.status, 200)
+      assert.include(page.body, "assets/xterm.js")
+      assert.strictEqual((yield* rawRequest(endpoint.port, "//assets/xterm.css", { headers: auth })).status, 200)
+      assert.strictEqual((yield* rawRequest(endpoint.port, "///health", { headers: auth })).status, 200)
+      assert.strictEqual((yield* rawRequest(endpoint.port, "//health")).status, 401)
+      const control = yield* rawRequest(endpoint.port, "//control", {
+        method: "POST",
+        headers: { ...auth, "content-type": "application/json" },
+        body: JSON.stringify({ text: "through a double slash" })
+      })
+      assert.strictEqual(control.status, 200)
+      yield* waitUntil("the line is logged", Effect.sync(() => loggedLines(log).length >= 1 ? true : undefined))
+    }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("issue 14: a refused upgrade's connection is destroyed, and closing does not wait for a held one", () =>
+    Effect.gen(function*() {
+      const socket = socketPath()
+      const tmux = yield* startTmuxSession({ socketPath: socket, configPath: join(fx.dir, "held.conf"), command: { argv: [fx.fakeTui] } })
+      const scope = yield* Scope.fork(yield* Effect.scope)
+      const endpoint = yield* (yield* TtydSession).serve(tmux).pipe(Scope.provide(scope))
+      const refused = yield* holdConnection(endpoint.port, upgradeThenRequest())
+      yield* waitUntil("the refused upgrade's connection is closed", Effect.sync(() => refused.closedByServer() ? true : undefined), "5 seconds")
+      assert.match(refused.received(), /^HTTP\/1\.1 401/)
+      // A connection that never finishes its request is cut when the server closes.
+      const idle = yield* holdConnection(endpoint.port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+      yield* Scope.close(scope, Exit.void)
+      yield* waitUntil("the held connection is closed", Effect.sync(() => idle.closedByServer() ? true : undefined), "2 seconds")
+    }).pipe(Effect.scoped, Effect.provide(Live)))
 })

@@ -30,10 +30,10 @@ export interface Viewer {
 }
 
 /** Opens a viewer on `/ws`; closed with the scope. */
-export const openViewer = (endpoint: TerminalEndpoint, options: { readonly headers?: Record<string, string>; readonly query?: string; readonly columns?: number; readonly rows?: number } = {}) =>
+export const openViewer = (endpoint: TerminalEndpoint, options: { readonly headers?: Record<string, string>; readonly query?: string; readonly path?: string; readonly columns?: number; readonly rows?: number } = {}) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly viewer: Viewer; readonly socket: WebSocket }, Error>((resume) => {
-      const url = new URL(`ws${options.query ?? ""}`, endpoint.url.replace(/^http/, "ws"))
+      const url = new URL(`${options.path ?? "ws"}${options.query ?? ""}`, endpoint.url.replace(/^http/, "ws"))
       const socket = new WebSocket(url, { headers: options.headers ?? basicAuth(endpoint) })
       const term = new headless.Terminal({ cols: options.columns ?? 200, rows: options.rows ?? 50, allowProposedApi: true })
       let closed = false
@@ -68,3 +68,15 @@ export const openViewer = (endpoint: TerminalEndpoint, options: { readonly heade
 /** Waits until the viewer's screen shows `text`. */
 export const viewerShows = (viewer: Viewer, text: string) =>
   waitUntil(`the viewer shows ${JSON.stringify(text)}`, Effect.sync(() => viewer.screen().includes(text) ? true : undefined), "10 seconds")
+
+/** The viewer's own path on the server (`/v/<view id>/`), where its cookie is valid. */
+export const viewPathOf = (endpoint: TerminalEndpoint) => new URL(Redacted.value(endpoint.viewerUrl)).pathname
+
+/** The `name=value` of the cookie a token request was answered with. */
+export const cookieFrom = (setCookie: string | null) => (setCookie ?? "").split(";")[0] ?? ""
+
+/** Opens the viewer URL (token) and returns the cookie it set, as a `Cookie` header value. */
+export const viewerCookie = (endpoint: TerminalEndpoint) =>
+  request(endpoint, new URL(Redacted.value(endpoint.viewerUrl)).pathname + new URL(Redacted.value(endpoint.viewerUrl)).search).pipe(
+    Effect.map((response) => cookieFrom(response.headers.get("set-cookie")))
+  )
