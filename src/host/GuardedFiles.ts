@@ -149,7 +149,7 @@ export const makeGuardedFiles = (host: string) => {
           await handle.close()
           throw error
         })
-        const created = { handle, dev: info.dev, ino: info.ino, location: await locationOf(handle).catch(() => path) }
+        const created = { handle, dev: info.dev, ino: info.ino, location: await locationOf(handle).catch(() => path), path }
         try {
           await handle.chmod(mode) // the umask must not narrow or widen the mode
           if (options?.within !== undefined && !isStrictlyInside(created.location, options.within)) {
@@ -186,8 +186,16 @@ export const makeGuardedFiles = (host: string) => {
  * Closes and removes a file this worker created, by its real location and only while that
  * location still holds the same inode (never whatever the agent put there since).
  */
-const discardCreated = async (created: { readonly handle: FileHandle; readonly dev: number; readonly ino: number; readonly location: string }) => {
+const discardCreated = async (
+  created: { readonly handle: FileHandle; readonly dev: number; readonly ino: number; readonly location: string; readonly path: string }
+) => {
   await created.handle.close().catch(() => undefined)
-  const now = await fs.lstat(created.location).catch(() => undefined)
-  if (now !== undefined && now.dev === created.dev && now.ino === created.ino) await fs.unlink(created.location).catch(() => undefined)
+  // Where the kernel said it was, else where it was asked for (a directory renamed back meanwhile).
+  for (const candidate of [created.location, created.path]) {
+    const now = await fs.lstat(candidate).catch(() => undefined)
+    if (now !== undefined && now.dev === created.dev && now.ino === created.ino) {
+      await fs.unlink(candidate).catch(() => undefined)
+      return
+    }
+  }
 }
