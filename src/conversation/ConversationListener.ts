@@ -31,6 +31,7 @@ import { makeEventLog } from "./EventLog.ts"
 import type { EventLog } from "./EventLog.ts"
 import { makeViewerFilter } from "./ViewerFilter.ts"
 import { UploadRefused } from "./Uploads.ts"
+import type { StoredUpload, UploadStreamWriter } from "./Uploads.ts"
 
 /**
  * Uploads accepted by `POST /upload`.
@@ -39,7 +40,9 @@ import { UploadRefused } from "./Uploads.ts"
 export interface ListenerUploads {
   /** Stores one complete file; usually the writer the task also registers with TaskContext. */
   readonly writer: UploadWriter
-  /** Largest part accepted, in bytes; a bigger one is refused before anything is written. */
+  /** Streams a file part straight to the host (the host writer's `stream`); preferred when given. */
+  readonly stream?: UploadStreamWriter
+  /** Most file content accepted per request, in bytes, all parts together. */
   readonly maxBytes: number
 }
 
@@ -359,26 +362,34 @@ const upload: Route = (context, request) =>
     if (!(request.headers["content-type"] ?? "").toLowerCase().startsWith("multipart/form-data")) {
       return yield* new Refusal({ status: 400, reason: "bad-multipart" })
     }
-    // Every part is read and checked before the first write, so a refused request leaves no
-    // file behind, not even from its earlier parts ([P10]).
-    const files = yield* request.multipartStream.pipe(
-      Stream.mapEffect((part) => collectPart(part, uploads.maxBytes)),
-      Stream.runFoldEffect(() => new Array<PendingFile>(), (all, file) => {
-        if (file === undefined) return Effect.succeed(all)
-        if (all.length === MAX_FILES_PER_UPLOAD) return Effect.fail(new Refusal({ status: 413, reason: "too-many-files" }))
-        all.push(file)
-        return Effect.succeed(all)
-      }),
+    // Each file part streams straight into its file on the host; the whole request may carry at
+    // most `maxBytes` of file content. A refused or failed request takes back the files of its
+    // earlier parts, so it leaves no file behind ([P10]).
+    const deferred = deferredStreamWriter(uploads.writer)
+    const stream = uploads.stream ?? deferred.stream
+    const stored: Array<{ readonly filename: string; readonly upload: StoredUpload }> = []
+    let used = 0
+    const storePart = (part: Multipart.Part): Effect.Effect<void, Refusal | Multipart.MultipartError> => {
+      if (part.key !== "file") return part._tag === "Field" ? Effect.void : drainBounded(part.content, uploads.maxBytes)
+      if (stored.length === MAX_FILES_PER_UPLOAD) return Effect.fail(new Refusal({ status: 413, reason: "too-many-files" }))
+      const [fileName, content] = part._tag === "Field"
+        ? ["file", Stream.succeed(new TextEncoder().encode(part.value))] as const
+        : [part.name, part.content] as const
+      const counted = content.pipe(Stream.tap((chunk) => Effect.sync(() => void (used += chunk.byteLength))))
+      return stream(fileName, counted, uploads.maxBytes - used).pipe(
+        Effect.flatMap((upload) => Effect.sync(() => void stored.push({ filename: fileName, upload }))),
+        Effect.mapError((error) => error instanceof Refusal || error instanceof Multipart.MultipartError ? error : uploadWriterRefusal(error))
+      )
+    }
+    yield* request.multipartStream.pipe(
+      Stream.runForEach(storePart),
       Effect.provideService(Multipart.MaxParts, MAX_PARTS_PER_UPLOAD),
-      Effect.catchTag("MultipartError", (error) => Effect.fail(multipartRefusal(error)))
+      Effect.catchTag("MultipartError", (error) => Effect.fail(multipartRefusal(error))),
+      Effect.onError(() => Effect.forEach(stored, ({ upload }) => upload.discard, { discard: true }))
     )
-    if (files.length === 0) return yield* new Refusal({ status: 400, reason: "bad-multipart" })
-    const stored = yield* Effect.forEach(files, (file) =>
-      uploads.writer(file).pipe(
-        Effect.map((path) => ({ filename: file.fileName, path })),
-        Effect.mapError(uploadWriterRefusal)
-      ))
-    return HttpServerResponse.jsonUnsafe({ ok: true, files: stored })
+    if (stored.length === 0) return yield* new Refusal({ status: 400, reason: "bad-multipart" })
+    if (uploads.stream === undefined) yield* deferred.flush
+    return HttpServerResponse.jsonUnsafe({ ok: true, files: stored.map(({ filename, upload }) => ({ filename, path: upload.relpath })) })
   })
 
 const download: Route = (context, _request, query) =>
@@ -412,27 +423,40 @@ const ROUTES: ReadonlyMap<string, { readonly method: "GET" | "POST"; readonly ha
   ["/download", { method: "GET", handle: download }]
 ])
 
-interface PendingFile {
-  readonly fileName: string
-  readonly bytes: Uint8Array
-}
-
-/** A `file` part's bytes (at most `maxBytes`); other parts are read and dropped under the same bound. */
-const collectPart = (part: Multipart.Part, maxBytes: number): Effect.Effect<PendingFile | undefined, Refusal | Multipart.MultipartError> => {
-  if (part._tag === "Field") {
-    if (part.key !== "file") return Effect.succeed(undefined)
-    const bytes = new TextEncoder().encode(part.value)
-    return bytes.byteLength > maxBytes ? Effect.fail(tooLarge) : Effect.succeed({ fileName: "file", bytes })
-  }
-  return part.content.pipe(
-    Stream.runFoldEffect(() => ({ chunks: new Array<Uint8Array>(), size: 0 }), (acc, chunk) => {
-      const size = acc.size + chunk.byteLength
-      if (size > maxBytes) return Effect.fail(tooLarge)
-      acc.chunks.push(chunk)
-      return Effect.succeed({ chunks: acc.chunks, size })
-    }),
-    Effect.map((acc) => part.key === "file" ? { fileName: part.name, bytes: Buffer.concat(acc.chunks) } : undefined)
+/** Reads and drops a part that is not a file, under the same bound. */
+const drainBounded = (content: Stream.Stream<Uint8Array, Multipart.MultipartError>, maxBytes: number) =>
+  content.pipe(
+    Stream.runFoldEffect(() => 0, (size, chunk) => size + chunk.byteLength > maxBytes ? Effect.fail(tooLarge) : Effect.succeed(size + chunk.byteLength)),
+    Effect.asVoid
   )
+
+/**
+ * A stream writer over a writer that takes whole files (an UploadWriter without `stream`): each
+ * part is collected (bounded by the request's remaining budget) and held back; `flush` writes
+ * them all once every part was read, so a refused request writes nothing ([P10]).
+ */
+const deferredStreamWriter = (writer: UploadWriter) => {
+  const pending: Array<{ readonly fileName: string; readonly bytes: Uint8Array; readonly stored: { relpath: string } }> = []
+  const stream = <E>(fileName: string, content: Stream.Stream<Uint8Array, E>, maxBytes?: number): Effect.Effect<StoredUpload, unknown> =>
+    content.pipe(
+      Stream.runFoldEffect(() => ({ chunks: new Array<Uint8Array>(), size: 0 }), (acc, chunk) => {
+        const size = acc.size + chunk.byteLength
+        if (maxBytes !== undefined && size > maxBytes) return Effect.fail(tooLarge)
+        acc.chunks.push(chunk)
+        return Effect.succeed({ chunks: acc.chunks, size })
+      }),
+      Effect.map((acc) => {
+        const stored = { relpath: "" }
+        pending.push({ fileName, bytes: Buffer.concat(acc.chunks), stored })
+        return { get relpath() { return stored.relpath }, size: acc.size, discard: Effect.void }
+      })
+    )
+  const flush = Effect.forEach(pending, (file) =>
+    writer({ fileName: file.fileName, bytes: file.bytes }).pipe(
+      Effect.map((relpath) => void (file.stored.relpath = relpath)),
+      Effect.mapError(uploadWriterRefusal)
+    ), { discard: true })
+  return { stream, flush }
 }
 
 const tooLarge = new Refusal({ status: 413, reason: "too-large" })

@@ -1,10 +1,11 @@
 /**
  * Downloads: hands out files of a task's workdir to the operator (the `optio-file:` links the
  * agent writes). Owns the confinement rule — a relative path, normalized without escaping, then
- * resolved ON THE HOST (symlinks followed where the file lives, so it holds over SSH too) and
- * required to stay strictly inside the workdir's real path — the size limit (checked on the
- * host's metadata before anything is read, and the read itself is bounded), the content type and
- * a header-safe `Content-Disposition`. It does not own the HTTP route (the listener's
+ * opened ONCE on the host (`Host.readRegularFile`: no final symlink, regular file only) and the
+ * opened handle required to lie strictly inside the workdir's real path, so a symlink swapped in
+ * after any check cannot redirect the read — the size limit (checked on the handle before
+ * anything is read; the buffer is the file's size, not the limit), the content type and a
+ * header-safe `Content-Disposition` (bidi controls replaced). It does not own the HTTP route (the listener's
  * `GET /download`).
  *
  * @since 0.1.0
@@ -12,8 +13,7 @@
 import { Effect, Option, Schema } from "effect"
 import { Mime } from "effect/http"
 import { posix } from "node:path"
-import { Host } from "../host/Host.ts"
-import type { HostError } from "../host/Host.ts"
+import { Host, HostError } from "../host/Host.ts"
 
 /**
  * Why a download was refused.
@@ -64,6 +64,9 @@ export interface DownloadReaderOptions {
   readonly maxBytes: number
 }
 
+/** How long one guarded read may take on the host. */
+const READ_TIMEOUT = "30 seconds"
+
 /**
  * Builds a reader of workdir files on the current host.
  *
@@ -85,24 +88,35 @@ export const makeDownloadReader = Effect.fn("Downloads.makeDownloadReader")(func
     if (normalized === "." || normalized === "./") return yield* refuse("bad-path", "the path names the workdir itself")
 
     const onHostError = (error: HostError) =>
-      error.reason === "NotFound" || error.reason === "NotADirectory"
+      error.reason === "NotFound" || error.reason === "NotADirectory" || error.reason === "NotRegularFile"
         ? refuse("not-found", "no such file")
         : error.reason === "PermissionDenied"
         ? refuse("forbidden", "the host denied access")
+        : error.reason === "OutsideRoot" || error.reason === "SymlinkRefused"
+        ? refuse("forbidden", "the path resolves outside the workdir")
+        : error.reason === "TooLarge"
+        ? refuse("too-large", `the file is more than the limit of ${options.maxBytes} bytes`)
+        : error.reason === "BadArgument"
+        ? refuse("bad-path", "the host cannot use this path")
         : error
     const realWorkdir = yield* host.realPath(options.workdir)
-    const real = yield* host.realPath(posix.join(options.workdir, normalized)).pipe(
+    // Opened once, without following a final symlink; the handle must be a regular file inside
+    // the workdir and the bytes come from it, sized by it (never a path checked earlier).
+    const read = (path: string) =>
+      host.readRegularFile(path, { maxBytes: options.maxBytes, within: realWorkdir, timeout: READ_TIMEOUT })
+    const bytes = yield* read(posix.join(realWorkdir, normalized)).pipe(
+      // A symlink the agent made inside the workdir is served when it resolves inside; the
+      // resolved path gets the same guarded open, so a swap after resolving is refused again.
+      Effect.catchIf((error) => error.reason === "SymlinkRefused", () =>
+        host.realPath(posix.join(realWorkdir, normalized)).pipe(
+          Effect.flatMap((real) =>
+            isStrictlyInside(real, realWorkdir)
+              ? read(real)
+              : Effect.fail(new HostError({ host: host.label, operation: "read", reason: "OutsideRoot", detail: "resolves outside the workdir" }))
+          )
+        )),
       Effect.mapError(onHostError)
     )
-    if (!isStrictlyInside(real, realWorkdir)) return yield* refuse("forbidden", "the path resolves outside the workdir")
-    const info = yield* host.stat(real).pipe(Effect.mapError(onHostError))
-    if (info.type !== "File") return yield* refuse("not-found", "not a regular file")
-    if (info.size > options.maxBytes) {
-      return yield* refuse("too-large", `${info.size} bytes is more than the limit of ${options.maxBytes}`)
-    }
-    // Bounded read: a file that grew since the stat cannot make us hold more than the limit.
-    const bytes = yield* host.readRange(real, 0, options.maxBytes + 1).pipe(Effect.mapError(onHostError))
-    if (bytes.byteLength > options.maxBytes) return yield* refuse("too-large", `the file grew past ${options.maxBytes} bytes`)
     const fileName = posix.basename(normalized)
     return { fileName, contentType: contentTypeFor(fileName), bytes } satisfies DownloadedFile
   })
@@ -151,15 +165,20 @@ export const contentTypeFor = (fileName: string): string => {
   return Option.getOrElse(Mime.getType(fileName), () => "application/octet-stream")
 }
 
+/** C0/C1 controls, DEL, bidi marks/overrides/isolates, line/paragraph separators and BOM. */
+const SPOOFING_CHARS = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069\ufeff]/g
+
 /**
  * A `Content-Disposition: attachment` value no file name can break ([P11]): an ASCII fallback in
  * `filename="…"` (quotes, backslashes, controls and non-ASCII replaced by `_`) and the exact
- * name in `filename*=UTF-8''…` (RFC 8187 percent-encoding).
+ * name in `filename*=UTF-8''…` (RFC 8187 percent-encoding), bidi and control characters replaced
+ * by `_` in both.
  * @category constructors
  */
 export const contentDisposition = (name: string): string => {
-  // Lone surrogates would make encodeURIComponent throw.
-  const fileName = name.toWellFormed()
+  // Lone surrogates would make encodeURIComponent throw; bidi overrides and other invisible
+  // controls would let a name the agent chose display as something else ("exe.txt").
+  const fileName = name.toWellFormed().replace(SPOOFING_CHARS, "_")
   const fallback = fileName.replace(/[^\x20-\x7e]|["\\]/g, "_").trim() || "download"
   const encoded = encodeURIComponent(fileName).replace(
     /['()*]/g,

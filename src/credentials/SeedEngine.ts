@@ -68,19 +68,49 @@ export interface PlantedSeed {
 }
 
 /**
- * Reads `authPath` through the Host: none when the file does not exist or holds no usable
- * credentials (a torn or logged-out file); any other read error fails.
+ * Largest `auth.json` or `config.toml` read from a CODEX_HOME (a real one is a few KiB); a bigger
+ * file is refused before anything is read.
+ * @category constants
+ */
+export const MAX_CREDENTIAL_FILE_BYTES = 1024 * 1024
+
+/** How long one read of a CODEX_HOME file may take (a hostile filesystem must not hang a save). */
+const CREDENTIAL_READ_TIMEOUT = "10 seconds"
+
+/** Refusals that mean "this is not a file codex wrote", not "the host failed". */
+const REFUSED: ReadonlySet<HostError["reason"]> = new Set(["SymlinkRefused", "NotRegularFile", "TooLarge", "OutsideRoot"])
+
+/**
+ * Reads a file of a CODEX_HOME the agent may have touched: no symlink, regular files only, at
+ * most {@link MAX_CREDENTIAL_FILE_BYTES}, within a timeout. None when it does not exist or was
+ * refused (a symlink to another task's auth.json, a FIFO, a huge file: logged, never followed).
+ */
+const readGuarded = (path: string) =>
+  Effect.gen(function*() {
+    const host = yield* Host
+    return yield* host.readRegularFile(path, { maxBytes: MAX_CREDENTIAL_FILE_BYTES, timeout: CREDENTIAL_READ_TIMEOUT }).pipe(
+      Effect.map(Option.some),
+      Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(Option.none<Uint8Array>())),
+      Effect.catchIf((error) => REFUSED.has(error.reason), (error) =>
+        Effect.as(
+          Effect.logWarning(`refused to read ${posix.basename(path)} from CODEX_HOME (${error.reason}): ${error.detail}`).pipe(
+            Effect.annotateLogs({ path })
+          ),
+          Option.none<Uint8Array>()
+        ))
+    )
+  })
+
+/**
+ * Reads `authPath` through the Host: none when the file does not exist, holds no usable
+ * credentials (a torn or logged-out file) or is refused (a symlink, FIFO or oversized file
+ * planted by the agent — never followed, never saved); any other read error fails.
  * @category constructors
  */
 export const readCredentials = (authPath: string): Effect.Effect<Option.Option<Credentials>, HostError, Host> =>
-  Effect.gen(function*() {
-    const host = yield* Host
-    const read = yield* host.readFile(authPath).pipe(
-      Effect.map(Option.some),
-      Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(Option.none<Uint8Array>()))
-    )
-    return Option.flatMap(read, (bytes) => Option.map(credentialFingerprint(bytes), (fingerprint) => ({ bytes, fingerprint })))
-  })
+  readGuarded(authPath).pipe(
+    Effect.map((read) => Option.flatMap(read, (bytes) => Option.map(credentialFingerprint(bytes), (fingerprint) => ({ bytes, fingerprint }))))
+  )
 
 const collect = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
   Stream.runCollect(stream).pipe(Effect.map((chunks) => new Uint8Array(Buffer.concat(chunks))))
@@ -109,10 +139,7 @@ export const captureSeed = (options: {
     if (Option.isNone(credentials)) return Option.none<SeedDoc>()
     const host = yield* Host
     const configPath = posix.join(options.codexHome, "config.toml")
-    const config = yield* host.readFile(configPath).pipe(
-      Effect.map(Option.some),
-      Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(Option.none<Uint8Array>()))
-    )
+    const config = yield* readGuarded(configPath)
     const configMode = Option.isSome(config)
       ? yield* host.stat(configPath).pipe(Effect.map((info) => info.mode & 0o777), Effect.orElseSucceed(() => CREDENTIAL_FILE_MODE))
       : CREDENTIAL_FILE_MODE
@@ -145,6 +172,14 @@ export const plantSeed = (seedId: string, codexHome: string) =>
       return yield* new SeedHasNoCredentials({ seedId, detail: `its ${AUTH_MEMBER} is not a usable auth.json` })
     }
     const host = yield* Host
+    // makeDirectory chmods what it finds: never through a symlink planted in its place.
+    const existing = yield* host.stat(codexHome).pipe(
+      Effect.map(Option.some),
+      Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(Option.none()))
+    )
+    if (Option.isSome(existing) && existing.value.type !== "Directory") {
+      return yield* new HostError({ host: host.label, operation: "plant seed", path: codexHome, reason: "NotADirectory", detail: "CODEX_HOME is not a directory (a symlink is refused)" })
+    }
     yield* host.makeDirectory(codexHome, { mode: 0o700 })
     yield* host.writeFile(posix.join(codexHome, "auth.json"), auth.bytes, { mode: CREDENTIAL_FILE_MODE })
     const config = findMember(members, CONFIG_MEMBER)

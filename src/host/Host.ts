@@ -23,6 +23,17 @@ export const HostErrorReason = Schema.Literals([
   "NotADirectory",
   "BadArgument",
   "ConnectionLost",
+  // Refusals of the guarded file operations (paths the agent could have touched):
+  /** The last path component is a symbolic link. */
+  "SymlinkRefused",
+  /** The path names a FIFO, socket, device or directory, not a regular file. */
+  "NotRegularFile",
+  /** The file is bigger than the caller's cap (nothing beyond the cap was read or written). */
+  "TooLarge",
+  /** The opened file does not lie inside the directory the caller required. */
+  "OutsideRoot",
+  /** The operation did not finish within its timeout. */
+  "TimedOut",
   "Unknown"
 ])
 export type HostErrorReason = typeof HostErrorReason.Type
@@ -187,6 +198,21 @@ export interface FileInfo {
 }
 
 /**
+ * Options shared by the guarded file operations ({@link HostShape.readRegularFile},
+ * {@link HostShape.appendRegularFile}, {@link HostShape.createRegularFile}).
+ * @category models
+ */
+export interface GuardedFileOptions {
+  /** How long the whole operation (open included) may take; then `TimedOut`. Default 10 seconds. */
+  readonly timeout?: Duration.Input
+  /**
+   * A directory, already resolved (no symlinks), that the opened file must lie strictly inside;
+   * checked on the opened handle, so a directory swapped for a symlink cannot redirect it.
+   */
+  readonly within?: string
+}
+
+/**
  * The host contract. Every method fails with a typed {@link HostError}.
  * @category services
  */
@@ -227,6 +253,38 @@ export interface HostShape {
   readonly writeFile: (path: string, data: string | Uint8Array, options?: { readonly mode?: number }) => Effect.Effect<void, HostError>
   /** Appends to a file, creating it when missing. */
   readonly appendFile: (path: string, data: string | Uint8Array) => Effect.Effect<void, HostError>
+  /**
+   * Reads a file the agent could have touched: the path is opened once without following a
+   * final symlink (`SymlinkRefused`) and without ever blocking (a FIFO is `NotRegularFile`, not a
+   * hang); the opened handle must be a regular file (`NotRegularFile`) of at most `maxBytes`
+   * (`TooLarge`, nothing read), inside `within` when given (`OutsideRoot`); the bytes come from
+   * that handle.
+   */
+  readonly readRegularFile: (
+    path: string,
+    options: GuardedFileOptions & { readonly maxBytes: number }
+  ) => Effect.Effect<Uint8Array, HostError>
+  /**
+   * Appends to a file the agent could have touched, creating it (with `mode`, default 0644)
+   * when missing; never through a final symlink, never to anything but a regular file, never
+   * blocking.
+   */
+  readonly appendRegularFile: (
+    path: string,
+    data: string | Uint8Array,
+    options?: GuardedFileOptions & { readonly mode?: number }
+  ) => Effect.Effect<void, HostError>
+  /**
+   * Creates a new file exclusively (`AlreadyExists` when anything, a symlink included, is at
+   * the path), checks the created handle (inside `within` when given), then streams `content`
+   * into it, at most `maxBytes` (`TooLarge`). On any failure the created file is removed, so
+   * nothing partial stays behind. Returns the bytes written.
+   */
+  readonly createRegularFile: <E, R>(
+    path: string,
+    content: Stream.Stream<Uint8Array, E, R>,
+    options?: GuardedFileOptions & { readonly mode?: number; readonly maxBytes?: number }
+  ) => Effect.Effect<number, HostError | E, R>
   readonly exists: (path: string) => Effect.Effect<boolean, HostError>
   /** Metadata of the path itself (a symlink is reported as a symlink). */
   readonly stat: (path: string) => Effect.Effect<FileInfo, HostError>

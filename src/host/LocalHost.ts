@@ -16,6 +16,7 @@ import { constants as osConstants, homedir } from "node:os"
 import { dirname, isAbsolute, join } from "node:path"
 import type { Readable } from "node:stream"
 import { mergeEnv } from "./EnvGlob.ts"
+import { makeGuardedFiles } from "./GuardedFiles.ts"
 import { Host, HostError } from "./Host.ts"
 import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, PtyProcess, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
 import { alivePids, readProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
@@ -235,6 +236,8 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       return handle
     })
 
+  const guarded = makeGuardedFiles(LABEL)
+
   return {
     label: LABEL,
     home: Effect.succeed(home),
@@ -248,6 +251,9 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
     readRange,
     writeFile,
     appendFile: (path, data) => io("append", path, () => fs.appendFile(path, data)),
+    readRegularFile: guarded.readRegularFile,
+    appendRegularFile: guarded.appendRegularFile,
+    createRegularFile: guarded.createRegularFile,
     exists: (path) => io("exists", path, () => fs.lstat(path).then(() => true, () => false)),
     stat,
     realPath: (path) => io("realpath", path, () => fs.realpath(path)),
@@ -266,7 +272,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
         const matches = await Array.fromAsync(fs.glob(pattern, { cwd }))
         return matches.map((match) => isAbsolute(match) ? match : join(cwd, match)).sort()
       }),
-    tail: makeTail({ stat, readRange }, Duration.millis(50)),
+    tail: makeTail({ stat, readRange: guarded.readRegularRange }, Duration.millis(50)),
     importFile
   }
 }

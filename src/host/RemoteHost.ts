@@ -143,7 +143,7 @@ export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, Remot
           Effect.andThen(Effect.fail(connection.lostError("session", generation.lostDetail)))
         )),
       ...files,
-      tail: makeTail({ stat: files.stat, readRange: files.readRange }, Duration.millis(200))
+      tail: makeTail({ stat: files.stat, readRange: files.readRegularRange }, Duration.millis(200))
     }
     return shape
   })

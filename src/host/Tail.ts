@@ -1,5 +1,6 @@
 /**
- * Tail: follows a growing file through two host primitives (`stat` and `readRange`), so every
+ * Tail: follows a growing file through two host primitives (`stat` and a guarded `readRange`
+ * that refuses symlinks and non-regular files on the opened handle), so every
  * host — local or over SFTP — follows files the same way, including truncation, replacement by
  * rename (log rotation), and a final drain when the writer is known to be done.
  *
@@ -7,7 +8,7 @@
  */
 import { Deferred, Effect, Option, Stream } from "effect"
 import type { Duration } from "effect"
-import type { FileInfo, HostError, TailChunk, TailOptions } from "./Host.ts"
+import type { FileInfo, HostError, HostErrorReason, TailChunk, TailOptions } from "./Host.ts"
 
 interface TailState {
   readonly offset: number
@@ -16,6 +17,7 @@ interface TailState {
 }
 
 const READ_CHUNK = 1024 * 1024
+const SWAPPED: ReadonlySet<HostErrorReason> = new Set(["NotFound", "SymlinkRefused", "NotRegularFile"])
 
 /** Builds `Host.tail` from `stat` and `readRange`. */
 export const makeTail = (
@@ -32,8 +34,9 @@ export const makeTail = (
       yield* options.until.pipe(Effect.andThen(Deferred.succeed(stop, undefined)), Effect.forkScoped)
     }
     const poll = options?.pollInterval ?? defaultPollInterval
+    // Only a regular file is followed: a symlink, FIFO or directory in its place reads as absent.
     const statIfPresent = primitives.stat(path).pipe(
-      Effect.map(Option.some),
+      Effect.map((info) => info.type === "File" ? Option.some(info) : Option.none()),
       Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeedNone)
     )
     return Stream.paginate<TailState, TailChunk, HostError>(
@@ -56,7 +59,11 @@ export const makeTail = (
           }
           identity = info.value.identity
           while (offset < info.value.size) {
-            const bytes = yield* primitives.readRange(path, offset, Math.min(READ_CHUNK, info.value.size - offset))
+            // The reads are guarded (no symlink, regular file only): a swap after the stat is
+            // refused and simply read as "nothing new" until the next poll sees what is there.
+            const bytes = yield* primitives.readRange(path, offset, Math.min(READ_CHUNK, info.value.size - offset)).pipe(
+              Effect.catchIf((error) => SWAPPED.has(error.reason), () => Effect.succeed(new Uint8Array(0)))
+            )
             if (bytes.length === 0) break
             chunks.push({ _tag: "Data", bytes })
             offset += bytes.length

@@ -75,7 +75,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     const endpoint = yield* listener.serve(conversation, {
       bindHost: config.widgetBindHost,
       advertisedHost: config.widgetAdvertisedHost,
-      uploads: { writer, maxBytes: config.maxUploadBytes },
+      uploads: { writer, stream: writer.stream, maxBytes: config.maxUploadBytes },
       history: historyEvents(conversation.threadId, conversation.history),
       ...download
     })

@@ -71,7 +71,13 @@ export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, 
   if (config.supportsResume) {
     const now = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/\.\d{3}Z$/, "Z")
     const refreshed = options.refreshed ?? []
-    yield* host.appendFile(paths.resumeLog, `${now}${refreshed.length === 0 ? "" : ` REFRESHED:${refreshed.join(",")}`}\n`)
+    // The agent owns the workdir: never append through a symlink or into a FIFO it left there.
+    yield* host.appendRegularFile(paths.resumeLog, `${now}${refreshed.length === 0 ? "" : ` REFRESHED:${refreshed.join(",")}`}\n`, { timeout: "10 seconds" }).pipe(
+      Effect.catchIf(
+        (error) => error.reason === "SymlinkRefused" || error.reason === "NotRegularFile" || error.reason === "TimedOut",
+        (error) => Effect.logWarning(`resume.log not written: ${error.reason} (${error.detail})`)
+      )
+    )
   }
 })
 

@@ -101,9 +101,20 @@ describe("contentDisposition and contentTypeFor", () => {
         const fallback = /filename="([^"]*)"/.exec(header)?.[1] ?? ""
         assert.notInclude(fallback, "\\")
         const encoded = /filename\*=UTF-8''(.*)$/.exec(header)?.[1] ?? ""
-        assert.strictEqual(decodeURIComponent(encoded), name.toWellFormed())
+        // Exact but for control characters, which are replaced.
+        assert.strictEqual(decodeURIComponent(encoded), name.toWellFormed().replace(/[\u0000-\u001f]/g, "_"))
       }
       assert.strictEqual(contentDisposition("r.md"), "attachment; filename=\"r.md\"; filename*=UTF-8''r.md")
+    }))
+
+  it.effect("finding 7: download names lose their bidi overrides and invisible controls in Content-Disposition", () =>
+    Effect.sync(() => {
+      const header = contentDisposition("invoice\u202Etxt.exe")
+      const exact = decodeURIComponent(/filename\*=UTF-8''(.*)$/.exec(header)?.[1] ?? "")
+      assert.strictEqual(exact, "invoice_txt.exe")
+      for (const char of ["\u202A", "\u202B", "\u202D", "\u2066", "\u2067", "\u2068", "\u2069", "\u200E", "\u200F", "\u061C", "\uFEFF"]) {
+        assert.notInclude(decodeURIComponent(/filename\*=UTF-8''(.*)$/.exec(contentDisposition(`a${char}b.txt`))?.[1] ?? ""), char)
+      }
     }))
 
   it.effect("content types come from the extension, octet-stream when unknown", () =>

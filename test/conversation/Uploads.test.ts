@@ -130,7 +130,8 @@ describe("POST /upload", () => {
       const fake = yield* makeFakeConversation()
       const writer = yield* writerFor({ workdir, maxBytes })
       const listener = yield* ConversationListener
-      return yield* listener.serve(fake.handle, { uploads: { writer, maxBytes } })
+      // As the session wires it: whole files for TaskContext, streamed parts for the listener.
+      return yield* listener.serve(fake.handle, { uploads: { writer, stream: writer.stream, maxBytes } })
     }).pipe(Effect.provide(ConversationListener.layer))
 
   const form = (files: ReadonlyArray<readonly [string, string | Uint8Array<ArrayBuffer>]>, extra?: Readonly<Record<string, string>>) => {
@@ -169,7 +170,9 @@ describe("POST /upload", () => {
         form: form([["small.txt", "ok"], ["big.bin", new Uint8Array(100).fill(7)]])
       })
       assert.deepStrictEqual([reply.status, reply.body], [413, { ok: false, reason: "too-large" }])
-      assert.deepStrictEqual(readdirSync(workdir), [])
+      // Parts stream to disk, so the uploads directory may exist; no file is left in it.
+      assert.deepStrictEqual(readdirSync(workdir).filter((name) => name !== "uploads"), [])
+      assert.deepStrictEqual(readdirSync(workdir).includes("uploads") ? uploadsIn(workdir) : [], [])
       const exact = yield* call(endpoint, "POST", "/upload", { form: form([["exact.bin", new Uint8Array(16)]]) })
       assert.strictEqual(exact.status, 200)
     }))

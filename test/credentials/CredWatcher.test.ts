@@ -7,7 +7,8 @@
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Clock, Effect, Layer, Option, Stream } from "effect"
 import { randomUUID } from "node:crypto"
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { credentialFingerprint } from "../../src/credentials/AuthJson.ts"
 import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
@@ -304,3 +305,50 @@ for (const backend of backends) {
     })
   })
 }
+
+describe("CredWatcher: auth.json planted by a hostile agent", () => {
+  const env = () => Layer.mergeAll(backends[0].store(), LocalHost.layer(), CredWatcher.layerWith(FAST))
+
+  it.live("finding 4: a symlinked auth.json is not saved into the seed", () =>
+    Effect.gen(function*() {
+      const { seed, baseline, authPath } = yield* plantedSeed()
+      // Another task's CODEX_HOME, holding another login.
+      const foreign = join(runRoot, randomUUID().slice(0, 8), "other-home")
+      mkdirSync(foreign, { recursive: true })
+      writeFileSync(join(foreign, "auth.json"), auth("OTHER-TENANT"), { mode: 0o600 })
+      rmSync(authPath)
+      symlinkSync(join(foreign, "auth.json"), authPath)
+      const watcher = yield* CredWatcher
+      const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
+      yield* moreTicks(watch, "polls", 3)
+      assert.deepStrictEqual(yield* watch.finalSaveBack, { outcome: "unchanged", generation: seed.generation })
+      assert.strictEqual((yield* seedAuth(seed.seedId)).auth, auth("T1"), "the foreign login never reached this seed")
+      assert.strictEqual(yield* watch.saves, 0)
+    }).pipe(Effect.scoped, Effect.provide(env())))
+
+  it.live("finding 4: a FIFO as auth.json does not hang the save-back, so teardown and the lease finish", () =>
+    Effect.gen(function*() {
+      const { seed, baseline, authPath } = yield* plantedSeed()
+      rmSync(authPath)
+      execFileSync("mkfifo", [authPath])
+      const watcher = yield* CredWatcher
+      const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
+      yield* moreTicks(watch, "polls", 2)
+      const final = yield* watch.finalSaveBack.pipe(Effect.timeout("20 seconds"))
+      assert.deepStrictEqual(final, { outcome: "unchanged", generation: seed.generation })
+      yield* watch.release.pipe(Effect.timeout("20 seconds"))
+      assert.strictEqual((yield* seedAuth(seed.seedId)).auth, auth("T1"))
+    }).pipe(Effect.scoped, Effect.provide(env())))
+
+  it.live("finding 4: an oversized auth.json (24 MiB of valid JSON) is neither read nor saved", () =>
+    Effect.gen(function*() {
+      const { seed, baseline, authPath } = yield* plantedSeed()
+      const huge = auth("HUGE").replace(/}$/, `,"pad":"${"x".repeat(24 * 1024 * 1024)}"}`)
+      writeFileSync(authPath, huge, { mode: 0o600 })
+      const watcher = yield* CredWatcher
+      const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
+      yield* moreTicks(watch, "polls", 2)
+      assert.deepStrictEqual(yield* watch.finalSaveBack, { outcome: "unchanged", generation: seed.generation })
+      assert.strictEqual((yield* seedAuth(seed.seedId)).auth, auth("T1"))
+    }).pipe(Effect.scoped, Effect.provide(env())))
+})

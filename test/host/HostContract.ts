@@ -3,7 +3,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Chunk, Deferred, Effect, Exit, Fiber, Layer, Scope, Stream } from "effect"
-import { CommandFailed, Host, runChecked } from "../../src/host/Host.ts"
+import { CommandFailed, Host, HostError, runChecked } from "../../src/host/Host.ts"
 import type { TailChunk } from "../../src/host/Host.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
@@ -228,6 +228,105 @@ export const hostContract = (name: string, layer: Layer.Layer<Host, unknown>, ro
         yield* host.importFile(source, `${root()}/imported`, { mode: 0o755 })
         assert.strictEqual((yield* host.stat(`${root()}/imported`)).mode, 0o755)
         assert.strictEqual((yield* host.run({ argv: [`${root()}/imported`] })).stdout, "imported\n")
+      }))
+
+    const reasonOf = <A>(effect: Effect.Effect<A, HostError>) =>
+      effect.pipe(Effect.flip, Effect.map((error) => error.reason))
+
+    live("finding 4: readRegularFile reads a regular file and refuses a symlink, a FIFO (without blocking), a directory and an oversized file", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/guarded-read`
+        yield* host.makeDirectory(dir)
+        yield* host.writeFile(`${dir}/secret`, "other tenant's login")
+        yield* host.writeFile(`${dir}/auth.json`, "{\"ok\":1}")
+        assert.strictEqual(decode(yield* host.readRegularFile(`${dir}/auth.json`, { maxBytes: 64 })), "{\"ok\":1}")
+        assert.strictEqual(decode(yield* host.readRegularFile(`${dir}/auth.json`, { maxBytes: 64, within: yield* host.realPath(dir) })), "{\"ok\":1}")
+        yield* host.symlink(`${dir}/secret`, `${dir}/link.json`)
+        assert.strictEqual(yield* reasonOf(host.readRegularFile(`${dir}/link.json`, { maxBytes: 64 })), "SymlinkRefused")
+        yield* runChecked({ argv: ["mkfifo", `${dir}/fifo.json`] })
+        assert.strictEqual(yield* reasonOf(host.readRegularFile(`${dir}/fifo.json`, { maxBytes: 64, timeout: "20 seconds" })), "NotRegularFile")
+        assert.strictEqual(yield* reasonOf(host.readRegularFile(dir, { maxBytes: 64 })), "NotRegularFile")
+        assert.strictEqual(yield* reasonOf(host.readRegularFile(`${dir}/auth.json`, { maxBytes: 3 })), "TooLarge")
+        assert.strictEqual(yield* reasonOf(host.readRegularFile(`${dir}/missing`, { maxBytes: 3 })), "NotFound")
+      }))
+
+    live("finding 4: readRegularFile with a root refuses a file reached through a symlinked directory", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/guarded-within`
+        yield* host.makeDirectory(`${dir}/work`)
+        yield* host.makeDirectory(`${dir}/outside`)
+        yield* host.writeFile(`${dir}/outside/auth.json`, "foreign")
+        yield* host.symlink(`${dir}/outside`, `${dir}/work/home`)
+        const within = yield* host.realPath(`${dir}/work`)
+        assert.strictEqual(yield* reasonOf(host.readRegularFile(`${dir}/work/home/auth.json`, { maxBytes: 64, within })), "OutsideRoot")
+      }))
+
+    live("finding 4: appendRegularFile creates and appends, never through a symlink or into a FIFO", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/guarded-append`
+        yield* host.makeDirectory(dir)
+        yield* host.appendRegularFile(`${dir}/resume.log`, "one\n")
+        yield* host.appendRegularFile(`${dir}/resume.log`, "two \\ 100% ünï\n")
+        assert.strictEqual(decode(yield* host.readFile(`${dir}/resume.log`)), "one\ntwo \\ 100% ünï\n")
+        yield* host.writeFile(`${dir}/victim`, "untouched")
+        yield* host.symlink(`${dir}/victim`, `${dir}/link.log`)
+        assert.strictEqual(yield* reasonOf(host.appendRegularFile(`${dir}/link.log`, "pwned")), "SymlinkRefused")
+        assert.strictEqual(decode(yield* host.readFile(`${dir}/victim`)), "untouched")
+        yield* host.symlink(`${dir}/created-through-link`, `${dir}/dangling.log`)
+        assert.strictEqual(yield* reasonOf(host.appendRegularFile(`${dir}/dangling.log`, "pwned")), "SymlinkRefused")
+        assert.isFalse(yield* host.exists(`${dir}/created-through-link`))
+        yield* runChecked({ argv: ["mkfifo", `${dir}/fifo.log`] })
+        assert.strictEqual(yield* reasonOf(host.appendRegularFile(`${dir}/fifo.log`, "x", { timeout: "20 seconds" })), "NotRegularFile")
+      }))
+
+    live("finding 6: createRegularFile creates exclusively, streams with a cap and leaves nothing on failure", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/guarded-create`
+        yield* host.makeDirectory(`${dir}/inside`)
+        yield* host.makeDirectory(`${dir}/outside`)
+        const within = yield* host.realPath(`${dir}/inside`)
+        const content = Stream.make(new TextEncoder().encode("hello "), new TextEncoder().encode("world"))
+        assert.strictEqual(yield* host.createRegularFile(`${dir}/inside/a.txt`, content, { within, mode: 0o600 }), 11)
+        assert.strictEqual(decode(yield* host.readFile(`${dir}/inside/a.txt`)), "hello world")
+        assert.strictEqual((yield* host.stat(`${dir}/inside/a.txt`)).mode, 0o600)
+        assert.strictEqual(yield* reasonOf(host.createRegularFile(`${dir}/inside/a.txt`, content)), "AlreadyExists")
+        yield* host.symlink(`${dir}/outside/planted`, `${dir}/inside/b.txt`)
+        assert.strictEqual(yield* reasonOf(host.createRegularFile(`${dir}/inside/b.txt`, content)), "AlreadyExists")
+        assert.isFalse(yield* host.exists(`${dir}/outside/planted`))
+        assert.strictEqual(yield* reasonOf(host.createRegularFile(`${dir}/inside/c.txt`, content, { maxBytes: 8 })), "TooLarge")
+        const failing = Stream.concat(content, Stream.fail(new HostError({ host: "test", operation: "upload", reason: "Unknown", detail: "client went away" })))
+        assert.strictEqual(yield* reasonOf(host.createRegularFile(`${dir}/inside/d.txt`, failing)), "Unknown")
+        yield* host.symlink(`${dir}/outside`, `${dir}/inside/sub`)
+        assert.strictEqual(yield* reasonOf(host.createRegularFile(`${dir}/inside/sub/e.txt`, content, { within })), "OutsideRoot")
+        assert.deepStrictEqual(yield* host.readDirectory(`${dir}/inside`), ["a.txt", "b.txt", "sub"])
+        assert.deepStrictEqual(yield* host.readDirectory(`${dir}/outside`), [])
+      }))
+
+    live("finding 4: tail never follows optio.log swapped for a symlink", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        const dir = `${root()}/guarded-tail`
+        yield* host.makeDirectory(dir)
+        yield* host.writeFile(`${dir}/secret`, "SECRET-BYTES\n")
+        const log = `${dir}/optio.log`
+        const stop = yield* Deferred.make<void>()
+        const seen: Array<TailChunk> = []
+        const fiber = yield* host.tail(log, { until: Deferred.await(stop), pollInterval: "10 millis" }).pipe(
+          Stream.runForEach((chunk) => Effect.sync(() => seen.push(chunk))),
+          Effect.forkChild
+        )
+        yield* host.appendFile(log, "STATUS: 1\n")
+        yield* waitUntil("tail shows the first line", Effect.sync(() => textSinceReset(seen) === "STATUS: 1\n" ? true : undefined))
+        yield* host.symlink(`${dir}/secret`, log)
+        yield* waitUntil("tail saw the replacement", Effect.sync(() => seen.some((chunk) => chunk._tag === "Reset") ? true : undefined))
+        yield* host.appendFile(`${dir}/secret`, "MORE-SECRET\n")
+        yield* Deferred.succeed(stop, undefined)
+        yield* Fiber.join(fiber)
+        assert.notInclude(seen.map((chunk) => chunk._tag === "Data" ? decode(chunk.bytes) : "|").join(""), "SECRET")
       }))
 
     live("tail follows growth and partial lines, resets on truncation and replacement, drains at the end", () =>

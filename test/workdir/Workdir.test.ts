@@ -1,6 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { execFileSync } from "node:child_process"
+import { chmodSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { parse } from "smol-toml"
 import { afterAll } from "vitest"
@@ -148,6 +149,23 @@ describe("prepareWorkdir", () => {
       const line = readFileSync(paths.optioLog, "utf8").trimEnd()
       const event = parseOptioLogLine(line)
       assert.isTrue(event?._tag === "Browser" && event.url === "https://example.com/login?a=1&b='x'")
+    }).pipe(Effect.provide(LocalHost.layer())))
+
+  it.live("finding 4: a resume.log symlink or FIFO left by the agent is never appended through, and does not hang", () =>
+    Effect.gen(function*() {
+      const config = yield* decodeCodexTaskConfig({ consumerInstructions: "x", supportsResume: true })
+      const workdir = join(root, "resume-log-plant")
+      mkdirSync(workdir, { recursive: true })
+      const victim = join(root, "victim-of-resume-log")
+      writeFileSync(victim, "untouched")
+      symlinkSync(victim, join(workdir, "resume.log"))
+      const paths = yield* taskPaths({ processId: "resume-plant", taskRoot: join(root, "tasks"), workdir })
+      yield* prepareWorkdir(config, paths)
+      assert.strictEqual(readFileSync(victim, "utf8"), "untouched")
+      rmSync(join(workdir, "resume.log"))
+      execFileSync("mkfifo", [join(workdir, "resume.log")])
+      yield* prepareWorkdir(config, paths).pipe(Effect.timeout("20 seconds"))
+      assert.isTrue(lstatSync(join(workdir, "resume.log")).isFIFO())
     }).pipe(Effect.provide(LocalHost.layer())))
 
   it.live("an explicit workdir is kept as it is: the caller's files survive, its mode is not changed, nothing private lands in it", () =>

@@ -17,6 +17,7 @@ import { posix } from "node:path"
 import type { SFTPWrapper, Stats } from "ssh2"
 import { HostError } from "../Host.ts"
 import type { FileInfo, HostErrorReason } from "../Host.ts"
+import { makeRemoteGuardedFiles } from "./RemoteGuardedFiles.ts"
 import { guardDash } from "./RemoteShell.ts"
 import type { SshConnection } from "./SshConnection.ts"
 
@@ -215,7 +216,13 @@ export const makeFiles = (connection: SshConnection, kit: Kit) => {
       Effect.catchIf((error) => error.reason !== "ConnectionLost", () => Effect.succeed(false))
     )
 
+  const guarded = makeRemoteGuardedFiles(label, kit)
+
   return {
+    readRegularFile: guarded.readRegularFile,
+    readRegularRange: guarded.readRegularRange,
+    appendRegularFile: guarded.appendRegularFile,
+    createRegularFile: guarded.createRegularFile,
     readFile: (path: string) =>
       withSftp("read", (sftp) => step<Buffer>("read", path, (done) => sftp.readFile(path, done))).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
     readRange,
