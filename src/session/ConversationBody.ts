@@ -125,7 +125,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       watchLiveness(conversation, prepared.options.appServerLiveness ?? {}),
       Deferred.await(closedByWorker).pipe(
         Effect.andThen(task.reportProgress(null, "The worker closed the conversation")),
-        Effect.as<SessionResult>({ outcome: "done", summary: null, workdir: paths.workdir })
+        Effect.as<SessionResult>({ outcome: "done", endedBy: "worker", summary: null, workdir: paths.workdir })
       )
     )
   ).pipe(Effect.ensuring(afterExecute(prepared)))

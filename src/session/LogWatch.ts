@@ -7,6 +7,7 @@
  * @since 0.1.0
  */
 import { Deferred, Effect, Option, Stream } from "effect"
+import { Host } from "../host/Host.ts"
 import type { CodexTaskHooks, HookContext } from "./Hooks.ts"
 import { isTerminal } from "../protocol/OptioLogEvent.ts"
 import { followOptioLog } from "../protocol/OptioLogMonitor.ts"
@@ -22,6 +23,11 @@ import { AgentReportedError, CodexExitedEarly } from "./SessionErrors.ts"
  */
 export interface SessionResult {
   readonly outcome: "done"
+  /**
+   * Who ended the task: the agent (`DONE` in optio.log), the operator (quit the codex TUI, which
+   * then exited 0) or the worker (closed the published conversation).
+   */
+  readonly endedBy: "agent" | "operator" | "worker"
   readonly summary: string | null
   readonly workdir: string
 }
@@ -39,6 +45,11 @@ export const watchUntilOutcome = <E>(options: {
   readonly send: (message: string) => Effect.Effect<void, E>
   readonly replyWording?: ReplyWording
   readonly codexExit: Effect.Effect<number, unknown>
+  /**
+   * TUI mode: codex exiting 0 before any outcome means the operator quit it — the task ends as
+   * done; any other status writes `ERROR: codex exited <status>` to optio.log and fails.
+   */
+  readonly operatorCanQuit?: boolean
   /** Names codex's process in a {@link CodexExitedEarly} (`codex app-server`, `codex TUI`). */
   readonly codexProcess: string
   readonly screenTail: Effect.Effect<string>
@@ -64,13 +75,34 @@ export const watchUntilOutcome = <E>(options: {
     )
     if (Option.isNone(last)) {
       const exitCode = yield* Deferred.await(gone)
+      if (options.operatorCanQuit === true && exitCode === 0) {
+        // The operator quit the TUI (/quit, Ctrl-C twice): an ending, not a crash (as the reference did).
+        yield* task.reportProgress(null, "codex exited normally: the operator ended the session")
+        const ended: SessionResult = { outcome: "done", endedBy: "operator", summary: null, workdir: options.paths.workdir }
+        return ended
+      }
       const paneTail = yield* options.screenTail
-      return yield* new CodexExitedEarly({ exitCode, paneTail, process: options.codexProcess })
+      const error = new CodexExitedEarly({ exitCode, paneTail, process: options.codexProcess })
+      if (options.operatorCanQuit === true && exitCode !== null) yield* recordCodexError(options.paths, exitCode)
+      return yield* error
     }
     const event = last.value
     if (event._tag === "Failed") return yield* new AgentReportedError({ agentMessage: event.message })
     const summary = event._tag === "Done" ? event.summary : null
     if (summary !== null) yield* task.reportProgress(null, summary)
-    const result: SessionResult = { outcome: "done", summary, workdir: options.paths.workdir }
+    const result: SessionResult = { outcome: "done", endedBy: "agent", summary, workdir: options.paths.workdir }
     return result
+  })
+
+// The reference's record of a crashed TUI, so the log (and a snapshot of it) says how the run
+// ended. optio.log is the agent's: appended without following a planted symlink or FIFO.
+const recordCodexError = (paths: TaskPaths, exitCode: number) =>
+  Effect.gen(function*() {
+    const host = yield* Host
+    const task = yield* TaskContext
+    const line = `ERROR: codex exited ${exitCode}`
+    yield* task.reportProgress(null, line)
+    yield* host.appendRegularFile(paths.optioLog, `${line}\n`, { timeout: "5 seconds" }).pipe(
+      Effect.catch((error) => Effect.logWarning(`could not record the exit in optio.log: ${error.message}`))
+    )
   })

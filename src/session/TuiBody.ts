@@ -68,6 +68,7 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
     send: tmux.sendText,
     codexExit: tmux.awaitExit("250 millis"),
     codexProcess: TUI_PROCESS,
+    operatorCanQuit: true,
     screenTail
   }).pipe(Effect.ensuring(afterExecute(prepared)))
 })

@@ -95,6 +95,28 @@ describe("TUI mode end to end", () => {
       yield* noProcessMentions(workdir, "5 seconds")
     }).pipe(Effect.scoped, Effect.provide(services("tui-browser"))), 120_000)
 
+  it.live("item 3: the operator types /quit in the web terminal: codex exits 0 and the task ends as done, ended by the operator", () =>
+    Effect.gen(function*() {
+      const server = yield* ScriptedModelServer.start([])
+      const workdir = freshWorkdir()
+      const session = yield* startTui(server, {}, { workdir }).pipe(Effect.forkChild)
+      const upstream = yield* upstreamOf
+      const password = upstream.innerAuth?.kind === "basic" ? Redacted.value(upstream.innerAuth.password) : ""
+      const browser = yield* launchBrowser
+      const page = yield* Effect.tryPromise(() => browser.newPage({ viewport: { width: 1100, height: 700 } }))
+      yield* Effect.tryPromise(() => page.goto(`${upstream.url}?token=${encodeURIComponent(password)}`))
+      yield* waitUntil("codex's composer in the browser", bufferText(page).pipe(Effect.map((text) => text.includes("OpenAI Codex") ? text : undefined)), "30 seconds")
+      yield* Effect.tryPromise(() => page.keyboard.type("/quit"))
+      yield* waitUntil("/quit in codex's composer", bufferText(page).pipe(Effect.map((text) => text.includes("› /quit") ? text : undefined)), "30 seconds")
+      yield* Effect.tryPromise(() => page.keyboard.press("Enter"))
+      const exit = yield* Fiber.await(session)
+      assert.isTrue(Exit.isSuccess(exit), String(exit))
+      if (Exit.isSuccess(exit)) assert.strictEqual(exit.value.endedBy, "operator")
+      const record = yield* (yield* TaskRecorder).current
+      assert.isTrue(record.progress.some((entry) => entry.message === "codex exited normally: the operator ended the session"))
+      yield* noProcessMentions(workdir, "5 seconds")
+    }).pipe(Effect.scoped, Effect.provide(services("tui-quit"))), 120_000)
+
   it.live("cancel mid-turn: the session ends interrupted and every task process is gone within 2 s", () =>
     Effect.gen(function*() {
       const server = yield* ScriptedModelServer.start([ModelScript.text("thinking forever", { holdOpen: true })])

@@ -13,6 +13,8 @@
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Option } from "effect"
+import { readFileSync } from "node:fs"
+import { join } from "node:path"
 import { DEMO_PROMPT, demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
@@ -47,6 +49,10 @@ const killMidTurn = (mode: "conversation" | "iframe", processId: string) =>
     assert.strictEqual(error.value.exitCode, 137)
     assert.match(error.value.message, /codex .*SIGKILL/)
     assert.isFalse(isAlive(pid))
+    // item 3: a TUI that dies records the reference's ERROR line in optio.log (and in progress).
+    const log = readFileSync(join(workdir, "optio.log"), "utf8")
+    if (mode === "iframe") assert.include(log, "ERROR: codex exited 137\n")
+    else assert.notInclude(log, "ERROR: codex exited")
     yield* noProcessMentions(workdir, "2 seconds")
     // The workdir is still saved for a resume, recorded as a failed run.
     const snapshot = yield* SnapshotStore.use((store) => store.latest(processId))
