@@ -168,6 +168,8 @@ export interface ProtocolOptions {
  */
 export interface RequestOptions {
   readonly timeout?: Duration.Input
+  /** Runs once the request is written to the peer, before its answer (never when the write fails). */
+  readonly onWritten?: Effect.Effect<void>
 }
 
 /**
@@ -259,6 +261,7 @@ export const make = Effect.fnUntraced(function*<E>(transport: Transport<E>, opti
       })
       const timeout = requestOptions.timeout ?? defaultTimeout
       return yield* writeLine(method, params === undefined ? { id, method } : { id, method, params }).pipe(
+        Effect.andThen(requestOptions.onWritten ?? Effect.void),
         Effect.andThen(Deferred.await(deferred)),
         Effect.timeoutOrElse({
           duration: timeout,

@@ -201,6 +201,8 @@ const decodeTurnCompleted = Schema.decodeUnknownOption(TurnCompletedNotification
  */
 export const startConversation = Effect.fn("CodexConversation.start")(function*(options: ConversationOptions) {
   const host = yield* Host
+  // Fibers that outlive one call (a send waiting for codex's acknowledgement) live as long as the conversation.
+  const conversationScope = yield* Effect.scope
   const appServer = yield* host.spawn({
     argv: [options.launchPath, "app-server", ...(options.args ?? [])],
     cwd: options.cwd,
@@ -350,7 +352,7 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
       Effect.flatMap((state) => Effect.fail(state.closed ?? new ConversationClosed({ reason: error.message })))
     )
 
-  const sendTurn = (text: string) =>
+  const sendTurn = (text: string, onWritten?: Effect.Effect<void>) =>
     Effect.gen(function*() {
       const refused = yield* SubscriptionRef.modify(turnState, (state) =>
         state.closed === null
@@ -364,7 +366,7 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
         ...(controls.pinModel && controls.model !== null ? { model: controls.model } : {}),
         ...(controls.pinEffort && controls.effort !== null ? { effort: controls.effort } : {})
       }
-      const ack = yield* protocol.request(ClientMethod.turnStart, params).pipe(
+      const ack = yield* protocol.request(ClientMethod.turnStart, params, onWritten === undefined ? {} : { onWritten }).pipe(
         Effect.map((result) => decodeTurnAck(result)),
         Effect.onExit((exit) =>
           SubscriptionRef.update(turnState, (state) => {
@@ -381,17 +383,27 @@ export const startConversation = Effect.fn("CodexConversation.start")(function*(
       return ack.value.turn.id
     }).pipe(Effect.withSpan("CodexConversation.sendTurn"))
 
+  // Resolves as soon as turn/start is written, not when codex acknowledges it (the reference's
+  // timing): CodexView confirms its optimistic bubble with the turn's echo, which must not beat
+  // this answer, so codex's own processing time stays between the two. What codex answers later
+  // reaches viewers as events (its error response, or the turn's own events).
   const send = (text: string) =>
-    sendTurn(text).pipe(
-      Effect.asVoid,
-      Effect.catchTags({
-        // Viewers already got codex's error response (or will see the turn's events); the
-        // handle's contract only reports a closed conversation.
-        AppServerRequestFailed: (error) => Effect.logWarning("codex refused a turn", { code: error.code }),
-        AppServerRequestTimedOut: () => Effect.logWarning("codex did not acknowledge a turn in time"),
-        AppServerUnexpectedResult: () => Effect.logWarning("codex acknowledged a turn without an id")
-      })
-    )
+    Effect.gen(function*() {
+      const written = yield* Deferred.make<void, ConversationClosed>()
+      yield* sendTurn(text, Deferred.succeed(written, undefined).pipe(Effect.asVoid)).pipe(
+        Effect.asVoid,
+        Effect.catchTags({
+          ConversationClosed: (closed) => Deferred.fail(written, closed).pipe(Effect.asVoid),
+          AppServerRequestFailed: (error) => Effect.logWarning("codex refused a turn", { code: error.code }),
+          AppServerRequestTimedOut: () => Effect.logWarning("codex did not acknowledge a turn in time"),
+          AppServerUnexpectedResult: () => Effect.logWarning("codex acknowledged a turn without an id")
+        }),
+        // Whatever happened, the caller must not wait forever.
+        Effect.ensuring(Deferred.succeed(written, undefined)),
+        Effect.forkIn(conversationScope)
+      )
+      return yield* Deferred.await(written)
+    })
 
   const interrupt = Effect.gen(function*() {
     yield* ensureOpen

@@ -73,7 +73,10 @@ export interface ConversationHandle {
    * business). Subscribing is scoped; the stream ends after the `x-optio-closed` event.
    */
   readonly events: Stream.Stream<ConversationEvent>
-  /** Sends a user turn; resolves once codex accepted it, not when the turn ends. */
+  /**
+   * Sends a user turn; resolves once it is written to codex — before codex acknowledges it, and
+   * long before the turn ends. Codex refusing the turn reaches viewers as events.
+   */
   readonly send: (text: string) => Effect.Effect<void, ConversationClosed>
   /** Interrupts the running turn, if any; a no-op when idle. */
   readonly interrupt: Effect.Effect<void, ConversationClosed>

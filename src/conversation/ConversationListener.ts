@@ -70,6 +70,11 @@ export interface ServeOptions {
   readonly pingInterval?: Duration.Input
   /** How long `POST /interrupt` waits for codex before answering 504 `timeout` ([P9]); default 10 seconds. */
   readonly interruptTimeout?: Duration.Input
+  /**
+   * How long events stay held after the answer to `POST /send` is written, so the page has the
+   * answer before the turn's echo (CodexView confirms its bubble with it). Default 100 ms.
+   */
+  readonly sendEchoMargin?: Duration.Input
   /** Whether closing the listener denies the approvals still waiting for an answer; default true. */
   readonly denyPendingOnClose?: boolean
 }
@@ -139,6 +144,8 @@ const DEFAULT_INTERRUPT_TIMEOUT = Duration.seconds(10)
 const SHUTDOWN_GRACE = Duration.seconds(2)
 /** How long a send holds back events while its response is being written. */
 const SEND_FLUSH_WAIT = Duration.seconds(2)
+/** How long events stay held after a send's answer is written (see `afterResponse`). */
+const SEND_ECHO_MARGIN = Duration.millis(100)
 const MAX_JSON_BYTES = 1024 * 1024
 const MAX_FILES_PER_UPLOAD = 32
 /** Parts of any kind in one upload request; bounds the work a hostile body can cause. */
@@ -204,6 +211,9 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
     afterResponse: (request, release) =>
       connections.responseFinished(request.source).pipe(
         Effect.timeoutOrElse({ duration: SEND_FLUSH_WAIT, orElse: () => Effect.void }),
+        // The answer and the event stream are separate connections (through optio-api's proxy
+        // too): a written answer can still reach the page after events sent right behind it.
+        Effect.andThen(Effect.sleep(options.sendEchoMargin ?? SEND_ECHO_MARGIN)),
         Effect.andThen(release),
         Effect.forkIn(scope),
         Effect.asVoid

@@ -48,8 +48,18 @@ export const PROCESS_ID = "0123456789abcdef01234567"
 const PROXY_PREFIX = `/api/widget/optio/tasks/${PROCESS_ID}/`
 const PREFIX_PATTERN = /^\/api\/widget\/[^/]+\/[^/]+\/[a-f0-9]{24}(?=\/|\?|$)/i
 
+/** How the stand-in misbehaves, to model a loaded dashboard path. */
+export interface ProxyConditions {
+  /**
+   * Milliseconds every non-streaming answer is held before it is passed on, while event streams
+   * flow at once: a request's answer and the event stream are separate connections, and on a
+   * loaded proxy the answer can lag the stream (measured through optio-api: 49–61 ms).
+   */
+  readonly answerLagMs?: number
+}
+
 /** Starts the stand-in for one published widget; it stops with the scope. */
-export const startWidgetProxy = (widget: PublishedWidget) =>
+export const startWidgetProxy = (widget: PublishedWidget, conditions: ProxyConditions = {}) =>
   Effect.acquireRelease(
     Effect.callback<{ readonly proxy: WidgetProxy; readonly close: () => void }, Error>((resume) => {
       const upstream = new URL(widget.upstreamUrl)
@@ -78,7 +88,14 @@ export const startWidgetProxy = (widget: PublishedWidget) =>
           method: request.method,
           path: rest,
           headers: withAuth(request.headers)
-        }, (answer) => relay(answer, response))
+        }, (answer) => {
+          const lag = conditions.answerLagMs ?? 0
+          const streaming = String(answer.headers["content-type"] ?? "").includes("text/event-stream")
+          if (lag === 0 || streaming) return relay(answer, response)
+          answer.pause()
+          // Simulated network latency of the answer's hop, not a wait for a condition.
+          setTimeout(() => relay(answer, response), lag)
+        })
         outgoing.on("error", () => {
           if (!response.headersSent) response.writeHead(502)
           response.end("bad gateway")
