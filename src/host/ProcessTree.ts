@@ -15,18 +15,45 @@ export interface ProcessEntry {
   readonly sid: number
 }
 
-/** Reads the process table; processes that vanish mid-walk are skipped. */
+/**
+ * How many `/proc/<pid>/stat` files are open at once. Opening all of them together (hundreds, or
+ * thousands with many terminal viewers) exhausted the worker's descriptors, and the failed reads
+ * made processes look gone, so a teardown missed them.
+ */
+const READ_CONCURRENCY = 16
+
+/** Whether a read failed because the process is gone (the only failure that may be skipped). */
+const vanished = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "code" in error && (error.code === "ENOENT" || error.code === "ESRCH")
+
+/** Maps `items` with at most `limit` calls in flight, in order. */
+const mapBounded = async <A, B>(items: ReadonlyArray<A>, limit: number, f: (item: A) => Promise<B>): Promise<Array<B>> => {
+  const results = new Array<B>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await f(items[index] as A)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
+/**
+ * Reads the process table; processes that vanish mid-walk are skipped. Any other failure (out of
+ * descriptors, say) rejects: a table with holes would hide processes from a kill.
+ */
 export const readProcessTable = async (): Promise<ReadonlyArray<ProcessEntry>> => {
   const names = await readdir("/proc")
-  const rows = await Promise.all(
-    names.filter((name) => /^\d+$/.test(name)).map(async (name) => {
-      try {
-        return parseStat(await readFile(`/proc/${name}/stat`, "latin1"))
-      } catch {
-        return undefined
-      }
-    })
-  )
+  const rows = await mapBounded(names.filter((name) => /^\d+$/.test(name)), READ_CONCURRENCY, async (name) => {
+    try {
+      return parseStat(await readFile(`/proc/${name}/stat`, "latin1"))
+    } catch (error) {
+      if (vanished(error)) return undefined
+      throw error
+    }
+  })
   return rows.filter((row): row is ProcessEntry => row !== undefined)
 }
 
@@ -55,17 +82,21 @@ export const treeOf = (table: ReadonlyArray<ProcessEntry>, root: number): Readon
   return [...found]
 }
 
-/** The pids of `pids` that are still alive (zombies count as gone). */
+/**
+ * The pids of `pids` that are still alive (zombies count as gone). A pid whose state cannot be
+ * read for another reason than being gone rejects rather than being reported dead.
+ */
 export const alivePids = async (pids: ReadonlyArray<number>): Promise<ReadonlyArray<number>> => {
-  const states = await Promise.all(pids.map(async (pid) => {
+  const states = await mapBounded(pids, READ_CONCURRENCY, async (pid) => {
     try {
       const stat = await readFile(`/proc/${pid}/stat`, "latin1")
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
       return state === "Z" || state === "X" ? undefined : pid
-    } catch {
-      return undefined
+    } catch (error) {
+      if (vanished(error)) return undefined
+      throw error
     }
-  }))
+  })
   return states.filter((pid): pid is number => pid !== undefined)
 }
 
