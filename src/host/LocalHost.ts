@@ -364,7 +364,8 @@ const REASONS: Readonly<Record<string, HostErrorReason>> = {
   ENOTDIR: "NotADirectory",
   ENOTEMPTY: "AlreadyExists",
   EISDIR: "BadArgument",
-  EINVAL: "BadArgument"
+  EINVAL: "BadArgument",
+  ENAMETOOLONG: "BadArgument"
 }
 
 const fromNodeError = (operation: string, path: string, error: unknown): HostError => {
