@@ -16,11 +16,27 @@ export interface ProcessEntry {
 }
 
 /**
- * How many `/proc/<pid>/stat` files are open at once. Opening all of them together (hundreds, or
- * thousands with many terminal viewers) exhausted the worker's descriptors, and the failed reads
- * made processes look gone, so a teardown missed them.
+ * How many `/proc/<pid>/stat` files the whole worker has open at once, however many tree reads
+ * run together. Opening all of them at once (100 terminal viewers closing together: 100 tables
+ * of hundreds of files) exhausted the worker's descriptors, and the failed reads made processes
+ * look gone, so a teardown missed them.
  */
-const READ_CONCURRENCY = 16
+const READ_CONCURRENCY = 32
+
+/** A worker-wide permit count for `/proc` reads (a plain semaphore: this module is Promise-based). */
+const permits = { free: READ_CONCURRENCY, waiting: new Array<() => void>() }
+
+const withPermit = async <A>(f: () => Promise<A>): Promise<A> => {
+  if (permits.free > 0) permits.free -= 1
+  else await new Promise<void>((resolve) => permits.waiting.push(resolve))
+  try {
+    return await f()
+  } finally {
+    const next = permits.waiting.shift()
+    if (next === undefined) permits.free += 1
+    else next()
+  }
+}
 
 /** Whether a read failed because the process is gone (the only failure that may be skipped). */
 const vanished = (error: unknown): boolean =>
@@ -48,7 +64,7 @@ export const readProcessTable = async (): Promise<ReadonlyArray<ProcessEntry>> =
   const names = await readdir("/proc")
   const rows = await mapBounded(names.filter((name) => /^\d+$/.test(name)), READ_CONCURRENCY, async (name) => {
     try {
-      return parseStat(await readFile(`/proc/${name}/stat`, "latin1"))
+      return parseStat(await withPermit(() => readFile(`/proc/${name}/stat`, "latin1")))
     } catch (error) {
       if (vanished(error)) return undefined
       throw error
@@ -89,7 +105,7 @@ export const treeOf = (table: ReadonlyArray<ProcessEntry>, root: number): Readon
 export const alivePids = async (pids: ReadonlyArray<number>): Promise<ReadonlyArray<number>> => {
   const states = await mapBounded(pids, READ_CONCURRENCY, async (pid) => {
     try {
-      const stat = await readFile(`/proc/${pid}/stat`, "latin1")
+      const stat = await withPermit(() => readFile(`/proc/${pid}/stat`, "latin1"))
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
       return state === "Z" || state === "X" ? undefined : pid
     } catch (error) {
