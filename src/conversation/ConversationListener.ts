@@ -500,9 +500,15 @@ const refusalFor = (
     return new Refusal({ status, reason: error.reason })
   }
   return error.reason === "ConnectionLost"
-    ? new Refusal({ status: 503, reason: "host-unavailable", detail: error.message })
-    : new Refusal({ status: 500, reason: "host-error", detail: error.message })
+    ? new Refusal({ status: 503, reason: "host-unavailable", detail: hostFailure(error) })
+    : new Refusal({ status: 500, reason: "host-error", detail: hostFailure(error) })
 }
+
+/**
+ * What is logged of a host failure behind a 5xx: the operation, host and reason, never the path
+ * or the system's message (both carry names from the request or the agent's workdir).
+ */
+const hostFailure = (error: HostError) => `${error.operation} on ${error.host} failed (${error.reason})`
 
 const refusalResponse = (refusal: Refusal) =>
   HttpServerResponse.jsonUnsafe({ ok: false, reason: refusal.reason }, { status: refusal.status })

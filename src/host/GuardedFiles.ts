@@ -41,7 +41,8 @@ const REASONS: Readonly<Record<string, HostErrorReason>> = {
   EPERM: "PermissionDenied",
   EEXIST: "AlreadyExists",
   ENOTDIR: "NotADirectory",
-  EFBIG: "TooLarge"
+  EFBIG: "TooLarge",
+  ENAMETOOLONG: "BadArgument"
 }
 
 const toHostError = (host: string, operation: string, path: string) => (error: unknown): HostError => {

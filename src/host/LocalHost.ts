@@ -82,7 +82,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       const stderr = collect(child.stderr, limit)
       child.stdin?.end(runOptions.stdin ?? "")
       const exitCode = yield* exitOf(child).pipe(
-        Effect.onInterrupt(() => Effect.promise(() => killTree(child.pid, Duration.millis(200))))
+        Effect.onInterrupt(() => killTreeOrWarn(child.pid, Duration.millis(200)))
       )
       // A daemon started by the command may keep the pipes open: wait briefly, never forever.
       yield* Effect.promise(() => closedOrTimeout(child, 200))
@@ -100,7 +100,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       const grace = Duration.fromInputUnsafe(spawnOptions.gracePeriod ?? DEFAULT_GRACE)
       const child = yield* Effect.acquireRelease(
         start(command, { stdin: spawnOptions.stdin === true, stdout: spawnOptions.stdout !== false }),
-        (child) => Effect.promise(() => killTree(child.pid, grace))
+        (child) => killTreeOrWarn(child.pid, grace)
       )
       let stderrTail = ""
       child.stderr?.on("data", (chunk: Buffer) => {
@@ -124,7 +124,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
         exitCode: Deferred.await(exited),
         isRunning: Deferred.isDone(exited).pipe(Effect.map((done) => !done)),
         signal: (signal) =>
-          Effect.promise(async () => {
+          io("signal", command.argv[0], async () => {
             const pid = child.pid
             if (pid !== undefined) signalAll(treeOf(await readProcessTable(), pid), signal)
           })
@@ -213,7 +213,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
             }),
           catch: (error) => fromNodeError("spawn pty", program, error)
         }),
-        (pty) => Effect.promise(() => killTree(pty.pid, Duration.seconds(1)))
+        (pty) => killTreeOrWarn(pty.pid, Duration.seconds(1))
       )
       const exited = yield* Deferred.make<number>()
       const output = yield* Queue.unbounded<string, Cause.Done>()
@@ -244,9 +244,9 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
     run,
     spawn,
     spawnPty,
-    terminateTree: (pid, grace) => Effect.promise(() => killTree(pid, Duration.fromInputUnsafe(grace))),
+    terminateTree: (pid, grace) => killTreeEffect(pid, Duration.fromInputUnsafe(grace)),
     connectionLost: Effect.never,
-    isAlive: (pid) => Effect.promise(async () => (await alivePids([pid])).length > 0),
+    isAlive: (pid) => io("is alive", `/proc/${pid}`, async () => (await alivePids([pid])).length > 0),
     readFile: (path) => io("read", path, () => fs.readFile(path)).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
     readRange,
     writeFile,
@@ -317,6 +317,16 @@ const killTree = async (root: number | undefined, grace: Duration.Duration): Pro
 
 const ignoreStreamError = (): void => {}
 
+/** {@link killTree} with a failed process-table read as a typed error (never a silent miss). */
+const killTreeEffect = (root: number | undefined, grace: Duration.Duration) =>
+  Effect.tryPromise({ try: () => killTree(root, grace), catch: (error) => fromNodeError("terminate tree", `/proc/${root}`, error) })
+
+/** For finalizers, which cannot fail: a kill that could not see the whole tree is logged loudly. */
+const killTreeOrWarn = (root: number | undefined, grace: Duration.Duration) =>
+  killTreeEffect(root, grace).pipe(
+    Effect.catch((error) => Effect.logWarning(`could not stop the process tree of ${root}; processes may remain: ${error.detail}`))
+  )
+
 const closedOrTimeout = (child: ChildProcess, millis: number) =>
   new Promise<void>((resolve) => {
     const streams = [child.stdout, child.stderr].filter((stream) => stream !== null && !stream.readableEnded)
@@ -359,7 +369,8 @@ const REASONS: Readonly<Record<string, HostErrorReason>> = {
   ENOTDIR: "NotADirectory",
   ENOTEMPTY: "AlreadyExists",
   EISDIR: "BadArgument",
-  EINVAL: "BadArgument"
+  EINVAL: "BadArgument",
+  ENAMETOOLONG: "BadArgument"
 }
 
 const fromNodeError = (operation: string, path: string, error: unknown): HostError => {

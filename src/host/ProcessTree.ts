@@ -15,18 +15,61 @@ export interface ProcessEntry {
   readonly sid: number
 }
 
-/** Reads the process table; processes that vanish mid-walk are skipped. */
+/**
+ * How many `/proc/<pid>/stat` files the whole worker has open at once, however many tree reads
+ * run together. Opening all of them at once (100 terminal viewers closing together: 100 tables
+ * of hundreds of files) exhausted the worker's descriptors, and the failed reads made processes
+ * look gone, so a teardown missed them.
+ */
+const READ_CONCURRENCY = 32
+
+/** A worker-wide permit count for `/proc` reads (a plain semaphore: this module is Promise-based). */
+const permits = { free: READ_CONCURRENCY, waiting: new Array<() => void>() }
+
+const withPermit = async <A>(f: () => Promise<A>): Promise<A> => {
+  if (permits.free > 0) permits.free -= 1
+  else await new Promise<void>((resolve) => permits.waiting.push(resolve))
+  try {
+    return await f()
+  } finally {
+    const next = permits.waiting.shift()
+    if (next === undefined) permits.free += 1
+    else next()
+  }
+}
+
+/** Whether a read failed because the process is gone (the only failure that may be skipped). */
+const vanished = (error: unknown): boolean =>
+  typeof error === "object" && error !== null && "code" in error && (error.code === "ENOENT" || error.code === "ESRCH")
+
+/** Maps `items` with at most `limit` calls in flight, in order. */
+const mapBounded = async <A, B>(items: ReadonlyArray<A>, limit: number, f: (item: A) => Promise<B>): Promise<Array<B>> => {
+  const results = new Array<B>(items.length)
+  let next = 0
+  const worker = async () => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await f(items[index] as A)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+  return results
+}
+
+/**
+ * Reads the process table; processes that vanish mid-walk are skipped. Any other failure (out of
+ * descriptors, say) rejects: a table with holes would hide processes from a kill.
+ */
 export const readProcessTable = async (): Promise<ReadonlyArray<ProcessEntry>> => {
   const names = await readdir("/proc")
-  const rows = await Promise.all(
-    names.filter((name) => /^\d+$/.test(name)).map(async (name) => {
-      try {
-        return parseStat(await readFile(`/proc/${name}/stat`, "latin1"))
-      } catch {
-        return undefined
-      }
-    })
-  )
+  const rows = await mapBounded(names.filter((name) => /^\d+$/.test(name)), READ_CONCURRENCY, async (name) => {
+    try {
+      return parseStat(await withPermit(() => readFile(`/proc/${name}/stat`, "latin1")))
+    } catch (error) {
+      if (vanished(error)) return undefined
+      throw error
+    }
+  })
   return rows.filter((row): row is ProcessEntry => row !== undefined)
 }
 
@@ -55,17 +98,21 @@ export const treeOf = (table: ReadonlyArray<ProcessEntry>, root: number): Readon
   return [...found]
 }
 
-/** The pids of `pids` that are still alive (zombies count as gone). */
+/**
+ * The pids of `pids` that are still alive (zombies count as gone). A pid whose state cannot be
+ * read for another reason than being gone rejects rather than being reported dead.
+ */
 export const alivePids = async (pids: ReadonlyArray<number>): Promise<ReadonlyArray<number>> => {
-  const states = await Promise.all(pids.map(async (pid) => {
+  const states = await mapBounded(pids, READ_CONCURRENCY, async (pid) => {
     try {
-      const stat = await readFile(`/proc/${pid}/stat`, "latin1")
+      const stat = await withPermit(() => readFile(`/proc/${pid}/stat`, "latin1"))
       const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
       return state === "Z" || state === "X" ? undefined : pid
-    } catch {
-      return undefined
+    } catch (error) {
+      if (vanished(error)) return undefined
+      throw error
     }
-  }))
+  })
   return states.filter((pid): pid is number => pid !== undefined)
 }
 

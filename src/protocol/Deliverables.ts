@@ -42,6 +42,24 @@ export type DeliverableResolution = Data.TaggedEnum<{
 export const DeliverableResolution = Data.taggedEnum<DeliverableResolution>()
 
 /**
+ * Largest deliverable the harness reads (it is handed to `on_deliverable` as text). The read is
+ * guarded like every read of an agent-written file: opened once, no final symlink, regular file
+ * only, inside `deliverables/`'s real path, at most this many bytes.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const MAX_DELIVERABLE_BYTES = 16 * 1024 * 1024
+
+/**
+ * How long reading one deliverable may take on the host.
+ *
+ * @category constants
+ * @since 0.1.0
+ */
+export const DELIVERABLE_READ_TIMEOUT = "30 seconds"
+
+/**
  * Name of the directory, inside the workdir, that deliverables must live under.
  *
  * @category constants

@@ -9,7 +9,15 @@
 import { Effect, Option } from "effect"
 import type { CodexTaskHooks, HookContext } from "./Hooks.ts"
 import { Host } from "../host/Host.ts"
-import { deliverableAck, DeliverableReply, describeRejection, replyFromCallback, resolveDeliverablePath } from "../protocol/Deliverables.ts"
+import {
+  DELIVERABLE_READ_TIMEOUT,
+  deliverableAck,
+  DeliverableReply,
+  describeRejection,
+  MAX_DELIVERABLE_BYTES,
+  replyFromCallback,
+  resolveDeliverablePath
+} from "../protocol/Deliverables.ts"
 import type { ReplyWording } from "../protocol/Deliverables.ts"
 import type { OptioLogEvent } from "../protocol/OptioLogEvent.ts"
 import { systemMessage } from "../protocol/SystemMessages.ts"
@@ -78,7 +86,13 @@ const fetchDeliverable = (
       yield* task.reportProgress(null, `Deliverable ${display}: resolves outside deliverables/, skipping`)
       return { display, reply: DeliverableReply.PathRejected({ reason: "not-under-deliverables" }) }
     }
-    const bytes = yield* host.readFile(real.value).pipe(Effect.result)
+    // Opened once at the resolved path (no symlink, regular file, inside deliverables/): a swap
+    // after the check above is refused instead of read.
+    const bytes = yield* host.readRegularFile(real.value, {
+      maxBytes: MAX_DELIVERABLE_BYTES,
+      within: deliverablesReal.value,
+      timeout: DELIVERABLE_READ_TIMEOUT
+    }).pipe(Effect.result)
     if (bytes._tag === "Failure") {
       yield* task.reportProgress(null, `Deliverable ${display}: fetch failed: ${bytes.failure.message}`)
       return { display, reply: DeliverableReply.FetchFailed({ reason: bytes.failure.detail }) }

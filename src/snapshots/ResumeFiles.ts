@@ -48,10 +48,25 @@ export const newestRolloutId = (codexHome: string): Effect.Effect<Option.Option<
     return Option.none()
   }).pipe(Effect.withSpan("ResumeFiles.newestRolloutId"))
 
+/** Largest restored `optio.log` (or `.old`) carried over on rotation; the agent wrote it. */
+const MAX_ROTATED_LOG_BYTES = 64 * 1024 * 1024
+
+/**
+ * A restored log's bytes, or empty when it is missing — or is not a regular file of at most
+ * {@link MAX_ROTATED_LOG_BYTES} (a symlink in the snapshot must not copy another file into the
+ * workdir, a FIFO must not hang the restore).
+ */
 const readOrEmpty = (path: string) =>
   Effect.gen(function*() {
     const host = yield* Host
-    return (yield* host.exists(path)) ? yield* host.readFile(path) : new Uint8Array(0)
+    return yield* host.readRegularFile(path, { maxBytes: MAX_ROTATED_LOG_BYTES, timeout: "30 seconds" }).pipe(
+      Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed(new Uint8Array(0))),
+      Effect.catchIf(
+        (error) => error.reason === "SymlinkRefused" || error.reason === "NotRegularFile" || error.reason === "TooLarge",
+        (error) =>
+          Effect.as(Effect.logWarning(`not carrying over a restored log: ${error.reason} (${error.detail})`), new Uint8Array(0))
+      )
+    )
   })
 
 /**

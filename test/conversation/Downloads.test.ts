@@ -1,5 +1,5 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Logger } from "effect"
 import { mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll } from "vitest"
@@ -177,6 +177,21 @@ describe("GET /download", () => {
         assert.deepStrictEqual([reply.status, reply.body], [status, { ok: false, reason }], query)
       }
     }))
+
+  it.live("finding 7: a path over NAME_MAX is a 4xx, and the name is never logged", () => {
+    const logged: Array<string> = []
+    const capture = Logger.layer([Logger.make((entry) => void logged.push(JSON.stringify(entry.message)))], { mergeWithExisting: false })
+    return Effect.gen(function*() {
+      const endpoint = yield* serveWithReader(true)
+      const long = `${"n".repeat(300)}-LONGNAME.txt`
+      for (const path of [long, `out/${long}`, `${long}/x`]) {
+        const reply = yield* call(endpoint, "GET", `/download?path=${encodeURIComponent(path)}`)
+        assert.strictEqual(reply.status, 400, path.slice(0, 20))
+        assert.deepStrictEqual(reply.body, { ok: false, reason: "bad-path" })
+      }
+      assert.isFalse(logged.some((line) => line.includes("LONGNAME")), "the requested name reached a log line")
+    }).pipe(Effect.provide(capture))
+  })
 
   it.live("without a reader the route is 409 no-reader", () =>
     Effect.gen(function*() {

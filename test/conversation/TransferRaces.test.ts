@@ -7,45 +7,17 @@
  */
 import { afterAll, assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawn } from "node:child_process"
 import { lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { makeDownloadReader } from "../../src/conversation/Downloads.ts"
 import { makeUploadWriter } from "../../src/conversation/Uploads.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
+import { symlinkSwapper as attacker } from "../support/symlinkSwapper.ts"
 
 const root = join(process.cwd(), ".cache", "test", `transfer-races-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
 mkdirSync(root, { recursive: true })
 afterAll(() => rmSync(root, { recursive: true, force: true }))
-
-/**
- * The attacker: loops until killed. `file` mode flips `<w>/race.txt` between a regular file and
- * a symlink to the secret; `dir` mode flips `<w>/<name>` between a real directory and a symlink
- * to the outside directory. Every step is a rename, so each state is atomic.
- */
-const ATTACKER = String.raw`
-const fs = require("node:fs")
-const [mode, w, target, name] = process.argv.slice(1)
-const quiet = (f) => { try { f() } catch {} }
-for (;;) {
-  if (mode === "file") {
-    quiet(() => { fs.symlinkSync(target, w + "/.l"); fs.renameSync(w + "/.l", w + "/race.txt") })
-    quiet(() => { fs.writeFileSync(w + "/.p", "public"); fs.renameSync(w + "/.p", w + "/race.txt") })
-  } else {
-    quiet(() => fs.renameSync(w + "/" + name, w + "/.real"))
-    quiet(() => { fs.symlinkSync(target, w + "/.d"); fs.renameSync(w + "/.d", w + "/" + name) })
-    quiet(() => fs.unlinkSync(w + "/" + name))
-    quiet(() => fs.renameSync(w + "/.real", w + "/" + name))
-  }
-}
-`
-
-const attacker = (args: ReadonlyArray<string>) =>
-  Effect.acquireRelease(
-    Effect.sync(() => spawn(process.execPath, ["-e", ATTACKER, ...args], { stdio: "ignore" })),
-    (child) => Effect.sync(() => child.kill("SIGKILL"))
-  )
 
 const ATTEMPTS = 600
 

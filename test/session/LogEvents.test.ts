@@ -11,6 +11,7 @@ import type { CodexTaskHooks } from "../../src/session/Hooks.ts"
 import { handleLogEvent } from "../../src/session/LogEvents.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { taskPaths } from "../../src/workdir/TaskPaths.ts"
+import { symlinkSwapper } from "../support/symlinkSwapper.ts"
 
 const root = join(process.cwd(), ".cache", "test", `log-events-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
@@ -90,6 +91,23 @@ describe("handleLogEvent", () => {
       assert.deepStrictEqual(calls, [])
       for (const message of sent) assert.match(message, /^System: deliverable /)
       assert.include(sent[4] ?? "", "refused")
+    }).pipe(Effect.provide(services)))
+
+  it.live("finding 4: a deliverable swapped for a symlink while it is fetched never hands out the outside file (300 attempts)", () =>
+    Effect.gen(function*() {
+      const { workdir, paths, send, hookContext } = yield* setup
+      const secret = join(root, `secret-${counter}.txt`)
+      writeFileSync(secret, "SECRET outside the workdir")
+      writeFileSync(join(workdir, "deliverables", "race.txt"), "public")
+      const texts: Array<string> = []
+      const hooks = { onDeliverable: (_: unknown, _path: string, text: string) => Effect.sync(() => (texts.push(text), Option.none())) }
+      const context = { paths, hooks, hookContext, send }
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* symlinkSwapper(["file", join(workdir, "deliverables"), secret])
+        for (let i = 0; i < 300; i++) yield* handleLogEvent(OptioLogEvent.Deliverable({ path: "deliverables/race.txt" }), context)
+      }))
+      assert.deepStrictEqual(texts.filter((text) => text.includes("SECRET")), [])
+      assert.isAbove(texts.length, 0, "the race was real: some deliveries were read")
     }).pipe(Effect.provide(services)))
 
   it.live("a failing hook is reported and the agent is told to deliver again later", () =>

@@ -3,6 +3,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
+import { execFileSync } from "node:child_process"
 import * as fs from "node:fs"
 import { join } from "node:path"
 import { afterAll } from "vitest"
@@ -89,5 +90,23 @@ describe("rotateOptioLog", () => {
       yield* rotateOptioLog(log)
       assert.strictEqual(fs.readFileSync(log, "utf8"), "")
       assert.strictEqual(fs.readFileSync(`${log}.old`, "utf8"), "first run\nDONE\nsecond run\nERROR boom\n")
+    }).pipe(Effect.provide(LocalHost.layer())))
+
+  it.live("finding 4: a restored optio.log that is a symlink or FIFO copies nothing into the workdir and does not hang", () =>
+    Effect.gen(function*() {
+      const dir = freshDir("rotate-planted")
+      const secret = join(root, `secret-${counter}.txt`)
+      fs.writeFileSync(secret, "WORKER-ONLY SECRET\n")
+      const log = join(dir, "optio.log")
+      fs.symlinkSync(secret, log)
+      fs.symlinkSync(secret, `${log}.old`)
+      yield* rotateOptioLog(log)
+      assert.strictEqual(fs.readFileSync(log, "utf8"), "")
+      assert.isFalse(fs.readdirSync(dir).some((name) => fs.lstatSync(join(dir, name)).isFile() && fs.readFileSync(join(dir, name), "utf8").includes("SECRET")))
+      assert.strictEqual(fs.readFileSync(secret, "utf8"), "WORKER-ONLY SECRET\n")
+      fs.rmSync(log)
+      execFileSync("mkfifo", [log])
+      yield* rotateOptioLog(log).pipe(Effect.timeout("20 seconds"))
+      assert.strictEqual(fs.readFileSync(log, "utf8"), "")
     }).pipe(Effect.provide(LocalHost.layer())))
 })

@@ -8,13 +8,14 @@ import { Effect, Layer, Option, Stream } from "effect"
 import { spawn } from "node:child_process"
 import type { ChildProcessWithoutNullStreams } from "node:child_process"
 import { mkdirSync, rmSync } from "node:fs"
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises"
+import { chmod, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from "node:fs/promises"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { afterAll } from "vitest"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
+import { waitUntil } from "../support/waitUntil.ts"
 import { StoreHarness, storeContract } from "./StoreContract.ts"
 
 const root = join(process.cwd(), ".cache", "test", `embedded-store-${process.pid}`)
@@ -125,6 +126,56 @@ describe("embedded store across OS processes", () => {
         const chunks = yield* Stream.runCollect(blob.bytes)
         assert.strictEqual(Buffer.concat(chunks).toString(), "persisted")
       }).pipe(Effect.provide(open(dataDir)))
+    }))
+})
+
+describe("embedded store files at rest", () => {
+  const writerScript = fileURLToPath(new URL("./fixtures/endlessBlobWriter.ts", import.meta.url))
+
+  it.live("finding 7: a temporary blob left by a SIGKILL mid-snapshot is swept at the next open; a live writer's is kept", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* freshDir
+      const blobsDir = join(dataDir, "blobs")
+      const child = spawn(process.execPath, [writerScript, dataDir], { stdio: ["ignore", "pipe", "pipe"] })
+      yield* Effect.callback<void, Error>((resume) => {
+        child.stdout.on("data", (chunk: Buffer) => chunk.toString().includes("writing") && resume(Effect.void))
+        child.once("exit", (code) => resume(Effect.fail(new Error(`the writer exited ${code} before writing`))))
+      })
+      const [leftover] = yield* waitUntil("the temporary blob exists", Effect.promise(() => readdir(blobsDir)).pipe(
+        Effect.map((names) => names.some((name) => name.startsWith(".tmp-")) ? names : undefined)
+      ))
+      child.kill("SIGKILL")
+      yield* Effect.callback<void>((resume) => {
+        if (child.exitCode !== null || child.signalCode !== null) resume(Effect.void)
+        else child.once("exit", () => resume(Effect.void))
+      })
+      // The killed write is old by now; another process's write in progress is fresh.
+      const hourAndMinuteAgo = new Date(Date.now() - 61 * 60 * 1000)
+      yield* Effect.promise(() => utimes(join(blobsDir, leftover ?? ""), hourAndMinuteAgo, hourAndMinuteAgo))
+      yield* Effect.promise(() => writeFile(join(blobsDir, ".tmp-0123456789abcdef01234567"), "in progress"))
+      yield* Effect.gen(function*() {
+        yield* SeedStore
+      }).pipe(Effect.provide(open(dataDir)))
+      assert.deepStrictEqual((yield* Effect.promise(() => readdir(blobsDir))).filter((name) => name.startsWith(".tmp-")), [".tmp-0123456789abcdef01234567"])
+    }))
+
+  it.live("finding 7: store.sqlite is created 0600 and a pre-existing 0755 data dir is made 0700", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* freshDir
+      yield* Effect.promise(() => chmod(dataDir, 0o755))
+      const previous = process.umask(0o022)
+      try {
+        yield* Effect.gen(function*() {
+          yield* SeedStore
+        }).pipe(Effect.provide(open(dataDir)))
+      } finally {
+        process.umask(previous)
+      }
+      assert.strictEqual((yield* Effect.promise(() => stat(dataDir))).mode & 0o777, 0o700)
+      for (const name of (yield* Effect.promise(() => readdir(dataDir))).filter((name) => name.startsWith("store.sqlite"))) {
+        assert.strictEqual((yield* Effect.promise(() => stat(join(dataDir, name)))).mode & 0o777, 0o600, name)
+      }
+      assert.strictEqual((yield* Effect.promise(() => stat(join(dataDir, "blobs")))).mode & 0o777, 0o700)
     }))
 })
 

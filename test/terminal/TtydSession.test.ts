@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Layer, Redacted, Scope } from "effect"
-import { existsSync, readFileSync } from "node:fs"
+import { existsSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll } from "vitest"
 import * as LocalHost from "../../src/host/LocalHost.ts"
@@ -193,6 +193,28 @@ describe("TtydSession", () => {
       ))
       assert.deepStrictEqual(yield* tmux.status, { _tag: "Running" })
     }).pipe(Effect.scoped, Effect.provide(Live)))
+
+  it.live("finding 6: 100 viewers closing at once leave no tmux attach behind and the worker's descriptors bounded", () =>
+    Effect.gen(function*() {
+      const { endpoint, socket } = yield* served()
+      const viewers = yield* Scope.make()
+      yield* Effect.forEach(Array.from({ length: 100 }), () => openViewer(endpoint).pipe(Scope.provide(viewers)), { concurrency: 10 })
+      const attached = () => tmuxQuery(socket, ["list-clients", "-F", "#{client_pid}"]).pipe(
+        Effect.map((clients) => clients.split("\n").filter((line) => line !== ""))
+      )
+      yield* waitUntil("100 clients attached", Effect.map(attached(), (clients) => clients.length === 100 ? true : undefined), "60 seconds")
+      const pids = yield* attached()
+      const descriptors = () => readdirSync("/proc/self/fd").length
+      let peak = descriptors()
+      const sampler = setInterval(() => void (peak = Math.max(peak, descriptors())), 2)
+      yield* Scope.close(viewers, Exit.void)
+      yield* waitUntil("no tmux client is attached", Effect.map(attached(), (clients) => clients.length === 0 ? true : undefined), "60 seconds").pipe(
+        Effect.ensuring(Effect.sync(() => clearInterval(sampler)))
+      )
+      yield* waitUntil("every tmux attach exited", Effect.sync(() => pids.every((pid) => !existsSync(`/proc/${pid}`)) ? true : undefined), "30 seconds")
+      yield* Effect.logInfo(`peak descriptors while 100 viewers closed: ${peak}`)
+      assert.isBelow(peak, 2000)
+    }).pipe(Effect.scoped, Effect.provide(Live)), 120_000)
 
   it.live("the test layer returns an endpoint without serving", () =>
     Effect.gen(function*() {

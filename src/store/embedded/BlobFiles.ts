@@ -2,14 +2,15 @@
  * Blob files of the embedded store: one file per blob under `<dataDir>/blobs/`, named by the
  * blob id, mode 0600. A blob appears atomically: bytes stream into a private temporary file in the
  * same directory, which is fsynced, renamed into place, and the directory fsynced. A reader sees no
- * file or a complete one; a failed or interrupted upload removes its temporary file.
+ * file or a complete one; a failed or interrupted upload removes its temporary file, and one left by
+ * a killed process is swept when a store opens the directory (once it is an hour old).
  *
  * @since 0.1.0
  */
 import * as NodeStream from "@effect/platform-node/NodeStream"
 import { Clock, Effect, Stream } from "effect"
 import { createReadStream } from "node:fs"
-import { mkdir, open, rename, rm } from "node:fs/promises"
+import { chmod, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises"
 import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
 import { newObjectIdHex } from "../ids.ts"
@@ -40,7 +41,14 @@ const unavailable = (operation: string) => (cause: unknown) =>
  */
 export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavailable> =>
   Effect.gen(function*() {
-    yield* Effect.tryPromise({ try: () => mkdir(dir, { recursive: true, mode: 0o700 }), catch: unavailable("create blob directory") })
+    yield* Effect.tryPromise({
+      try: async () => {
+        await mkdir(dir, { recursive: true, mode: 0o700 })
+        await chmod(dir, 0o700)
+      },
+      catch: unavailable("create blob directory")
+    })
+    yield* sweepStaleTemporaries(dir)
     const pathOf = (blobId: string) => join(dir, blobId)
     const syncDirectory = Effect.tryPromise({
       try: async () => {
@@ -85,6 +93,35 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
       Effect.tryPromise({ try: () => rm(pathOf(blobId), { force: true }), catch: unavailable("delete blob file") })
 
     return { put, get, remove, pathOf }
+  })
+
+/**
+ * How old (by mtime) a `.tmp-` blob must be before an opening store removes it. A process killed
+ * mid-upload leaves its temporary file behind; another live process sharing the directory may be
+ * writing one right now, and its file's mtime moves with every write.
+ */
+const STALE_TEMPORARY_MILLIS = 60 * 60 * 1000
+
+/** Removes temporary blob files nobody has written for {@link STALE_TEMPORARY_MILLIS}. */
+const sweepStaleTemporaries = (dir: string) =>
+  Effect.gen(function*() {
+    const now = yield* Clock.currentTimeMillis
+    const removed = yield* Effect.tryPromise({
+      try: async () => {
+        let count = 0
+        for (const name of await readdir(dir)) {
+          if (!name.startsWith(".tmp-")) continue
+          const path = join(dir, name)
+          const info = await lstat(path).catch(() => undefined)
+          if (info === undefined || !info.isFile() || now - info.mtimeMs < STALE_TEMPORARY_MILLIS) continue
+          await rm(path, { force: true })
+          count += 1
+        }
+        return count
+      },
+      catch: unavailable("sweep temporary blob files")
+    })
+    if (removed > 0) yield* Effect.logInfo(`removed ${removed} temporary blob file(s) left by an interrupted write`)
   })
 
 // One writev for the chunks that piled up; a short write continues from where it stopped.

@@ -19,7 +19,7 @@
  */
 import { Duration, Effect, Option, Schema } from "effect"
 import type { Scope } from "effect"
-import { mkdir } from "node:fs/promises"
+import { chmod, mkdir, open } from "node:fs/promises"
 import { join } from "node:path"
 import { DatabaseSync } from "node:sqlite"
 import type { SQLInputValue } from "node:sqlite"
@@ -116,7 +116,20 @@ const decodeNowRow = Schema.decodeUnknownSync(NowRow)
 export const acquireEmbeddedBackend = (options: EmbeddedStoreOptions): Effect.Effect<StoreBackend, StoreUnavailable, Scope.Scope> =>
   Effect.gen(function*() {
     yield* Effect.tryPromise({
-      try: () => mkdir(options.dataDir, { recursive: true, mode: 0o700 }),
+      try: async () => {
+        await mkdir(options.dataDir, { recursive: true, mode: 0o700 })
+        // A directory that existed already (0755 from an earlier version or by hand) is made
+        // private too: it holds every seed's credentials. The database files are created 0600
+        // before SQLite opens them (SQLite gives its WAL and SHM files the database's mode).
+        await chmod(options.dataDir, 0o700)
+        const database = join(options.dataDir, "store.sqlite")
+        await open(database, "a", 0o600).then((handle) => handle.close())
+        for (const file of [database, `${database}-wal`, `${database}-shm`]) {
+          await chmod(file, 0o600).catch((error: unknown) => {
+            if (!(typeof error === "object" && error !== null && "code" in error && error.code === "ENOENT")) throw error
+          })
+        }
+      },
       catch: (cause) => unavailable("create data directory", cause)
     })
     const blobs = yield* makeBlobFiles(join(options.dataDir, "blobs"))

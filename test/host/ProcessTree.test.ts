@@ -1,0 +1,39 @@
+/**
+ * ProcessTree under descriptor pressure: a worker with few descriptors left (100 terminal
+ * viewers closing at once) must still read the whole process table, or fail — never return a
+ * table with holes that makes a teardown miss processes.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { execFileSync, spawn } from "node:child_process"
+import { readdirSync } from "node:fs"
+import { join } from "node:path"
+
+const MODULE = join(process.cwd(), "src", "host", "ProcessTree.ts")
+
+/** The pids a fresh node process sees in its table when it may hold at most `limit` descriptors. */
+const tableWithDescriptorLimit = (limit: number): { readonly pids?: ReadonlyArray<number>; readonly error?: string } => {
+  const script = `import(${JSON.stringify(MODULE)}).then((m) => m.readProcessTable()).then(` +
+    `(t) => process.stdout.write(JSON.stringify({ pids: t.map((e) => e.pid) })),` +
+    `(e) => process.stdout.write(JSON.stringify({ error: String(e.code ?? e) })))`
+  const out = execFileSync("sh", ["-c", `ulimit -n ${limit} && exec "$0" -e "$1"`, process.execPath, script], { encoding: "utf8" })
+  return JSON.parse(out) as { readonly pids?: ReadonlyArray<number>; readonly error?: string }
+}
+
+describe("readProcessTable", () => {
+  it("finding 6: with few descriptors left the table still holds every process (bounded opens, no swallowed EMFILE)", () => {
+    const sleeper = spawn("sleep", ["60"], { stdio: "ignore" })
+    try {
+      const expected = readdirSync("/proc").filter((name) => /^\d+$/.test(name)).length
+      assert.isAbove(expected, 60, "enough processes on the machine to exhaust 40 descriptors")
+      const result = tableWithDescriptorLimit(40)
+      assert.isUndefined(result.error)
+      const pids = result.pids ?? []
+      assert.include(pids, sleeper.pid)
+      assert.include(pids, process.pid)
+      // Processes come and go meanwhile; a hole from failed opens would be far larger.
+      assert.isAtLeast(pids.length, expected - 20)
+    } finally {
+      sleeper.kill("SIGKILL")
+    }
+  })
+})
