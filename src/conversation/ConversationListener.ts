@@ -397,7 +397,7 @@ const upload: Route = (context, request) =>
       Effect.catchTag("MultipartError", (error) => Effect.fail(multipartRefusal(error))),
       Effect.onError(() => Effect.forEach(stored, ({ upload }) => upload.discard, { discard: true }))
     )
-    if (stored.length === 0) return yield* new Refusal({ status: 400, reason: "bad-multipart" })
+    // A request with no file part stores nothing and says so (the reference's answer).
     if (uploads.stream === undefined) yield* deferred.flush
     return HttpServerResponse.jsonUnsafe({ ok: true, files: stored.map(({ filename, upload }) => ({ filename, path: upload.relpath })) })
   })

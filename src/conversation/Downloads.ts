@@ -82,9 +82,13 @@ export const makeDownloadReader = Effect.fn("Downloads.makeDownloadReader")(func
   const readOnce = Effect.fn("Downloads.read")(function*(relpath: string) {
     const refuse = (reason: DownloadRefusalReason, detail: string) => new DownloadRefused({ path: relpath, reason, detail })
     if (relpath === "" || relpath.includes("\u0000")) return yield* refuse("bad-path", "the path is empty or contains NUL")
-    if (relpath.startsWith("/")) return yield* refuse("bad-path", "the path must be relative to the workdir")
-    const normalized = posix.normalize(relpath)
-    if (normalized === ".." || normalized.startsWith("../")) return yield* refuse("bad-path", "the path leaves the workdir")
+    const realWorkdir = yield* host.realPath(options.workdir)
+    // An absolute path inside the workdir is served like its relative form (the reference did);
+    // anywhere else it is forbidden, as is a path that climbs out (403, the reference's status).
+    const relative = relpath.startsWith("/") ? relativeToWorkdir(posix.normalize(relpath), [options.workdir, realWorkdir]) : relpath
+    if (relative === undefined) return yield* refuse("forbidden", "the path is outside the workdir")
+    const normalized = posix.normalize(relative)
+    if (normalized === ".." || normalized.startsWith("../")) return yield* refuse("forbidden", "the path leaves the workdir")
     if (normalized === "." || normalized === "./") return yield* refuse("bad-path", "the path names the workdir itself")
 
     const onHostError = (error: HostError) =>
@@ -99,7 +103,6 @@ export const makeDownloadReader = Effect.fn("Downloads.makeDownloadReader")(func
         : error.reason === "BadArgument"
         ? refuse("bad-path", "the host cannot use this path")
         : error
-    const realWorkdir = yield* host.realPath(options.workdir)
     // Opened once, without following a final symlink; the handle must be a regular file inside
     // the workdir and the bytes come from it, sized by it (never a path checked earlier).
     const read = (path: string) =>
@@ -134,6 +137,14 @@ export const makeDownloadReader = Effect.fn("Downloads.makeDownloadReader")(func
     )
   return reader
 })
+
+/** `path` relative to the first root it lies strictly below, if any (lexically; the open checks the rest). */
+const relativeToWorkdir = (path: string, roots: ReadonlyArray<string>): string | undefined => {
+  for (const root of roots) {
+    if (isStrictlyInside(path, root)) return path.slice((root.endsWith("/") ? root : `${root}/`).length)
+  }
+  return undefined
+}
 
 /** Whether `path` lies strictly below `root` (both already resolved). */
 const isStrictlyInside = (path: string, root: string): boolean => {

@@ -51,6 +51,9 @@ describe("makeDownloadReader", () => {
       )
       const normalized = yield* reader("out/deep/../r.md")
       assert.strictEqual(new TextDecoder().decode(normalized.bytes), "report-body")
+      // item 7: an absolute path inside the workdir is served like its relative form (the reference did).
+      const absolute = yield* reader(`${workdir}/out/r.md`)
+      assert.deepStrictEqual([absolute.fileName, new TextDecoder().decode(absolute.bytes)], ["r.md", "report-body"])
       const linked = yield* reader("inside-link.md")
       assert.strictEqual(linked.fileName, "inside-link.md")
       const viaLink = yield* readerFor(join(root, "workdir-link"))
@@ -58,13 +61,15 @@ describe("makeDownloadReader", () => {
     }))
 
   it.live.each([
-    ["../secret.txt", "bad-path"],
-    ["out/../../secret.txt", "bad-path"],
-    ["..", "bad-path"],
+    // item 7: climbing out or an absolute path elsewhere is 403 forbidden, as in the reference.
+    ["../secret.txt", "forbidden"],
+    ["out/../../secret.txt", "forbidden"],
+    ["..", "forbidden"],
     [".", "bad-path"],
     ["", "bad-path"],
-    ["/etc/passwd", "bad-path"],
-    [`${workdir}/out/r.md`, "bad-path"],
+    ["/etc/passwd", "forbidden"],
+    [`${workdir}/../secret.txt`, "forbidden"],
+    [`${workdir}/escape.txt`, "forbidden"],
     ["a\u0000b", "bad-path"],
     ["escape.txt", "forbidden"],
     ["up/secret.txt", "forbidden"],
@@ -84,7 +89,7 @@ describe("makeDownloadReader", () => {
       assert.strictEqual(new TextDecoder().decode((yield* reader("my%20report.txt")).bytes), "spaced-body")
       assert.strictEqual(new TextDecoder().decode((yield* reader("my report.txt")).bytes), "spaced-body")
       assert.strictEqual(new TextDecoder().decode((yield* reader("literal%20name.txt")).bytes), "literal-body")
-      assert.strictEqual(yield* reasonOf(reader, "%2E%2E/secret.txt"), "bad-path")
+      assert.strictEqual(yield* reasonOf(reader, "%2E%2E/secret.txt"), "forbidden")
       assert.strictEqual(yield* reasonOf(reader, "nothing%20here.txt"), "not-found")
       assert.strictEqual(yield* reasonOf(reader, "bad%FFescape.txt"), "not-found")
     }))
@@ -162,8 +167,8 @@ describe("GET /download", () => {
     Effect.gen(function*() {
       const endpoint = yield* serveWithReader(true)
       const cases: ReadonlyArray<readonly [string, number, string]> = [
-        [`path=${encodeURIComponent("../secret.txt")}`, 400, "bad-path"],
-        [`path=${encodeURIComponent("/etc/passwd")}`, 400, "bad-path"],
+        [`path=${encodeURIComponent("../secret.txt")}`, 403, "forbidden"],
+        [`path=${encodeURIComponent("/etc/passwd")}`, 403, "forbidden"],
         [`path=${encodeURIComponent("escape.txt")}`, 403, "forbidden"],
         [`path=${encodeURIComponent("up/secret.txt")}`, 403, "forbidden"],
         [`path=${encodeURIComponent("missing.txt")}`, 404, "not-found"],
