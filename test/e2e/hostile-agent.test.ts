@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { shellQuote } from "../../src/config/ShellQuote.ts"
 import { AUTH_MEMBER, findMember, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
+import { demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import { chatgptCodexConfig } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
@@ -181,32 +182,35 @@ describe("a hostile agent", () => {
       const stat = readFileSync(`/proc/${victim}/stat`, "utf8")
       const victimStart = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? ""
 
-      const server = yield* ScriptedModelServer.start([
+      // One model server per run: a run that ends at DONE may or may not send its last request.
+      const planting = yield* ScriptedModelServer.start([
         ModelScript.execCommand(plantScript({ pid: victim, startTime: victimStart }), { yieldTimeMs: 60_000 }),
-        ModelScript.text("planted"),
-        // The later run (TUI): holds until the test has scanned its processes.
-        ModelScript.execCommand("touch ready-tui; while [ ! -e scanned-tui ]; do sleep 0.1; done; printf 'DONE: later\\n' >> optio.log", { yieldTimeMs: 60_000 }),
-        ModelScript.text("later"),
-        // The resume (conversation).
-        ModelScript.execCommand("printf 'DONE: resumed\\n' >> optio.log"),
-        ModelScript.text("resumed")
+        ModelScript.text("planted")
       ])
+      // The later run (TUI): holds until the test has scanned its processes.
+      const later = yield* ScriptedModelServer.start([
+        ModelScript.execCommand("touch ready-tui; while [ ! -e scanned-tui ]; do sleep 0.1; done; printf 'DONE: later\\n' >> optio.log", { yieldTimeMs: 60_000 }),
+        ModelScript.text("later")
+      ])
+      const resumed = yield* ScriptedModelServer.start([ModelScript.execCommand("printf 'DONE: resumed\\n' >> optio.log"), ModelScript.text("resumed")])
       const state = new MemoryStoreState()
       const minted = yield* issuer.mintAuthJson()
-      const { model: _model, ...configOverrides } = chatgptCodexConfig({ baseUrl: server.baseUrl, requestMaxRetries: 0 })
       const seed = yield* SeedStore.use((seeds) =>
         seeds.create({ blob: Stream.succeed(packSeedArchive([{ name: AUTH_MEMBER, bytes: minted.bytes, mode: 0o600 }])), poolKey: "hostile" })
       ).pipe(Effect.provide(services(state, false)))
-      const task = (mode: "tui" | "conversation") => ({
-        consumerInstructions: "hostile agent",
-        mode,
-        autoStart: true,
-        supportsResume: true,
-        model: "scripted-model",
-        seedPool: "hostile",
-        configOverrides,
-        env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl }
-      })
+      const task = (mode: "iframe" | "conversation", model: { readonly baseUrl: string }) => {
+        const { model: _model, ...configOverrides } = chatgptCodexConfig({ baseUrl: model.baseUrl, requestMaxRetries: 0 })
+        return {
+          consumerInstructions: "hostile agent",
+          mode,
+          autoStart: true,
+          supportsResume: true,
+          model: "scripted-model",
+          seedPool: "hostile",
+          configOverrides,
+          env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl }
+        }
+      }
       const seedUnchanged = Effect.gen(function*() {
         const stored = yield* storedRefreshToken(seed.seedId).pipe(Effect.provide(services(state, false)))
         assert.deepStrictEqual(stored, { generation: 0, refreshToken: minted.refreshToken }, "nothing was saved into the seed")
@@ -222,7 +226,7 @@ describe("a hostile agent", () => {
 
       // Run 1 (conversation): the agent plants; meanwhile its environment is checked.
       const first = yield* Effect.gen(function*() {
-        const session = yield* runCodexSession(task("conversation"), { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
+        const session = yield* runCodexSession(task("conversation", planting), { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
         yield* waitUntil("the agent planted", Effect.sync(() => existsSync(join(workdir, "planted")) ? true : undefined), "90 seconds")
         const appServer = recordedPids().find((entry) => entry.role === "codex app-server")?.pid ?? -1
         const scanned = assertNoSentinel([appServer])
@@ -237,9 +241,12 @@ describe("a hostile agent", () => {
       for (const value of Object.values(SENTINELS)) assert.notInclude(toolEnv, value)
       yield* nothingHappened("after the planting run")
 
-      // Run 2: a later run in the same workdir, TUI mode.
+      // Run 2: a later run in the same workdir, TUI mode (API-key login: codex's TUI asks the
+      // ChatGPT backend for the account, which the scripted server does not serve). It takes no
+      // snapshot, so the resume below starts from what the planting run left.
       const second = yield* Effect.gen(function*() {
-        const session = yield* runCodexSession(task("tui"), { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
+        const tui = { consumerInstructions: "hostile agent, later", mode: "iframe", autoStart: true, supportsResume: false, ...demoTaskSettings(later.baseUrl) }
+        const session = yield* runCodexSession(tui, { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
         yield* waitUntil("the later run's agent", Effect.sync(() => existsSync(join(workdir, "ready-tui")) ? true : undefined), "90 seconds")
         const pids = recordedPids()
         const scanned = assertNoSentinel(pids.map((entry) => entry.pid))
@@ -252,7 +259,7 @@ describe("a hostile agent", () => {
       yield* nothingHappened("after a later run in the same workdir")
 
       // Run 3: a resume from the snapshot (which carries what the agent left in the workdir).
-      const third = yield* runCodexSession(task("conversation"), { workdir, stopGracePeriod: "2 seconds" }).pipe(
+      const third = yield* runCodexSession(task("conversation", resumed), { workdir, stopGracePeriod: "2 seconds" }).pipe(
         Effect.timeout("90 seconds"),
         Effect.tap(() =>
           Effect.gen(function*() {
