@@ -26,7 +26,6 @@ import { MemoryStoreState } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { sessionServices } from "../support/sessionServices.ts"
-import { layoutOf } from "../support/taskLayout.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-hostile-${process.pid}`)
@@ -43,7 +42,6 @@ Object.assign(process.env, SENTINELS)
 
 const PROCESS_ID = "hostile"
 const workdir = join(root, "work")
-const layout = layoutOf({ processId: PROCESS_ID, taskRoot, workdir })
 const marker = join(root, "PWNED")
 const outsideDir = join(root, "outside-precious")
 const outsideFile = join(root, "outside-file.txt")
@@ -83,15 +81,7 @@ const plantScript = (victim: { readonly pid: number; readonly startTime: string 
   return [
     `EVIL=${shellQuote(evil)}`,
     `FORGED=${shellQuote(forged)}`,
-    // The old layout's places: HOME and CODEX_HOME in the workdir, the private dir in .optio.
-    "mkdir -p home/.codex .optio",
-    "printf '%s' \"$EVIL\" > home/.codex/config.toml",
-    `ln -sfn ${shellQuote(otherAuth)} home/.codex/auth.json`,
-    "printf '%s' \"$FORGED\" > .optio/pids.json",
-    "printf '%s' \"$FORGED\" > pids.json",
-    `ln -sfn ${shellQuote(outsideFile)} resume.log`,
-    "mkfifo home/.profile home/.bashrc .optio/tmux.conf",
-    // Every trusted path it can name.
+    // Every trusted path it can name (first: on the old layout these were the plants themselves).
     attempt("codex-config", "printf '%s' \"$EVIL\" > \"$CODEX_HOME/config.toml\""),
     attempt("codex-auth", `ln -sfn ${shellQuote(otherAuth)} "$CODEX_HOME/auth.json"`),
     attempt("codex-fifo", "mkfifo \"$CODEX_HOME/planted-fifo\""),
@@ -101,6 +91,14 @@ const plantScript = (victim: { readonly pid: number; readonly startTime: string 
     attempt("tmux-socket", "mkfifo \"$CODEX_HOME/../../tmux.sock\""),
     attempt("launch-link", "ln -sfn /bin/sh \"$HOME/.local/bin/codex\""),
     attempt("project-config", "mkdir -p .codex && printf '%s' \"$EVIL\" > .codex/config.toml"),
+    // The old layout's places: HOME and CODEX_HOME in the workdir, the private dir in .optio.
+    "mkdir -p home/.codex .optio",
+    "printf '%s' \"$EVIL\" > home/.codex/config.toml",
+    `ln -sfn ${shellQuote(otherAuth)} home/.codex/auth.json`,
+    "printf '%s' \"$FORGED\" > .optio/pids.json",
+    "printf '%s' \"$FORGED\" > pids.json",
+    `ln -sfn ${shellQuote(outsideFile)} resume.log`,
+    "mkfifo home/.profile home/.bashrc .optio/tmux.conf",
     "env > tool-env.txt",
     "touch planted",
     // Holds codex (and its tool process) alive until the test has looked at every environment.
@@ -127,10 +125,15 @@ const taskProcesses = (): ReadonlyArray<{ readonly pid: number; readonly environ
   return found
 }
 
-/** Scans the task tree for the sentinels; returns how many processes it looked at. */
-const assertNoSentinel = (required: ReadonlyArray<number>) => {
+/**
+ * Scans the task tree for the sentinels; `required` are command-line fragments of processes that
+ * must be among those scanned (the tmux server, codex). Returns how many processes it looked at.
+ */
+const assertNoSentinel = (required: ReadonlyArray<string>) => {
   const processes = taskProcesses()
-  for (const pid of required) assert.isTrue(processes.some((entry) => entry.pid === pid), `process ${pid} is in the scanned tree`)
+  for (const fragment of required) {
+    assert.isTrue(processes.some((entry) => entry.cmdline.includes(fragment)), `a process running ${fragment} is in the scanned tree`)
+  }
   for (const entry of processes) {
     for (const [name, value] of Object.entries(SENTINELS)) {
       assert.notInclude(entry.environ, value, `${name} reached pid ${entry.pid} (${entry.cmdline})`)
@@ -138,9 +141,6 @@ const assertNoSentinel = (required: ReadonlyArray<number>) => {
   }
   return processes.length
 }
-
-const recordedPids = (): ReadonlyArray<{ readonly role: string; readonly pid: number }> =>
-  (JSON.parse(readFileSync(layout.pidsFile, "utf8")) as { processes: ReadonlyArray<{ role: string; pid: number }> }).processes
 
 const storedRefreshToken = (seedId: string) =>
   Effect.gen(function*() {
@@ -228,8 +228,7 @@ describe("a hostile agent", () => {
       const first = yield* Effect.gen(function*() {
         const session = yield* runCodexSession(task("conversation", planting), { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
         yield* waitUntil("the agent planted", Effect.sync(() => existsSync(join(workdir, "planted")) ? true : undefined), "90 seconds")
-        const appServer = recordedPids().find((entry) => entry.role === "codex app-server")?.pid ?? -1
-        const scanned = assertNoSentinel([appServer])
+        const scanned = assertNoSentinel(["codex app-server"])
         writeFileSync(join(workdir, "scanned"), "")
         const result = yield* Fiber.join(session)
         return { result, scanned }
@@ -248,9 +247,7 @@ describe("a hostile agent", () => {
         const tui = { consumerInstructions: "hostile agent, later", mode: "iframe", autoStart: true, supportsResume: false, ...demoTaskSettings(later.baseUrl) }
         const session = yield* runCodexSession(tui, { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
         yield* waitUntil("the later run's agent", Effect.sync(() => existsSync(join(workdir, "ready-tui")) ? true : undefined), "90 seconds")
-        const pids = recordedPids()
-        const scanned = assertNoSentinel(pids.map((entry) => entry.pid))
-        assert.deepStrictEqual(pids.map((entry) => entry.role).sort(), ["codex TUI", "tmux server"])
+        const scanned = assertNoSentinel(["tmux -u -S", "codex --ask-for-approval"])
         writeFileSync(join(workdir, "scanned-tui"), "")
         const result = yield* Fiber.join(session).pipe(Effect.timeout("60 seconds"))
         return { result, scanned }
