@@ -100,7 +100,10 @@ export interface CaptureSnapshotOptions {
   readonly sessionId: string | null
   /** The effective exclude list; {@link ALWAYS_EXCLUDED} is added to it. */
   readonly exclude: ReadonlyArray<string>
-  /** The task's CODEX_HOME, whose `sessions/` (the rollouts) is archived as `home/.codex/sessions`. */
+  /**
+   * The task's CODEX_HOME (`<x>/home/.codex`), whose `sessions/` (the rollouts) is archived as
+   * `home/.codex/sessions`; the workdir's own `home/.codex` is then left out.
+   */
   readonly codexHome?: string
   readonly codec: SnapshotCodec
   /** Snapshots kept for the process. Default {@link SNAPSHOT_RETENTION}. */
@@ -197,7 +200,9 @@ export const captureSnapshot = (
 
     // The top-level entries instead of `.`: tar matches excludes with FNM_LEADING_DIR, so with `.`
     // (or `./x` names) a pattern like `.*` would match the root and drop the whole tree.
-    const entries = yield* workdirMembers(host, options.workdir).pipe(Effect.mapError(fromHost))
+    const entries = yield* (options.codexHome === undefined ? host.readDirectory(options.workdir) : workdirMembers(host, options.workdir)).pipe(
+      Effect.mapError(fromHost)
+    )
     const rollouts = options.codexHome === undefined ? undefined : rolloutsRoot(options.codexHome)
     const withRollouts = rollouts !== undefined && (yield* isDirectory(host, `${options.codexHome}/sessions`).pipe(Effect.mapError(fromHost)))
     // The rollouts first, from their own root: after `--` (which protects workdir names starting

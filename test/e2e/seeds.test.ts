@@ -15,7 +15,7 @@ import { AUTH_MEMBER, CONFIG_MEMBER, findMember, packSeedArchive, unpackSeedArch
 import { saveCredentials } from "../../src/credentials/SeedEngine.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
-import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
+import { chatgptCodexConfig, chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import type { StandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
@@ -86,13 +86,19 @@ const storedRefreshToken = (seedId: string) =>
     return { generation: blob.seed.generation, refreshToken: (JSON.parse(new TextDecoder().decode(auth?.bytes)) as AuthFile).tokens.refresh_token }
   })
 
-const chatgptTask = (issuer: StandInIssuer, extra: Record<string, unknown> = {}) => ({
-  consumerInstructions: "seeded e2e",
-  mode: "conversation",
-  model: "scripted-model",
-  env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl },
-  ...extra
-})
+// codex's provider settings come from the task's config: a seed's config.toml is never merged
+// (config.toml is rendered from trusted inputs at every launch).
+const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) => {
+  const { model: _model, ...configOverrides } = chatgptCodexConfig({ baseUrl, requestMaxRetries: 0 })
+  return {
+    consumerInstructions: "seeded e2e",
+    mode: "conversation",
+    model: "scripted-model",
+    configOverrides,
+    env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl },
+    ...extra
+  }
+}
 
 describe("seeds with the real codex", () => {
   it.live("codex rotates twice; each rotation reaches the seed; cancel leaves the seed with the live token", () =>
@@ -102,7 +108,7 @@ describe("seeds with the real codex", () => {
       const { seed, minted } = yield* pooledSeed(issuer, server.baseUrl, "team")
       const conversation = yield* Deferred.make<CodexConversation>()
       const workdir = freshDir("rotate")
-      const session = yield* runCodexSession(chatgptTask(issuer, { seedPool: "team" }), {
+      const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl, { seedPool: "team" }), {
         workdir,
         stopGracePeriod: "2 seconds",
         onConversation: (live) => Deferred.succeed(conversation, live)
@@ -145,7 +151,7 @@ describe("seeds with the real codex", () => {
       const server = yield* ScriptedModelServer.start([])
       const { seed } = yield* pooledSeed(issuer, server.baseUrl, "stolen")
       const workdir = freshDir("stolen")
-      const session = yield* runCodexSession(chatgptTask(issuer, { seedPool: "stolen" }), { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
+      const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl, { seedPool: "stolen" }), { workdir, stopGracePeriod: "2 seconds" }).pipe(Effect.forkChild)
       const recorder = yield* TaskRecorder
       yield* waitUntil("codex is live", recorder.current.pipe(Effect.map((record) =>
         record.progress.some((entry) => entry.message === "Codex conversation is live") ? true : undefined
@@ -184,7 +190,7 @@ describe("seeds with the real codex", () => {
       const minted = yield* issuer.mintAuthJson()
       const saved = yield* Deferred.make<string>()
       const workdir = freshDir("capture")
-      const session = yield* runCodexSession(chatgptTask(issuer), {
+      const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl), {
         workdir,
         stopGracePeriod: "2 seconds",
         hooks: {
@@ -192,7 +198,6 @@ describe("seeds with the real codex", () => {
           beforeExecute: (ctx) =>
             Effect.sync(() => {
               writeFileSync(join(codexHomeOf(ctx.workdir), "auth.json"), minted.bytes, { mode: 0o600 })
-              writeFileSync(join(codexHomeOf(ctx.workdir), "config.toml"), chatgptCodexConfigToml({ baseUrl: server.baseUrl }))
             }),
           onSeedSaved: (seedId) => Deferred.succeed(saved, seedId).pipe(Effect.asVoid)
         }
@@ -226,7 +231,7 @@ describe("seeds with the real codex", () => {
       const first = freshDir("resume-first")
       const liveUntilCancelled = (workdir: string) =>
         Effect.gen(function*() {
-          const session = yield* runCodexSession(chatgptTask(issuer, { seedPool: "resume" }), { workdir, stopGracePeriod: "2 seconds" }).pipe(
+          const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl, { seedPool: "resume" }), { workdir, stopGracePeriod: "2 seconds" }).pipe(
             Effect.forkChild
           )
           const recorder = yield* TaskRecorder
@@ -246,7 +251,6 @@ describe("seeds with the real codex", () => {
         const doc = Option.getOrThrow(yield* SnapshotStore.use((store) => store.latest("seed-resume")))
         yield* restoreSnapshot(doc, restored)
       }).pipe(Effect.provide(runLayer(state, "seed-resume-inspect")))
-      assert.isTrue(existsSync(join(restored, "home/.codex/sessions")))
       assert.isFalse(existsSync(join(restored, "home/.codex/config.toml")))
       assert.isFalse(existsSync(join(restored, "home/.codex/auth.json")))
 

@@ -23,6 +23,7 @@ import {
   captureSnapshot,
   excludes,
   hidesRollouts,
+  placeRestored,
   restoreSnapshot
 } from "../../src/snapshots/WorkdirSnapshot.ts"
 import type { CaptureSnapshotOptions } from "../../src/snapshots/WorkdirSnapshot.ts"
@@ -490,4 +491,87 @@ describe("WorkdirSnapshot", () => {
       assert.isBelow(peaks.restoreGrowth, 40, `restore grew RSS by ${peaks.restoreGrowth.toFixed(1)} MiB`)
       assert.strictEqual(describeTree(target)["d0/f0.bin"], describeTree(workdir)["d0/f0.bin"])
     }))
+})
+
+describe("snapshots of a task: the workdir plus the rollouts of its private CODEX_HOME", () => {
+  const rollout = "sessions/2026/11/27/rollout-2026-11-27T10-00-00-0199a213-81c0-7800-8aa1-bbab2a035a53.jsonl"
+
+  it.live("the rollouts travel as home/.codex/sessions; the workdir's own home/.codex (a forgery) stays out", () =>
+    withStore(memoryStore, Effect.gen(function*() {
+      const workdir = freshDir("task-workdir")
+      const codexHome = join(freshDir("task-private"), "home", ".codex")
+      writeTree(codexHome, { [rollout]: "{\"real\":true}\n", "auth.json": "{\"secret\":1}", "config.toml": "model = 'm'\n" })
+      writeTree(workdir, {
+        "work.txt": "w",
+        "home/.codex/config.toml": "notify = ['sh', '-c', 'id']\n",
+        [`home/.codex/${rollout}`]: "{\"forged\":true}\n",
+        "home/notes.txt": "the agent's own home/ dir is kept"
+      })
+      const doc = yield* capture(workdir, { codexHome })
+      const members = execFileSync("tar", ["-t", "-f", "-"], {
+        input: zlib.zstdDecompressSync(yield* collectBytes((yield* SnapshotStore).readBlob(doc)))
+      }).toString().split("\n").filter((name) => name !== "" && !name.endsWith("/"))
+      assert.sameMembers(members, ["work.txt", "home/notes.txt", `home/.codex/${rollout}`])
+      const staging = join(freshDir("task-staging"), "s")
+      yield* restoreSnapshot(doc, staging)
+      assert.strictEqual(fs.readFileSync(join(staging, "home/.codex", rollout), "utf8"), "{\"real\":true}\n")
+    })))
+
+  it.live("placeRestored puts the rollouts into CODEX_HOME and the rest into the workdir; old-layout credentials and config are dropped", () =>
+    withStore(memoryStore, Effect.gen(function*() {
+      // An old-layout snapshot: CODEX_HOME inside the workdir, with config.toml and auth.json.
+      const old = freshDir("old-layout")
+      writeTree(old, {
+        "a.txt": "a",
+        "dir/b.txt": "b",
+        ".codex/config.toml": "[mcp_servers.x]\ncommand = 'sh'\n",
+        "home/.codex/config.toml": "notify = ['sh']\n",
+        "home/.codex/auth.json": "{}",
+        [`home/.codex/${rollout}`]: "{}\n"
+      })
+      const doc = yield* capture(old)
+      const base = freshDir("place")
+      const workdir = join(base, "workdir")
+      const codexHome = join(base, "private", "home", ".codex")
+      const staging = join(base, "private", "restore")
+      fs.mkdirSync(workdir, { mode: 0o700, recursive: true })
+      yield* restoreSnapshot(doc, staging)
+      yield* placeRestored({ snapshot: doc, staging, workdir, codexHome })
+      assert.deepStrictEqual(Object.keys(describeTree(workdir)).sort(), ["a.txt", "dir", "dir/b.txt"])
+      assert.deepStrictEqual(Object.keys(describeTree(codexHome)).filter((name) => name.endsWith(".jsonl")), [rollout])
+      assert.isFalse(fs.existsSync(join(codexHome, "config.toml")))
+      assert.isFalse(fs.existsSync(join(codexHome, "auth.json")))
+      assert.isFalse(fs.existsSync(staging))
+    })))
+
+  it.live("an explicit workdir is merged into, keeps its mode, and a corrupt snapshot leaves it untouched", () =>
+    withStore(memoryStore, Effect.gen(function*() {
+      const source = freshDir("merge-source")
+      writeTree(source, { "a.txt": "new a", "dir/new.txt": "n", "fresh.txt": "f" })
+      const doc = yield* capture(source)
+      const base = freshDir("merge")
+      const workdir = join(base, "explicit")
+      writeTree(workdir, { "a.txt": "old a", "dir/kept.txt": "k", "mine.txt": "m" })
+      fs.chmodSync(workdir, 0o751)
+      const staging = join(base, "staging")
+      yield* restoreSnapshot(doc, staging)
+      yield* placeRestored({ snapshot: doc, staging, workdir, codexHome: join(base, "codex") })
+      const tree = describeTree(workdir)
+      assert.deepStrictEqual(Object.keys(tree).sort(), ["a.txt", "dir", "dir/kept.txt", "dir/new.txt", "fresh.txt", "mine.txt"])
+      assert.strictEqual(fs.readFileSync(join(workdir, "a.txt"), "utf8"), "new a")
+      assert.strictEqual(fs.statSync(workdir).mode & 0o777, 0o751)
+
+      // A snapshot whose blob is not an archive fails at extraction, before the workdir is touched.
+      const before = describeTree(workdir)
+      const corrupt = yield* (yield* SnapshotStore).insert({
+        processId: "proc-1",
+        endState: "done",
+        sessionId: null,
+        codec: "zstd",
+        blob: Stream.make(new Uint8Array(zlib.zstdCompressSync(Buffer.concat([Buffer.from("a.txt"), randomBytes(4096)]))))
+      })
+      const failed = yield* Effect.flip(restoreSnapshot(corrupt, join(base, "staging-2")))
+      assert.strictEqual(failed._tag, "SnapshotRestoreFailed")
+      assert.deepStrictEqual(describeTree(workdir), before)
+    })))
 })

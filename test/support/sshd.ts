@@ -34,13 +34,13 @@ export interface Sshd {
 const SSHD = "/usr/sbin/sshd"
 
 /** Starts a private sshd; it is stopped when the scope closes. */
-export const startSshd = (root: string): Effect.Effect<Sshd, Error, Scope.Scope> =>
+export const startSshd = (root: string, extraConfig: ReadonlyArray<string> = []): Effect.Effect<Sshd, Error, Scope.Scope> =>
   Effect.acquireRelease(
-    Effect.tryPromise({ try: () => start(root), catch: (error) => error instanceof Error ? error : new Error(String(error)) }),
+    Effect.tryPromise({ try: () => start(root, extraConfig), catch: (error) => error instanceof Error ? error : new Error(String(error)) }),
     (sshd) => Effect.promise(() => stop(sshd))
   )
 
-const start = async (root: string): Promise<Sshd> => {
+const start = async (root: string, extraConfig: ReadonlyArray<string>): Promise<Sshd> => {
   const dir = join(root, `sshd-${process.pid}-${randomBytes(3).toString("hex")}`)
   mkdirSync(dir, { recursive: true, mode: 0o700 })
   mkdirSync("/run/sshd", { recursive: true })
@@ -64,6 +64,7 @@ const start = async (root: string): Promise<Sshd> => {
     "MaxSessions 30",
     "MaxStartups 50",
     "Subsystem sftp internal-sftp",
+    ...extraConfig,
     ""
   ].join("\n")
   writeFileSync(join(dir, "sshd_config"), config)
@@ -236,11 +237,11 @@ const waitFor = async <A>(what: string, probe: () => Promise<A | undefined>, tim
  * One private sshd for a whole test file: started before its tests (its host key written to
  * `knownHostsFile`), stopped after them. Returns a getter for the running server.
  */
-export const sshdForSuite = (knownHostsFile: string): (() => Sshd) => {
+export const sshdForSuite = (knownHostsFile: string, extraConfig: ReadonlyArray<string> = []): (() => Sshd) => {
   let server: { readonly sshd: Sshd; readonly scope: Scope.Closeable } | undefined
   beforeAll(async () => {
     const scope = await Effect.runPromise(Scope.make())
-    const sshd = await Effect.runPromise(startSshd(join(process.cwd(), ".cache", "test")).pipe(Scope.provide(scope)))
+    const sshd = await Effect.runPromise(startSshd(join(process.cwd(), ".cache", "test"), extraConfig).pipe(Scope.provide(scope)))
     mkdirSync(join(knownHostsFile, ".."), { recursive: true })
     writeFileSync(knownHostsFile, `${sshd.knownHostsLine}\n`)
     server = { sshd, scope }

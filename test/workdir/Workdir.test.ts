@@ -46,13 +46,13 @@ describe("taskPaths", () => {
     Effect.gen(function*() {
       const workdir = "/home/u/x $(touch PWNED) `touch PWNED2` \"q\"/"
       const paths = yield* taskPaths({ processId: "p", taskRoot: "/srv/tasks", workdir })
-      assert.strictEqual(paths.workdir, workdir.slice(0, -1))
-      assert.isTrue(paths.explicitWorkdir)
-      assert.deepStrictEqual(paths.disposable, [paths.tmpdir])
-      for (const trusted of [paths.taskdir, paths.home, paths.codexHome, paths.configToml, paths.launchLink, paths.pidsFile, paths.tmuxSocket, paths.tmuxConf, paths.tmpdir]) {
+      for (const trusted of [paths.codexHome, paths.configToml, paths.home, paths.launchLink, paths.taskdir, paths.pidsFile, paths.tmuxSocket, paths.tmuxConf, paths.tmpdir]) {
         assert.match(trusted, /^\/srv\/tasks\/(run|tmp)\/[0-9a-f]{16}(\/[A-Za-z0-9._\/-]*)?$/, trusted)
         assert.isFalse(trusted.startsWith(paths.workdir), trusted)
       }
+      assert.strictEqual(paths.workdir, workdir.slice(0, -1))
+      assert.isTrue(paths.explicitWorkdir)
+      assert.deepStrictEqual(paths.disposable, [paths.tmpdir])
     }))
 
   it.effect.each(["relative/root", "/srv/with space", "/srv/$(x)", "/srv/`x`", "/srv/\"q\"", "/srv/../etc", `/${"a".repeat(80)}`])(
