@@ -203,7 +203,10 @@ export interface FileInfo {
  * @category models
  */
 export interface GuardedFileOptions {
-  /** How long the whole operation (open included) may take; then `TimedOut`. Default 10 seconds. */
+  /**
+   * How long opening and checking may take (a read: the whole read; a remote write: each write
+   * request); then `TimedOut`. Default 10 seconds. Streamed content may take as long as its stream.
+   */
   readonly timeout?: Duration.Input
   /**
    * A directory, already resolved (no symlinks), that the opened file must lie strictly inside;

@@ -5,7 +5,9 @@
  * Owns the translation of the contract onto one shared SSH connection per `user@host:port`
  * (`ssh/SshConnection.ts`): commands become quoted `sh -c` scripts whose launch wrapper reports
  * the pid (`ssh/RemoteShell.ts`, `ssh/RemoteProcess.ts`), files go through SFTP
- * (`ssh/RemoteFiles.ts`), small process/file helpers run in long-lived shell helpers
+ * (`ssh/RemoteFiles.ts`) except the guarded operations on files the agent could have touched,
+ * which run a checked `sh` script (`ssh/RemoteGuardedFiles.ts`: SFTP cannot refuse a symlink or
+ * open a FIFO without blocking), small process/file helpers run in long-lived shell helpers
  * (`ssh/KitHelper.ts`), and host keys are verified before anything runs (`ssh/HostKey.ts`).
  *
  * **Gotchas**

@@ -6,7 +6,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option, Stream } from "effect"
 import { randomUUID } from "node:crypto"
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { credentialFingerprint } from "../../src/credentials/AuthJson.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
@@ -43,7 +43,7 @@ const memberText = (members: ReadonlyArray<{ readonly name: string; readonly byt
 }
 
 describe("SeedEngine", () => {
-  it.effect("readCredentials: none when missing or unusable; other read errors fail (P3)", () =>
+  it.effect("readCredentials: none when missing, unusable or refused; other read errors fail (P3)", () =>
     Effect.gen(function*() {
       const home = yield* codexHome
       const path = join(home, "auth.json")
@@ -53,7 +53,9 @@ describe("SeedEngine", () => {
       writeFileSync(path, auth("T1"))
       const read = yield* readCredentials(path)
       assert.deepStrictEqual(Option.map(read, (c) => c.fingerprint), credentialFingerprint(text(auth("T1"))))
-      const error = yield* Effect.flip(readCredentials(home)) // a directory: EISDIR, not "missing"
+      // A directory is not a file codex wrote: refused like a FIFO or a symlink (finding 4).
+      assert.isTrue(Option.isNone(yield* readCredentials(home)))
+      const error = yield* Effect.flip(readCredentials(join(path, "auth.json"))) // ENOTDIR: an error, not "missing"
       assert.strictEqual(error._tag, "HostError")
     }).pipe(Effect.provide(Env)))
 
@@ -134,4 +136,22 @@ describe("SeedEngine", () => {
       assert.strictEqual(stale._tag === "SeedWriteRejected" ? stale.reason : stale._tag, "stale-generation")
       assert.strictEqual(memberText(yield* seedMembers(id), AUTH_MEMBER), auth("T2"))
     }).pipe(Effect.provide(Env)))
+
+  it.live("finding 4: planting into a CODEX_HOME the agent replaced with a symlink is refused; nothing is chmod'ed or written through it", () =>
+    Effect.gen(function*() {
+      const source = yield* codexHome
+      writeFileSync(join(source, "auth.json"), auth("T1"))
+      const seed = yield* captureSeed({ codexHome: source })
+      if (Option.isNone(seed)) return assert.fail("capture failed")
+      const target = yield* codexHome
+      const victim = join(target, "..", "victim")
+      mkdirSync(victim, { mode: 0o755 })
+      chmodSync(victim, 0o755)
+      rmSync(target, { recursive: true })
+      symlinkSync(victim, target)
+      const refused = yield* Effect.flip(plantSeed(seed.value.seedId, target))
+      assert.strictEqual(refused._tag === "HostError" ? refused.reason : refused._tag, "NotADirectory")
+      assert.deepStrictEqual(readdirSync(victim), [])
+      assert.strictEqual(statSync(victim).mode & 0o777, 0o755)
+    }).pipe(Effect.scoped, Effect.provide(Env)))
 })

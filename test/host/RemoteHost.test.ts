@@ -10,11 +10,13 @@ import { execFileSync, spawn } from "node:child_process"
 import { appendFileSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll } from "vitest"
+import { makeDownloadReader } from "../../src/conversation/Downloads.ts"
 import { Host, HostError } from "../../src/host/Host.ts"
 import * as RemoteHost from "../../src/host/RemoteHost.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { signalSshdServing, sshdConnectionProcesses, sshdForSuite, startSshd } from "../support/sshd.ts"
 import type { Sshd } from "../support/sshd.ts"
+import { symlinkSwapper } from "../support/symlinkSwapper.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { hostContract } from "./HostContract.ts"
 
@@ -375,6 +377,46 @@ describe("RemoteHost", () => {
       yield* host.appendFile(file, "!")
       assert.strictEqual((yield* host.stat(file)).identity, after.identity)
     }))
+})
+
+describe("RemoteHost guarded files against a swapping agent", () => {
+  it.live("finding 6: a download over SSH under a symlink/FIFO swap race leaks nothing and never hangs (200 attempts each)", () =>
+    Effect.gen(function*() {
+      const base = join(root, "guarded-race")
+      const workdir = join(base, "workdir")
+      mkdirSync(join(workdir, "sub"), { recursive: true })
+      mkdirSync(join(base, "outside"), { recursive: true })
+      writeFileSync(join(base, "secret.txt"), "SECRET-FILE")
+      writeFileSync(join(base, "outside", "public.txt"), "SECRET-DIR")
+      writeFileSync(join(workdir, "race.txt"), "public")
+      writeFileSync(join(workdir, "sub", "public.txt"), "public")
+      const reader = yield* makeDownloadReader({ workdir, maxBytes: 1024 })
+      const counts = { served: 0, refused: 0, leaked: 0 }
+      const attempt = (path: string) =>
+        reader(path).pipe(
+          Effect.timeout("30 seconds"),
+          Effect.map((file) => {
+            if (new TextDecoder().decode(file.bytes).includes("SECRET")) counts.leaked += 1
+            else counts.served += 1
+          }),
+          Effect.catchIf((error) => error._tag !== "TimeoutError", () => Effect.sync(() => void (counts.refused += 1)))
+        )
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* symlinkSwapper(["file", workdir, join(base, "secret.txt")])
+        for (let i = 0; i < 200; i++) yield* attempt("race.txt")
+      }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        yield* symlinkSwapper(["dir", workdir, join(base, "outside"), "sub"])
+        for (let i = 0; i < 200; i++) yield* attempt("sub/public.txt")
+      }))
+      // A FIFO in place of the file: refused at once, the SSH session keeps working.
+      rmSync(join(workdir, "race.txt"), { force: true })
+      execFileSync("mkfifo", [join(workdir, "race.txt")])
+      yield* attempt("race.txt")
+      yield* Effect.logInfo(`remote download race: ${JSON.stringify(counts)}`)
+      assert.strictEqual(counts.leaked, 0)
+      assert.isAbove(counts.served, 0)
+    }).pipe(Effect.provide(remote())), 300_000)
 })
 
 /** An OpenSSH `|1|salt|hash` known_hosts line for `name` with the key of `plainLine`. */
