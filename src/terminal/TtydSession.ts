@@ -26,7 +26,7 @@ import { ByteSize, Context, Duration, Effect, Fiber, FiberSet, Layer, Option, Re
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { createServer } from "node:http"
-import { destroyUpgradeWhenEnded, trackConnections } from "../conversation/ConnectionTracker.ts"
+import { destroyUpgradeWhenEnded, trackConnections } from "../http/ConnectionTracker.ts"
 import { Host } from "../host/Host.ts"
 import type { HostShape } from "../host/Host.ts"
 import { LOOPBACK_USERNAME, loopbackAuthFor, makeLoopbackAuth, sameOrigin, splitTarget } from "../http/LoopbackAuth.ts"
