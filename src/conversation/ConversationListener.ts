@@ -19,10 +19,10 @@ import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse, Multipart }
 import type { HttpServerError } from "effect/http"
 import { createServer } from "node:http"
 import { HostError } from "../host/Host.ts"
-import { LOOPBACK_USERNAME, makeLoopbackAuth, splitTarget } from "../http/LoopbackAuth.ts"
+import { fromAnotherSite, LOOPBACK_USERNAME, makeLoopbackAuth, splitTarget } from "../http/LoopbackAuth.ts"
 import type { LoopbackAuth } from "../http/LoopbackAuth.ts"
 import type { InnerAuth, UploadWriter } from "../task/TaskContext.ts"
-import { destroyUpgradeWhenEnded, trackConnections } from "./ConnectionTracker.ts"
+import { destroyUpgradeWhenEnded, trackConnections } from "../http/ConnectionTracker.ts"
 import { ConversationClosed, InvalidControl } from "./ConversationHandle.ts"
 import type { ConversationEvent, ConversationHandle } from "./ConversationHandle.ts"
 import { contentDisposition, DownloadRefused } from "./Downloads.ts"
@@ -269,7 +269,8 @@ type Route = (
 /**
  * Auth first (before any body is read), then the route; no failure escapes as a bare 500. Only
  * the proxy's Basic credential is accepted, and no challenge is sent, so no browser ever holds
- * it (see LoopbackAuth: that is why there is no Origin check here). The path may come with any
+ * it (see LoopbackAuth: that is why there is no Origin check here); a state-changing request a
+ * browser marks as coming from another site is refused all the same. The path may come with any
  * number of leading slashes (a proxy prefix ending in `/` plus a forwarded `/x`).
  */
 const handleRequest = (context: RouteContext, auth: LoopbackAuth) =>
@@ -283,6 +284,7 @@ const handleRequest = (context: RouteContext, auth: LoopbackAuth) =>
     const route = ROUTES.get(pathname)
     if (route === undefined) return yield* new Refusal({ status: 404, reason: "not-found" })
     if (route.method !== request.method) return yield* new Refusal({ status: 405, reason: "method-not-allowed" })
+    if (route.method === "POST" && fromAnotherSite(request.headers)) return yield* new Refusal({ status: 403, reason: "cross-site" })
     return yield* route.handle(context, request, query)
   }).pipe(
     Effect.catchTag("Refusal", (refusal) =>

@@ -10,7 +10,8 @@
  * no browser is ever prompted for, or caches, the Basic credential; only the proxy (the CSRF
  * boundary in front of the dashboard) and non-browser clients hold it. optio-api may forward the
  * embedding page's Origin with a rewritten Host, so checking Origin there would refuse the
- * dashboard itself.
+ * dashboard itself. What a browser says of its own request is still honoured: a state-changing
+ * request it marks as coming from another site (`Sec-Fetch-Site`) is refused whatever it carries.
  *
  * @since 0.1.0
  */
@@ -104,6 +105,18 @@ export const sameOrigin = (headers: Readonly<Record<string, string | undefined>>
   } catch {
     return false
   }
+}
+
+/**
+ * Whether a browser says the request was made by a page of another origin's site or of another
+ * origin on this site (`Sec-Fetch-Site: cross-site` / `same-site`; a page on another port of the
+ * host is `same-site`). Requests from the dashboard's own page through its proxy are
+ * `same-origin`; non-browser clients send nothing.
+ * @category checks
+ */
+export const fromAnotherSite = (headers: Readonly<Record<string, string | undefined>>): boolean => {
+  const site = headers["sec-fetch-site"]?.toLowerCase()
+  return site === "cross-site" || site === "same-site"
 }
 
 /**

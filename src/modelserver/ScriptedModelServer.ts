@@ -19,6 +19,7 @@ import { NodeHttpServer } from "@effect/platform-node"
 import { Deferred, Duration, Effect, Option, Random, Schema, Scope, Stream, SubscriptionRef } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
+import { trackConnections } from "../http/ConnectionTracker.ts"
 import { brotliDecompressSync, gunzipSync, zstdDecompressSync } from "node:zlib"
 import type { ModelRequest, SideRequestKind } from "./ModelRequest.ts"
 import { decodeModelRequest, sideRequestKind } from "./ModelRequest.ts"
@@ -142,7 +143,9 @@ export const start: (
     idTag: (yield* Random.nextIntBetween(0, 0xffffff)).toString(16).padStart(6, "0")
   }
   const state = yield* SubscriptionRef.make<State>({ cursor: 0, modelRequests: 0, exhausted: false, records: [] })
-  const server = yield* NodeHttpServer.make(() => createServer(), {
+  const nodeServer = createServer()
+  const connections = trackConnections(nodeServer)
+  const server = yield* NodeHttpServer.make(() => nodeServer, {
     host,
     port: options?.port ?? 0,
     gracefulShutdownTimeout: Duration.seconds(2)
@@ -153,6 +156,9 @@ export const start: (
   yield* server.serve(handle(script, settings, state, closing))
   // Registered after `serve`, so it runs before the server's own shutdown: held-open streams end
   // and the server closes at once instead of waiting out its grace period.
+  // Then every connection is cut after a short grace (a client that keeps one open must not hold
+  // the close up).
+  yield* Effect.addFinalizer(() => connections.close(Duration.seconds(1)))
   yield* Effect.addFinalizer(() => Deferred.succeed(closing, undefined))
   const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
   const requests = SubscriptionRef.get(state).pipe(Effect.map((s) => s.records))

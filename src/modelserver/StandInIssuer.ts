@@ -23,6 +23,7 @@ import { Duration, Effect, Option, Schema, Scope } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash, randomBytes } from "node:crypto"
 import { createServer } from "node:http"
+import { trackConnections } from "../http/ConnectionTracker.ts"
 import { tokenFingerprint } from "./ModelRequest.ts"
 
 /**
@@ -161,7 +162,9 @@ export const startStandInIssuer: (options?: StandInIssuerOptions) => Effect.Effe
       codes: new Map(),
       accessTokens: []
     }
-    const server = yield* NodeHttpServer.make(() => createServer(), {
+    const nodeServer = createServer()
+    const connections = trackConnections(nodeServer)
+    const server = yield* NodeHttpServer.make(() => nodeServer, {
       host: "127.0.0.1",
       port: 0,
       gracefulShutdownTimeout: Duration.seconds(1)
@@ -169,6 +172,8 @@ export const startStandInIssuer: (options?: StandInIssuerOptions) => Effect.Effe
     const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
     const url = `http://127.0.0.1:${port}`
     yield* server.serve(handle(state, url))
+    // Runs before the server's own close, which would wait for every connection forever.
+    yield* Effect.addFinalizer(() => connections.close(Duration.seconds(1)))
     const issuer: StandInIssuer = {
       url,
       tokenUrl: `${url}/oauth/token`,

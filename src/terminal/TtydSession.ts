@@ -26,10 +26,10 @@ import { ByteSize, Context, Duration, Effect, Fiber, FiberSet, Layer, Option, Re
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { Socket } from "effect/socket"
 import { createServer } from "node:http"
-import { destroyUpgradeWhenEnded, trackConnections } from "../conversation/ConnectionTracker.ts"
+import { destroyUpgradeWhenEnded, trackConnections } from "../http/ConnectionTracker.ts"
 import { Host } from "../host/Host.ts"
 import type { HostShape } from "../host/Host.ts"
-import { LOOPBACK_USERNAME, loopbackAuthFor, makeLoopbackAuth, sameOrigin, splitTarget } from "../http/LoopbackAuth.ts"
+import { fromAnotherSite, LOOPBACK_USERNAME, loopbackAuthFor, makeLoopbackAuth, sameOrigin, splitTarget } from "../http/LoopbackAuth.ts"
 import type { LoopbackAuth } from "../http/LoopbackAuth.ts"
 import { loadAssets, PAGE_HTML, SECURITY_HEADERS, TerminalAssetsMissing } from "./TerminalPage.ts"
 import type { Assets } from "./TerminalPage.ts"
@@ -193,6 +193,7 @@ const handle = (context: Served) =>
     const via = context.auth.check(request, target.query, inView !== undefined)
     if (via === undefined) return unauthorized
     if (via !== "basic" && !sameOrigin(request.headers)) return foreignOrigin
+    if (request.method.toUpperCase() === "POST" && fromAnotherSite(request.headers)) return foreignOrigin
     // The cookie lives in the viewer's path only: a token URL elsewhere moves there first.
     if (via === "token" && inView === undefined && request.method.toUpperCase() === "GET" && request.headers["upgrade"] === undefined) {
       return HttpServerResponse.empty({ status: 303, headers: { ...SECURITY_HEADERS, location: context.auth.viewLocation(target.path), "set-cookie": context.auth.cookie } })

@@ -97,6 +97,23 @@ describe("ConversationListener auth, strictly", () => {
     }))
 })
 
+describe("ConversationListener and other sites", () => {
+  it.live("finding 6: a state-changing request a browser marks as from another site is refused, even with the credential", () =>
+    Effect.gen(function*() {
+      const { fake, endpoint } = yield* setup()
+      const auth = `Basic ${Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")}`
+      const headers = { authorization: auth, "content-type": "application/json" }
+      for (const site of ["cross-site", "same-site"]) {
+        const answer = yield* rawRequest(endpoint.port, "/send", { method: "POST", headers: { ...headers, "sec-fetch-site": site, origin: "http://127.0.0.1:1" }, body: JSON.stringify({ text: "injected" }) })
+        assert.strictEqual(answer.status, 403, site)
+      }
+      // The dashboard's own page through its proxy: same-origin, with its Origin passed on.
+      const own = yield* rawRequest(endpoint.port, "/send", { method: "POST", headers: { ...headers, "sec-fetch-site": "same-origin", origin: "https://dashboard.example" }, body: JSON.stringify({ text: "mine" }) })
+      assert.strictEqual(own.status, 200)
+      assert.deepStrictEqual((yield* fake.calls).sent, ["mine"])
+    }))
+})
+
 describe("ConversationListener commands", () => {
   it.live("send forwards the text; bad bodies are 400 bad-json / bad-text; a closed conversation is 409", () =>
     Effect.gen(function*() {

@@ -11,13 +11,13 @@ describe("TaskContext", () => {
       yield* task.reportProgress(10, "starting")
       yield* task.reportProgress(null, "no percent")
       yield* task.setWidgetUpstream("http://127.0.0.1:1/", { kind: "basic", username: "optio", password: Redacted.make("pw") })
-      yield* task.setWidgetData({ iframeSrc: "{widgetProxyUrl}/" })
+      yield* task.setWidgetData({ iframeSrc: "{widgetProxyUrl}" })
       yield* task.requestBrowserOpen("https://example.com")
       yield* task.needAttention("look")
       const seen = yield* (yield* TaskRecorder).current
       assert.deepStrictEqual(seen.progress, [{ percent: 10, message: "starting" }, { percent: null, message: "no percent" }])
       assert.strictEqual(seen.widgetUpstream?.url, "http://127.0.0.1:1/")
-      assert.deepStrictEqual(seen.widgetData, { iframeSrc: "{widgetProxyUrl}/" })
+      assert.deepStrictEqual(seen.widgetData, { iframeSrc: "{widgetProxyUrl}" })
       assert.deepStrictEqual(seen.browserOpenRequests, ["https://example.com"])
       assert.deepStrictEqual(seen.attentionRequests, ["look"])
       yield* task.clearWidgetUpstream
