@@ -35,6 +35,7 @@ import { HostKeyChanged, HostKeyUnknown } from "./ssh/HostKey.ts"
 import { makeFiles } from "./ssh/RemoteFiles.ts"
 import { makeProcesses } from "./ssh/RemoteProcess.ts"
 import { acquireConnection, HostConnectionLost, sshConnections } from "./ssh/SshConnection.ts"
+import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { makeTail } from "./Tail.ts"
 
 export { HostConnectionLost, HostKeyChanged, HostKeyUnknown, sshConnections }
@@ -74,10 +75,11 @@ export interface RemoteHostOptions {
 }
 
 /**
- * Failures of building a remote host: an untrusted host key, or no connection.
+ * Failures of building a remote host: an untrusted host key, no connection, or the optional
+ * `ssh2` package not installed.
  * @category errors
  */
-export type RemoteHostError = HostKeyUnknown | HostKeyChanged | HostError
+export type RemoteHostError = HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing
 
 /**
  * Connects (or joins the shared connection) and builds the host. The connection reference is

@@ -16,9 +16,10 @@
 import { Deferred, Duration, Effect, Exit, Redacted, Schedule, Schema, Scope } from "effect"
 import { readFile } from "node:fs/promises"
 import { connect as netConnect } from "node:net"
-import { Client } from "ssh2"
-import type { ClientChannel, ConnectConfig, PseudoTtyOptions, SFTPWrapper } from "ssh2"
+import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions, SFTPWrapper } from "ssh2"
 import { HostError } from "../Host.ts"
+import { loadOptionalPackage } from "../../package/OptionalPackage.ts"
+import type { OptionalPackageMissing } from "../../package/OptionalPackage.ts"
 import type { HostErrorReason } from "../Host.ts"
 import { decide, preferredAlgorithms, readKnownHosts, recordKnownHost } from "./HostKey.ts"
 import type { HostKeyChanged, HostKeyPolicy, HostKeyUnknown, HostKeyVerdict } from "./HostKey.ts"
@@ -298,7 +299,7 @@ export class SshConnection {
  */
 export const acquireConnection = (
   options: SshConnectionOptions
-): Effect.Effect<SshConnection, HostKeyUnknown | HostKeyChanged | HostError, Scope.Scope> => {
+): Effect.Effect<SshConnection, HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing, Scope.Scope> => {
   const key = `${options.user}@${options.host}:${options.port}`
   return Effect.acquireRelease(
     Effect.gen(function*() {
@@ -334,7 +335,7 @@ export const sshConnections = (): ReadonlyArray<{ readonly key: string; readonly
 
 interface Entry {
   users: number
-  readonly ready: Deferred.Deferred<SshConnection, HostKeyUnknown | HostKeyChanged | HostError>
+  readonly ready: Deferred.Deferred<SshConnection, HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing>
   connection: SshConnection | undefined
 }
 
@@ -352,6 +353,7 @@ const releaseEntry = (key: string, entry: Entry): Effect.Effect<void> =>
 
 const openConnection = (options: SshConnectionOptions, key: string) =>
   Effect.gen(function*() {
+    yield* loadSsh2
     const serial = nextSerial()
     const [first, verdict] = yield* connectOnce(options, `ssh://${key}`, serial)
     if (verdict._tag === "New" && options.hostKey.knownHostsFile !== undefined) {
@@ -372,6 +374,9 @@ const verifyJoiner = (options: SshConnectionOptions, connection: SshConnection) 
     }
   })
 
+// ssh2 is an optional peer dependency: only workers with SSH hosts install it.
+const loadSsh2 = loadOptionalPackage("ssh2", "An SSH host (RemoteHost)", () => import("ssh2"))
+
 const connectOnce = (
   options: SshConnectionOptions,
   label: string,
@@ -383,6 +388,8 @@ const connectOnce = (
       try: () => readFile(options.identityFile ?? ""),
       catch: (error) => connectError(label, `cannot read identity file ${options.identityFile}`, "BadArgument", error)
     })
+    // openConnection loaded ssh2 (and reported its absence) before the first attempt; Node caches it.
+    const { Client } = yield* Effect.orDie(loadSsh2)
     const lost = yield* Deferred.make<void>()
     return yield* Effect.callback<readonly [Generation, HostKeyVerdict], HostKeyUnknown | HostKeyChanged | HostError>((resume) => {
       let verdict: HostKeyVerdict | undefined
