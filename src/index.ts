@@ -6,6 +6,8 @@
  *
  * @since 0.1.0
  */
+// First: see EvalFilename (`node -e` and @effect/platform-node).
+import { restoreEvalFilename } from "./package/EvalFilename.ts"
 export { createCodexTask } from "./session/CodexTask.ts"
 export type { CodexTaskDefinition, UiWidget } from "./session/CodexTask.ts"
 export { runCodexSession } from "./session/CodexSession.ts"
@@ -87,3 +89,5 @@ export type { ProbeOptions, VerifyError, VerifyOptions, VerifyOutcome } from "./
 export { captureSnapshot, newestRolloutId, restoreSnapshot, SnapshotCaptureFailed, SnapshotRestoreFailed } from "./snapshots/WorkdirSnapshot.ts"
 export { LoginFailed, runCodexLogin } from "./session/LoginBody.ts"
 export type { DeviceCodePrompt, LoginOptions, LoginResult } from "./session/LoginBody.ts"
+
+restoreEvalFilename()

@@ -8,6 +8,8 @@
  *
  * @since 0.1.0
  */
+// First: see EvalFilename (`node -e` and @effect/platform-node).
+import { restoreEvalFilename } from "./package/EvalFilename.ts"
 import { Layer } from "effect"
 import { BinaryCache } from "./binary/BinaryCache.ts"
 import type { BinaryCacheOptions } from "./binary/BinaryCache.ts"
@@ -144,3 +146,5 @@ export const offlineDemoScript: ModelScript.Script = demoScript
  * @since 0.1.0
  */
 export const OFFLINE_DEMO_PROMPT: string = DEMO_PROMPT
+
+restoreEvalFilename()
