@@ -14,6 +14,7 @@ import type { LeaseGrant } from "../lease/Lease.ts"
 /**
  * What a hook can see of the running task. Minimal for now; the session extends it.
  * @category models
+ * @since 0.1.0
  */
 export interface HookContext {
   /** Absolute path of the task's workdir on the host (codex's cwd). */
@@ -23,6 +24,7 @@ export interface HookContext {
 /**
  * Optional callbacks of a codex task. Failures are reported by the session, not swallowed.
  * @category models
+ * @since 0.1.0
  */
 export interface CodexTaskHooks {
   /** Runs once the workdir is prepared, before codex starts. */

@@ -37,6 +37,7 @@ export const SEED_MANIFEST_VERSION = 1
 /**
  * A seed's blob holds no usable `auth.json`, so planting it would start codex logged out.
  * @category errors
+ * @since 0.1.0
  */
 export class SeedHasNoCredentials extends Schema.TaggedError<SeedHasNoCredentials>()("SeedHasNoCredentials", {
   seedId: Schema.String,
@@ -50,6 +51,7 @@ export class SeedHasNoCredentials extends Schema.TaggedError<SeedHasNoCredential
 /**
  * Validated credentials read from a CODEX_HOME: the exact bytes and their fingerprint.
  * @category models
+ * @since 0.1.0
  */
 export interface Credentials {
   readonly bytes: Uint8Array
@@ -59,6 +61,7 @@ export interface Credentials {
 /**
  * What planting a seed left behind.
  * @category models
+ * @since 0.1.0
  */
 export interface PlantedSeed {
   /** The document the blob was read under; its generation fences the first save-back. */
@@ -71,6 +74,7 @@ export interface PlantedSeed {
  * Reads `authPath` through the Host: none when the file does not exist or holds no usable
  * credentials (a torn or logged-out file); any other read error fails.
  * @category constructors
+ * @since 0.1.0
  */
 export const readCredentials = (authPath: string): Effect.Effect<Option.Option<Credentials>, HostError, Host> =>
   Effect.gen(function*() {
@@ -98,6 +102,7 @@ const readMembers = (seedId: string) =>
  * (the capture gate); otherwise the seed holds exactly those validated bytes plus `config.toml`
  * when present.
  * @category constructors
+ * @since 0.1.0
  */
 export const captureSeed = (options: {
   readonly codexHome: string
@@ -134,6 +139,7 @@ export const captureSeed = (options: {
  * has one), both 0600, atomically through the Host. Fails with {@link SeedHasNoCredentials} when
  * the blob holds no usable `auth.json` (nothing is written then).
  * @category constructors
+ * @since 0.1.0
  */
 export const plantSeed = (seedId: string, codexHome: string) =>
   Effect.gen(function*() {
@@ -158,6 +164,7 @@ export const plantSeed = (seedId: string, codexHome: string) =>
  * `config.toml`, and writes through the store's fenced write — a stale generation or a lost lease
  * is refused (`SeedWriteRejected`) and nothing is overwritten.
  * @category constructors
+ * @since 0.1.0
  */
 export const saveCredentials = (options: {
   readonly seedId: string

@@ -82,5 +82,6 @@ const defaultDataDir = (env: Readonly<Record<string, string | undefined>>, homeD
 /**
  * The store layers and helpers.
  * @category layers
+ * @since 0.1.0
  */
 export const Store = { layerMemory, layerEmbedded, layerMongo, defaultDataDir } as const

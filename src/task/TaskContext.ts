@@ -13,6 +13,7 @@ import { Context, Effect, Layer, Redacted, Ref } from "effect"
  * How the dashboard's proxy authenticates to an upstream: the credential it adds to every
  * proxied request.
  * @category models
+ * @since 0.1.0
  */
 export type InnerAuth =
   | { readonly kind: "basic"; readonly username: string; readonly password: Redacted.Redacted<string> }
@@ -22,6 +23,7 @@ export type InnerAuth =
 /**
  * Writes one uploaded file; returns the path it was stored at.
  * @category models
+ * @since 0.1.0
  */
 export type UploadWriter = (upload: {
   readonly fileName: string
@@ -31,6 +33,7 @@ export type UploadWriter = (upload: {
 /**
  * The ProcessContext subset a codex task uses.
  * @category services
+ * @since 0.1.0
  */
 export class TaskContext extends Context.Service<TaskContext, {
   readonly processId: string
@@ -119,6 +122,7 @@ export class TaskContext extends Context.Service<TaskContext, {
 /**
  * Who a task is, for the layers above.
  * @category models
+ * @since 0.1.0
  */
 export interface TaskIdentity {
   readonly processId: string
@@ -129,6 +133,7 @@ export interface TaskIdentity {
 /**
  * Everything a recording {@link TaskContext} saw.
  * @category models
+ * @since 0.1.0
  */
 export interface TaskRecord {
   readonly progress: ReadonlyArray<{ readonly percent: number | null; readonly message: string | null }>
@@ -155,6 +160,7 @@ const emptyRecord: TaskRecord = {
 /**
  * Reads what a recording TaskContext saw.
  * @category services
+ * @since 0.1.0
  */
 export class TaskRecorder extends Context.Service<TaskRecorder, {
   readonly current: Effect.Effect<TaskRecord>

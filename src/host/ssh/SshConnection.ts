@@ -30,6 +30,7 @@ import type { HostKeyChanged, HostKeyPolicy, HostKeyUnknown, HostKeyVerdict } fr
  * `ConnectionLost`; `pids` are the remote processes this worker still tracked at that moment,
  * which may remain on the host if no later reconnect can stop them.
  * @category errors
+ * @since 0.1.0
  */
 export class HostConnectionLost extends Schema.TaggedError<HostConnectionLost>()("HostConnectionLost", {
   host: Schema.String,
@@ -325,6 +326,7 @@ export const acquireConnection = (
 /**
  * The connections currently open (for diagnostics and tests).
  * @category getters
+ * @since 0.1.0
  */
 export const sshConnections = (): ReadonlyArray<{ readonly key: string; readonly id: number; readonly users: number; readonly localPort: number }> =>
   [...registry].flatMap(([key, entry]) =>
