@@ -6,7 +6,8 @@
 # Checks: publint and attw on the tarball; its file list (no tests, no .ts but .d.ts); the API
 # reference in docs/ is current; `import("optio-codex")` under `node -e`; the main entry exports no
 # test tooling; missing optional peers fail with OptionalPackageMissing; the CLI (--version, --help,
-# run --offline-demo in both modes, seeds, doctor) from node_modules; examples/worker against the
+# run --offline-demo in both modes, seeds, doctor) from node_modules; the README's worker program;
+# examples/worker against the
 # tarball (its outcomes, its strict type-check, its mock-layer test, one copy of effect).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -96,6 +97,11 @@ cli_demo() { # cli_demo MODE: the offline demo from node_modules exits 0 and cod
   rm -rf "$PWD/w-$1"
   npx optio-codex run --mode "$1" --offline-demo --workdir "$PWD/w-$1" </dev/null && grep -q "hello from codex" "$PWD/w-$1/hello.txt"
 }
+readme_worker() { # the README's "Using it from a worker" program, as it stands
+  awk '/^## Using it from a worker/ { section = 1 } section && /^```ts$/ { code = 1; next } code && /^```$/ { exit } code { print }' \
+    "$repo/README.md" >worker.mts
+  [ -s worker.mts ] && node worker.mts </dev/null | tee readme.out && grep -q "^done: wrote hello.txt" readme.out
+}
 version_names_codex() { npx optio-codex --version | grep -E "^optio-codex v[0-9.]+ \(codex [0-9.]+\)$"; }
 worker_outcomes() {
   node src/main.ts "$PWD/work" </dev/null | tee "$PWD/worker.out" &&
@@ -129,6 +135,7 @@ consumer_round() { # consumer_round LABEL
   check "[$label] optio-codex doctor" npx optio-codex doctor
   check "[$label] run --offline-demo --mode tui" cli_demo tui
   check "[$label] run --offline-demo --mode conversation" cli_demo conversation
+  check "[$label] README's worker program runs as pasted" readme_worker
   if [ "$label" = node24 ]; then
     cold_after=$(seconds npx optio-codex --help)
     footprint_without=$(du -sh node_modules | cut -f1)
