@@ -61,6 +61,8 @@ tarball_bytes=$(stat -c %s "$tarball")
 
 no_test_code() { ! grep -E '^(test|bench|examples|scripts|\.cache|\.ci)/|\.test\.|/fixtures/' "$work/files.txt"; }
 no_ts_source() { ! grep -E '\.(ts|mts|cts|tsx)$' "$work/files.txt" | grep -vE '\.d\.ts$'; }
+ships_entries() { for f in LICENSE README.md package.json bin/optio-codex.js dist/index.js dist/index.d.ts dist/testing.js dist/testing.d.ts dist/cli/main.js; do grep -qx "$f" "$work/files.txt" || { echo "missing $f"; return 1; }; done; }
+check "tarball ships dist/, bin/, README, LICENSE" ships_entries
 check "tarball holds no test code" no_test_code
 check "tarball holds no .ts besides .d.ts" no_ts_source
 check "publint --strict" npx publint run --strict "$tarball"
