@@ -139,7 +139,8 @@ consumer_round() { # consumer_round LABEL
   check "[$label] run --offline-demo --mode conversation" cli_demo conversation
   check "[$label] README's worker program runs as pasted" readme_worker
   if [ "$label" = node24 ]; then
-    cold_after=$(seconds npx optio-codex --help)
+    cold_after=$(seconds node node_modules/optio-codex/bin/optio-codex.js --help)
+    cold_npx=$(seconds npx optio-codex --help)
     footprint_without=$(du -sh node_modules | cut -f1)
     check "[$label] npm install mongodb ssh2 (optional peers)" npm install --no-audit --no-fund mongodb ssh2
     footprint_with=$(du -sh node_modules | cut -f1)
@@ -175,6 +176,6 @@ fi
 
 echo "tarball: $(basename "$tarball"), $tarball_bytes bytes ($((tarball_bytes / 1024)) KiB), $file_count files"
 echo "installed footprint (du of node_modules): ${footprint_without:-?} without mongodb/ssh2, ${footprint_with:-?} with"
-echo "cold optio-codex --help: ${cold_before}s from the repository (.ts sources), ${cold_after:-?}s installed (dist/)"
+echo "cold optio-codex --help: ${cold_before}s from the repository (.ts sources), ${cold_after:-?}s installed (dist/), ${cold_npx:-?}s through npx"
 echo "consumer: $passed passed, $failed failed"
 [ "$failed" = 0 ]
