@@ -1,10 +1,13 @@
 /**
  * optio-codex: run OpenAI Codex as managed, isolated, resumable tasks inside Effect-based optio
  * workers. The public API: the session and task factory, the services with their layers, the
- * configuration schema and the errors a caller can handle.
+ * configuration schema and the errors a caller can handle. Test tooling lives in
+ * `optio-codex/testing`.
  *
  * @since 0.1.0
  */
+// First: see EvalFilename (`node -e` and @effect/platform-node).
+import { restoreEvalFilename } from "./package/EvalFilename.ts"
 export { createCodexTask } from "./session/CodexTask.ts"
 export type { CodexTaskDefinition, UiWidget } from "./session/CodexTask.ts"
 export { runCodexSession } from "./session/CodexSession.ts"
@@ -45,16 +48,15 @@ export * as LocalHost from "./host/LocalHost.ts"
 export * as RemoteHost from "./host/RemoteHost.ts"
 export { HostConnectionLost, HostKeyChanged, HostKeyUnknown } from "./host/RemoteHost.ts"
 export { BinaryCache, CodexUnavailable, PINNED_CODEX_VERSION } from "./binary/BinaryCache.ts"
-export { TaskContext, TaskRecorder } from "./task/TaskContext.ts"
-export type { InnerAuth, PublishedConversation, TaskIdentity, TaskRecord, UploadWriter } from "./task/TaskContext.ts"
+export { OptionalPackageMissing } from "./package/OptionalPackage.ts"
+export { TaskContext } from "./task/TaskContext.ts"
+export type { InnerAuth, PublishedConversation, TaskIdentity, UploadWriter } from "./task/TaskContext.ts"
 export { TtydSession } from "./terminal/TtydSession.ts"
 export { ConversationListener } from "./conversation/ConversationListener.ts"
 export { ConversationClosed } from "./conversation/ConversationHandle.ts"
 export type { ConversationEvent, ConversationHandle } from "./conversation/ConversationHandle.ts"
 export { startConversation } from "./appserver/CodexConversation.ts"
 export type { CodexConversation } from "./appserver/CodexConversation.ts"
-export { ScriptedModelServer } from "./modelserver/ScriptedModelServer.ts"
-export * as ModelScript from "./modelserver/ModelScript.ts"
 export { Store } from "./store/Store.ts"
 export { BlobCrypto } from "./store/BlobCrypto.ts"
 export { SeedStore } from "./seeds/SeedStore.ts"
@@ -87,5 +89,5 @@ export type { ProbeOptions, VerifyError, VerifyOptions, VerifyOutcome } from "./
 export { captureSnapshot, newestRolloutId, restoreSnapshot, SnapshotCaptureFailed, SnapshotRestoreFailed } from "./snapshots/WorkdirSnapshot.ts"
 export { LoginFailed, runCodexLogin } from "./session/LoginBody.ts"
 export type { DeviceCodePrompt, LoginOptions, LoginResult } from "./session/LoginBody.ts"
-export { startStandInIssuer } from "./modelserver/StandInIssuer.ts"
-export type { StandInIssuer } from "./modelserver/StandInIssuer.ts"
+
+restoreEvalFilename()

@@ -123,6 +123,7 @@ export type SendTurnError = ConversationClosed | AppServerRequestError | AppServ
 /**
  * A running codex conversation: the viewer seam plus what the session and tests need.
  * @category models
+ * @since 0.1.0
  */
 export interface CodexConversation extends ConversationHandle {
   readonly threadId: string
@@ -198,6 +199,7 @@ const decodeTurnCompleted = Schema.decodeUnknownOption(TurnCompletedNotification
  * Launches `codex app-server` on the host and bootstraps a conversation. The process lives as
  * long as the scope; closing the scope closes the conversation gracefully first.
  * @category constructors
+ * @since 0.1.0
  */
 export const startConversation = Effect.fn("CodexConversation.start")(function*(options: ConversationOptions) {
   const host = yield* Host

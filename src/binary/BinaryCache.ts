@@ -28,6 +28,7 @@ const PackageManifest = Schema.Struct({
 /**
  * The codex version this package pins (its exact `@openai/codex` dependency).
  * @category constants
+ * @since 0.1.0
  */
 export const PINNED_CODEX_VERSION: string = Schema.decodeUnknownSync(PackageManifest)(
   createRequire(import.meta.url)("../../package.json")
@@ -36,6 +37,7 @@ export const PINNED_CODEX_VERSION: string = Schema.decodeUnknownSync(PackageMani
 /**
  * Why the pinned codex could not be provided on a host.
  * @category errors
+ * @since 0.1.0
  */
 export class CodexUnavailable extends Schema.TaggedError<CodexUnavailable>()("CodexUnavailable", {
   host: Schema.String,
@@ -83,6 +85,7 @@ export interface BinaryCacheOptions {
 /**
  * Provides the pinned codex on the current Host.
  * @category services
+ * @since 0.1.0
  */
 export class BinaryCache extends Context.Service<BinaryCache, {
   /** Ensures the pinned codex is installed on the host, once per layer (memoized). */

@@ -19,6 +19,7 @@ import { Config, Layer, Option, Redacted } from "effect"
 import { Flag } from "effect/cli"
 import { homedir } from "node:os"
 import { isAbsolute, resolve } from "node:path"
+import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { BlobCrypto } from "../store/BlobCrypto.ts"
 import type { BlobKeyInvalid } from "../store/BlobCrypto.ts"
 import { Store } from "../store/Store.ts"
@@ -147,14 +148,15 @@ export const blobKeysFromEnv = (env: Env = process.env): {
 /**
  * The store services (`SeedStore`, `Lease`, `SnapshotStore`) the flags select, with blob
  * encryption keyed from the environment. Fails with `StoreUnavailable` when the store cannot be
- * opened and `BlobKeyInvalid` when a configured key is unusable.
+ * opened, `BlobKeyInvalid` when a configured key is unusable and `OptionalPackageMissing` when
+ * MongoDB is chosen but the `mongodb` package is not installed.
  * @category layers
  * @since 0.1.0
  */
 export const storeLayer = (
   flags: StoreFlagValues,
   env: Env = process.env
-): Layer.Layer<StoreServices, StoreUnavailable | BlobKeyInvalid> => {
+): Layer.Layer<StoreServices, StoreUnavailable | BlobKeyInvalid | OptionalPackageMissing> => {
   const choice = storeChoice(flags, env)
   const store = choice._tag === "Embedded"
     ? Store.layerEmbedded({ dataDir: choice.dataDir })

@@ -16,6 +16,7 @@ import { ScriptedModelServer } from "../modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../session/CodexSession.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
+import { VERSION_LINE } from "../package/PackageInfo.ts"
 import { DEMO_PROMPT, demoScript, demoTaskSettings } from "./OfflineDemo.ts"
 import { doctorChecks } from "./Doctor.ts"
 import { hostFlags, hostLayerFrom } from "./HostFlags.ts"
@@ -49,7 +50,7 @@ const run = Command.make("run", {
   ),
   workdir: Flag.String("workdir").pipe(Flag.withDescription("codex's working directory (kept afterwards)"), Flag.optional),
   prompt: Flag.String("prompt").pipe(Flag.withDescription("the task for codex"), Flag.optional),
-  model: Flag.String("model").pipe(Flag.optional),
+  model: Flag.String("model").pipe(Flag.withDescription("the model codex asks for (default: codex's own default)"), Flag.optional),
   processId: Flag.String("process-id").pipe(Flag.withDescription("task id (names the task dir)"), Flag.withDefault("cli")),
   ...hostFlags,
   codexCacheDir: Flag.String("codex-cache-dir").pipe(
@@ -125,11 +126,22 @@ const doctor = Command.make("doctor", hostFlags, (flags) =>
     )
     for (const check of checks) yield* Console.log(`${check.ok ? "ok  " : "FAIL"} ${check.check}: ${check.detail}`)
     if (checks.some((check) => !check.ok)) return yield* new UsageError({ detail: "some checks failed" })
-  }).pipe(Effect.scoped))
+  }).pipe(Effect.scoped)).pipe(
+    Command.withDescription("Check that a host (this machine, or --host) can run codex tasks: tools, sandbox, codex binary")
+  )
 
 const root = Command.make("optio-codex").pipe(
   Command.withDescription("Run OpenAI Codex as managed, isolated tasks"),
-  Command.withSubcommands([run, doctor, seedsCommand, loginCommand])
+  Command.withSubcommands([
+    run.pipe(Command.withDescription(
+      "Run one codex task on this machine (or --host): the codex TUI in a web terminal, or a conversation over codex app-server"
+    )),
+    doctor,
+    seedsCommand,
+    loginCommand.pipe(Command.withDescription(
+      "Log codex in to a ChatGPT account (device code) and store the credentials as a seed; prints the seed id"
+    ))
+  ])
 )
 
-Command.run(root, { version: "0.1.0" }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)
+Command.run(root, { version: VERSION_LINE }).pipe(Effect.provide(NodeServices.layer), NodeRuntime.runMain)

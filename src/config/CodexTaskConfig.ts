@@ -16,33 +16,57 @@ import { tomlKeyPath, TomlValueSchema } from "./Toml.ts"
 
 export { ConfigError } from "./ConfigError.ts"
 
-/** How the operator sees the task: codex's TUI in a web terminal, or the app-server conversation. @category models */
+/**
+ * How the operator sees the task: codex's TUI in a web terminal, or the app-server conversation. @category models
+ * @since 0.1.0
+ */
 export const ConversationMode = Schema.Literals(["iframe", "conversation"])
 export type ConversationMode = typeof ConversationMode.Type
-/** How much of each tool call the conversation widget shows. @category models */
+/**
+ * How much of each tool call the conversation widget shows. @category models
+ * @since 0.1.0
+ */
 export const ToolVerbosity = Schema.Literals(["silent", "description-only", "verbose"])
 export type ToolVerbosity = typeof ToolVerbosity.Type
-/** Whether the conversation widget shows the model's reasoning. @category models */
+/**
+ * Whether the conversation widget shows the model's reasoning. @category models
+ * @since 0.1.0
+ */
 export const ThinkingVerbosity = Schema.Literals(["hidden", "visible"])
 export type ThinkingVerbosity = typeof ThinkingVerbosity.Type
-/** codex `--ask-for-approval` policy (iframe mode). @category models */
+/**
+ * codex `--ask-for-approval` policy (iframe mode). @category models
+ * @since 0.1.0
+ */
 export const ApprovalPolicy = Schema.Literals(["untrusted", "on-failure", "on-request", "never"])
 export type ApprovalPolicy = typeof ApprovalPolicy.Type
-/** codex sandbox mode, kebab-case as codex spells it. @category models */
+/**
+ * codex sandbox mode, kebab-case as codex spells it. @category models
+ * @since 0.1.0
+ */
 export const SandboxMode = Schema.Literals(["read-only", "workspace-write", "danger-full-access"])
 export type SandboxMode = typeof SandboxMode.Type
-/** codex `model_reasoning_effort`. @category models */
+/**
+ * codex `model_reasoning_effort`. @category models
+ * @since 0.1.0
+ */
 export const ReasoningEffort = Schema.Literals(["none", "minimal", "low", "medium", "high", "xhigh"])
 export type ReasoningEffort = typeof ReasoningEffort.Type
 /** SSH host key policy: `strict` needs a known key, `accept-new` trusts the first one seen. @category models */
 export const HostKeyPolicy = Schema.Literals(["strict", "accept-new"])
 export type HostKeyPolicy = typeof HostKeyPolicy.Type
 
-/** An extra directory grant; `rw` widens codex's writable roots, `ro` is accepted and changes nothing. @category models */
+/**
+ * An extra directory grant; `rw` widens codex's writable roots, `ro` is accepted and changes nothing. @category models
+ * @since 0.1.0
+ */
 export const AllowedDir = Schema.Struct({ path: Schema.String, mode: Schema.Literals(["ro", "rw"]) })
 export type AllowedDir = typeof AllowedDir.Type
 
-/** Where to run codex when it is not the local machine. @category models */
+/**
+ * Where to run codex when it is not the local machine. @category models
+ * @since 0.1.0
+ */
 export const SshConfig = Schema.Struct({
   host: Schema.String,
   user: Schema.String,
@@ -61,6 +85,7 @@ const TEN_MB = 10_000_000
  * How workdir snapshots are compressed: `zstd` (fast, the default) or `gzip` (readable by the
  * Python reference workers that share the store).
  * @category schemas
+ * @since 0.1.0
  */
 export const SnapshotCompression = Schema.Literals(["zstd", "gzip"])
 /** @category models */
@@ -81,6 +106,7 @@ export type Compat = typeof Compat.Type
  * Schema of the task configuration. Field order follows the reference's rule order so
  * that a type error is reported for the same field the reference would name first.
  * @category schemas
+ * @since 0.1.0
  */
 export const CodexTaskConfig = Schema.Struct({
   consumerInstructions: Schema.String,
@@ -121,12 +147,16 @@ export const CodexTaskConfig = Schema.Struct({
 })
 /** A decoded, validated, deeply frozen task configuration. @category models */
 export type CodexTaskConfig = typeof CodexTaskConfig.Type
-/** What a caller writes: every field but `consumerInstructions` may be left out. @category models */
+/**
+ * What a caller writes: every field but `consumerInstructions` may be left out. @category models
+ * @since 0.1.0
+ */
 export type CodexTaskConfigInput = typeof CodexTaskConfig.Encoded
 
 /**
  * The sandbox codex runs under: the explicit `sandbox`, else derived from `fsIsolation`.
  * @category accessors
+ * @since 0.1.0
  */
 export const effectiveSandboxMode = (config: Pick<CodexTaskConfig, "sandbox" | "fsIsolation">): SandboxMode =>
   config.sandbox ?? (config.fsIsolation ? "workspace-write" : "danger-full-access")
@@ -137,6 +167,7 @@ export const effectiveSandboxMode = (config: Pick<CodexTaskConfig, "sandbox" | "
  * Unknown keys are rejected (a misspelt or snake_case key would otherwise be ignored
  * silently); the error suggests the right name when it can guess it.
  * @category decoding
+ * @since 0.1.0
  */
 export const decodeCodexTaskConfig: (input: unknown) => Effect.Effect<CodexTaskConfig, ConfigError> = Effect.fn(
   "decodeCodexTaskConfig",

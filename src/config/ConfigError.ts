@@ -15,6 +15,7 @@ import { Schema, SchemaIssue } from "effect"
  * **Gotchas** `value` is absent where it could be a secret (anything under `env`) and for
  * unknown or missing keys; `field` is `""` when the whole input is not an object.
  * @category errors
+ * @since 0.1.0
  */
 export class ConfigError extends Schema.TaggedError<ConfigError>()("ConfigError", {
   field: Schema.String,

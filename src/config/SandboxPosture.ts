@@ -21,6 +21,7 @@ import { tomlString, tomlValue } from "./Toml.ts"
 /**
  * The resolved sandbox: mode, extra writable roots and network, as codex will apply them.
  * @category models
+ * @since 0.1.0
  */
 export interface SandboxPosture {
   readonly mode: SandboxMode
@@ -45,6 +46,7 @@ const expandHome = (path: string, home: string): string => {
  * **Gotchas** `hostHome` should be absolute; it is used as given apart from trailing `/`.
  * `~user` forms are left untouched (the config decoder already rejects them).
  * @category constructors
+ * @since 0.1.0
  */
 export const resolveSandboxPosture = (
   config: Pick<CodexTaskConfig, "sandbox" | "fsIsolation" | "extraAllowedDirs" | "networkAccess">,

@@ -13,6 +13,7 @@ import type { Effect, Stream } from "effect"
  * requests, responses to our requests), forwarded unmodified, plus harness events whose `type`
  * starts with `x-optio-`.
  * @category models
+ * @since 0.1.0
  */
 export type ConversationEvent = { readonly [key: string]: unknown }
 
@@ -41,6 +42,7 @@ export interface SessionControl {
 /**
  * The conversation has ended; nothing more can be sent.
  * @category errors
+ * @since 0.1.0
  */
 export class ConversationClosed extends Schema.TaggedError<ConversationClosed>()("ConversationClosed", {
   reason: Schema.String
@@ -66,6 +68,7 @@ export class InvalidControl extends Schema.TaggedError<InvalidControl>()("Invali
 /**
  * What viewers can see of, and do with, one codex conversation.
  * @category models
+ * @since 0.1.0
  */
 export interface ConversationHandle {
   /**

@@ -113,6 +113,7 @@ export class ListenerStartFailed extends Schema.TaggedError<ListenerStartFailed>
  * the scope `serve` runs in; closing it ends the streams at once, stops accepting requests and
  * (unless told otherwise) denies the approvals nobody answered.
  * @category services
+ * @since 0.1.0
  */
 export class ConversationListener extends Context.Service<ConversationListener, {
   /** Starts a listener for one conversation; it stops when the scope closes. */

@@ -19,6 +19,7 @@ import { createHash } from "node:crypto"
 /**
  * A parsed `auth.json`: a JSON object.
  * @category models
+ * @since 0.1.0
  */
 export type AuthObject = Readonly<Record<string, unknown>>
 
@@ -28,6 +29,7 @@ export type AuthObject = Readonly<Record<string, unknown>>
  * - `ApiKey`: an `OPENAI_API_KEY` and no usable tokens; nothing rotates.
  * - `Unusable`: logged out or malformed.
  * @category models
+ * @since 0.1.0
  */
 export type AuthShape =
   | { readonly _tag: "ChatGpt"; readonly refreshToken: Option.Option<string>; readonly lastRefresh: Option.Option<Date> }
@@ -44,6 +46,7 @@ const nonEmptyString = (value: unknown): value is string => typeof value === "st
 /**
  * Parses `auth.json` bytes: strict UTF-8, JSON, and a top-level object; none otherwise.
  * @category constructors
+ * @since 0.1.0
  */
 export const parseAuthJson = (bytes: Uint8Array): Option.Option<AuthObject> => {
   try {
@@ -70,6 +73,7 @@ const hasUsableTokens = (value: AuthObject): boolean =>
  * non-empty string `refresh_token` or `access_token`) or API-key shape (a non-empty string
  * `OPENAI_API_KEY`). `{}`, `tokens: {}` and `OPENAI_API_KEY: ""` are not usable.
  * @category guards
+ * @since 0.1.0
  */
 export const isUsableAuth = (value: unknown): boolean =>
   isRecord(value) && (hasUsableTokens(value) || nonEmptyString(value["OPENAI_API_KEY"]))
@@ -78,6 +82,7 @@ export const isUsableAuth = (value: unknown): boolean =>
  * Classifies a parsed `auth.json` (see {@link AuthShape}). Tokens win over an API key: when both
  * are present codex uses the tokens, which are what rotate.
  * @category constructors
+ * @since 0.1.0
  */
 export const authShape = (value: unknown): AuthShape => {
   if (!isRecord(value)) return { _tag: "Unusable" }
@@ -97,6 +102,7 @@ export const authShape = (value: unknown): AuthShape => {
  * The SHA-256 hex digest of the raw bytes (byte-exact, not of normalized JSON); none unless the
  * bytes are a UTF-8 JSON object with usable credentials.
  * @category constructors
+ * @since 0.1.0
  */
 export const credentialFingerprint = (bytes: Uint8Array): Option.Option<string> =>
   Option.filter(parseAuthJson(bytes), isUsableAuth).pipe(
@@ -110,6 +116,7 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))
  * seconds; a string is RFC 3339 with any fraction length (nanoseconds included; digits past the
  * millisecond are dropped), `Z` or an offset, and no offset meaning UTC. None otherwise.
  * @category constructors
+ * @since 0.1.0
  */
 export const parseLastRefresh = (value: unknown): Option.Option<Date> => {
   if (typeof value === "number") {
@@ -138,6 +145,7 @@ export const formatLastRefresh = (date: Date): string => date.toISOString()
 /**
  * The tokens a refresh grant returned; `access_token` is required, the rest optional.
  * @category models
+ * @since 0.1.0
  */
 export interface RefreshedTokens {
   readonly accessToken: string
@@ -164,6 +172,7 @@ export const refreshedTokens = (body: unknown): Option.Option<RefreshedTokens> =
  * Folds a refresh into an `auth.json` (spec §7.5): `tokens.access_token` replaced, `refresh_token`
  * and `id_token` replaced when returned, `last_refresh` set to `now`; every other field kept as is.
  * @category constructors
+ * @since 0.1.0
  */
 export const applyTokenRefresh = (auth: AuthObject, refreshed: RefreshedTokens, now: Date): AuthObject => {
   const tokens = Option.getOrElse(tokensOf(auth), () => ({} as Readonly<Record<string, unknown>>))

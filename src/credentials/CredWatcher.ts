@@ -31,6 +31,7 @@ import { readCredentials, saveCredentials } from "./SeedEngine.ts"
 /**
  * What to watch: the planted seed, the held lease and the live `auth.json`.
  * @category models
+ * @since 0.1.0
  */
 export interface CredWatchSpec {
   /** The doc the planted blob was read under (its generation is the first fence). */
@@ -46,6 +47,7 @@ export interface CredWatchSpec {
 /**
  * The outcome of the final save-back.
  * @category models
+ * @since 0.1.0
  */
 export type FinalSaveBack = {
   readonly outcome: "saved" | "unchanged" | "skipped-lease-lost"
@@ -56,6 +58,7 @@ export type FinalSaveBack = {
 /**
  * The final save-back kept failing; the rotated credentials exist only in `authPath` now.
  * @category errors
+ * @since 0.1.0
  */
 export class CredentialSaveBackFailed extends Schema.TaggedError<CredentialSaveBackFailed>()("CredentialSaveBackFailed", {
   seedId: Schema.String,
@@ -72,6 +75,7 @@ export class CredentialSaveBackFailed extends Schema.TaggedError<CredentialSaveB
 /**
  * A running watch.
  * @category models
+ * @since 0.1.0
  */
 export interface CredWatch {
   /** Fails with LeaseLost once the lease is lost (never succeeds). The session races its body with it. */
@@ -97,6 +101,7 @@ export interface CredWatch {
 /**
  * Cadences and retry policy of the watcher.
  * @category models
+ * @since 0.1.0
  */
 export interface CredWatcherSettings {
   /** How often auth.json is read. Default 5 seconds. */
@@ -292,6 +297,7 @@ const make = (settings: CredWatcherSettings) => {
 /**
  * The credential watcher service.
  * @category services
+ * @since 0.1.0
  */
 export class CredWatcher extends Context.Service<CredWatcher, {
   readonly watch: (spec: CredWatchSpec) => Effect.Effect<CredWatch, never, Scope.Scope | Host | SeedStore | Lease>

@@ -21,12 +21,14 @@ import { gunzipSync, gzipSync } from "node:zlib"
 /**
  * The seed member holding codex's credentials.
  * @category constants
+ * @since 0.1.0
  */
 export const AUTH_MEMBER = ".codex/auth.json"
 
 /**
  * The seed member holding codex's configuration.
  * @category constants
+ * @since 0.1.0
  */
 export const CONFIG_MEMBER = ".codex/config.toml"
 
@@ -39,6 +41,7 @@ export const SEED_MEMBERS: ReadonlyArray<string> = [AUTH_MEMBER, CONFIG_MEMBER]
 /**
  * One file of a seed archive; `name` is relative to HOME, `mode` its permission bits.
  * @category models
+ * @since 0.1.0
  */
 export interface SeedMember {
   readonly name: string
@@ -49,6 +52,7 @@ export interface SeedMember {
 /**
  * The bytes are not a readable seed archive (not gzip, a broken tar header, an unsafe name…).
  * @category errors
+ * @since 0.1.0
  */
 export class SeedArchiveInvalid extends Schema.TaggedError<SeedArchiveInvalid>()("SeedArchiveInvalid", {
   detail: Schema.String
@@ -97,6 +101,7 @@ const headerFor = (member: SeedMember): Uint8Array => {
 /**
  * Packs members into a gzip'd ustar archive, deterministically (same members, same bytes).
  * @category constructors
+ * @since 0.1.0
  */
 export const packSeedArchive = (members: ReadonlyArray<{ readonly name: string; readonly bytes: Uint8Array; readonly mode: number }>): Uint8Array => {
   const parts: Array<Uint8Array> = []
@@ -205,6 +210,7 @@ const readTar = (tar: Uint8Array): ReadonlyArray<SeedMember> => {
  * Reads the manifest members (`.codex/auth.json`, `.codex/config.toml`, in that order, each at most
  * once — the last copy wins as in extraction) of a gzip'd tar; other members are ignored.
  * @category constructors
+ * @since 0.1.0
  */
 export const unpackSeedArchive = (bytes: Uint8Array): Effect.Effect<ReadonlyArray<SeedMember>, SeedArchiveInvalid> =>
   Effect.try({
@@ -216,6 +222,7 @@ export const unpackSeedArchive = (bytes: Uint8Array): Effect.Effect<ReadonlyArra
  * Merges two member lists (spec §3.7): base members not named in the overlay, in base order, then
  * every overlay member.
  * @category combinators
+ * @since 0.1.0
  */
 export const mergeSeedArchive = (
   base: ReadonlyArray<SeedMember>,

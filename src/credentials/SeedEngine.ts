@@ -37,6 +37,7 @@ export const SEED_MANIFEST_VERSION = 1
 /**
  * A seed's blob holds no usable `auth.json`, so planting it would start codex logged out.
  * @category errors
+ * @since 0.1.0
  */
 export class SeedHasNoCredentials extends Schema.TaggedError<SeedHasNoCredentials>()("SeedHasNoCredentials", {
   seedId: Schema.String,
@@ -50,6 +51,7 @@ export class SeedHasNoCredentials extends Schema.TaggedError<SeedHasNoCredential
 /**
  * Validated credentials read from a CODEX_HOME: the exact bytes and their fingerprint.
  * @category models
+ * @since 0.1.0
  */
 export interface Credentials {
   readonly bytes: Uint8Array
@@ -59,6 +61,7 @@ export interface Credentials {
 /**
  * What planting a seed left behind.
  * @category models
+ * @since 0.1.0
  */
 export interface PlantedSeed {
   /** The document the blob was read under; its generation fences the first save-back. */
@@ -106,6 +109,7 @@ const readGuarded = (path: string) =>
  * credentials (a torn or logged-out file) or is refused (a symlink, FIFO or oversized file
  * planted by the agent — never followed, never saved); any other read error fails.
  * @category constructors
+ * @since 0.1.0
  */
 export const readCredentials = (authPath: string): Effect.Effect<Option.Option<Credentials>, HostError, Host> =>
   readGuarded(authPath).pipe(
@@ -128,6 +132,7 @@ const readMembers = (seedId: string) =>
  * (the capture gate); otherwise the seed holds exactly those validated bytes plus `config.toml`
  * when present.
  * @category constructors
+ * @since 0.1.0
  */
 export const captureSeed = (options: {
   readonly codexHome: string
@@ -161,6 +166,7 @@ export const captureSeed = (options: {
  * has one), both 0600, atomically through the Host. Fails with {@link SeedHasNoCredentials} when
  * the blob holds no usable `auth.json` (nothing is written then).
  * @category constructors
+ * @since 0.1.0
  */
 export const plantSeed = (seedId: string, codexHome: string) =>
   Effect.gen(function*() {
@@ -193,6 +199,7 @@ export const plantSeed = (seedId: string, codexHome: string) =>
  * `config.toml`, and writes through the store's fenced write — a stale generation or a lost lease
  * is refused (`SeedWriteRejected`) and nothing is overwritten.
  * @category constructors
+ * @since 0.1.0
  */
 export const saveCredentials = (options: {
   readonly seedId: string

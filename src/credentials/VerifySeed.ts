@@ -74,6 +74,7 @@ const DEAD_CODES = new Set(["invalid_grant", "refresh_token_expired", "refresh_t
 /**
  * Options of verification.
  * @category models
+ * @since 0.1.0
  */
 export interface VerifyOptions {
   /** Issuer base; default {@link OPENAI_ISSUER}. */
@@ -93,6 +94,7 @@ export interface VerifyOptions {
 /**
  * Options of the `codex exec` probe.
  * @category models
+ * @since 0.1.0
  */
 export interface ProbeOptions {
   /** The codex binary on the Host. */
@@ -113,6 +115,7 @@ export interface ProbeOptions {
 /**
  * The verdict on a seed; every variant says whether the seed is usable (`alive`).
  * @category models
+ * @since 0.1.0
  */
 export type VerifyOutcome =
   | { readonly _tag: "Fresh"; readonly alive: true; readonly lastRefresh: Date }
@@ -133,6 +136,7 @@ export type VerifyOutcome =
 /**
  * The failures of verification; dead or unreachable credentials are outcomes, not failures.
  * @category models
+ * @since 0.1.0
  */
 export type VerifyError = UnknownSeed | StoreUnavailable | BlobMissing | BlobDecryptFailed
 
@@ -302,6 +306,7 @@ const decide = <R>(seedId: string, grant: LeaseGrant, options: VerifyOptions, pr
  * when the seed is unknown or the store cannot be used; everything about the credentials is an
  * outcome.
  * @category constructors
+ * @since 0.1.0
  */
 export const verifyAndRefreshSeed = (
   seedId: string,
@@ -316,6 +321,7 @@ const AUTH_ERROR =
  * {@link verifyAndRefreshSeed} with the `codex exec` probe on the Host in context (see the module
  * docs for when it runs).
  * @category constructors
+ * @since 0.1.0
  */
 export const verifySeedWithProbe = (
   seedId: string,

@@ -41,6 +41,7 @@ export type HostErrorReason = typeof HostErrorReason.Type
 /**
  * A host operation (spawn, file access, …) failed.
  * @category errors
+ * @since 0.1.0
  */
 export class HostError extends Schema.TaggedError<HostError>()("HostError", {
   host: Schema.String,
@@ -59,6 +60,7 @@ export class HostError extends Schema.TaggedError<HostError>()("HostError", {
 /**
  * A command that had to succeed exited non-zero.
  * @category errors
+ * @since 0.1.0
  */
 export class CommandFailed extends Schema.TaggedError<CommandFailed>()("CommandFailed", {
   host: Schema.String,
@@ -76,6 +78,7 @@ export class CommandFailed extends Schema.TaggedError<CommandFailed>()("CommandF
  * A command to run on a host. `argv[0]` is the program (looked up on the host's PATH when it has
  * no slash); nothing is ever interpreted by a shell unless the program is one.
  * @category models
+ * @since 0.1.0
  */
 export interface Command {
   readonly argv: readonly [string, ...Array<string>]
@@ -218,6 +221,7 @@ export interface GuardedFileOptions {
 /**
  * The host contract. Every method fails with a typed {@link HostError}.
  * @category services
+ * @since 0.1.0
  */
 export interface HostShape {
   /** A label for messages, e.g. `local` or `ssh://user@host:22`. */
@@ -316,6 +320,7 @@ export interface HostShape {
 /**
  * The machine codex runs on.
  * @category services
+ * @since 0.1.0
  */
 export class Host extends Context.Service<Host, HostShape>()("optio-codex/Host") {}
 

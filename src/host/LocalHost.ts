@@ -27,6 +27,7 @@ import { makeTail } from "./Tail.ts"
  * Options of the local host. Both default to the worker process's own values, read once when the
  * layer is built (never later, so tests can pin them).
  * @category models
+ * @since 0.1.0
  */
 export interface LocalHostOptions {
   readonly env?: Readonly<Record<string, string | undefined>>
@@ -41,6 +42,7 @@ const DEFAULT_GRACE = Duration.seconds(5)
 /**
  * Builds the local host.
  * @category constructors
+ * @since 0.1.0
  */
 export const make = (options: LocalHostOptions = {}): HostShape => {
   const baseEnv = options.env ?? { ...process.env }
@@ -280,6 +282,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
 /**
  * The local host as a layer.
  * @category layers
+ * @since 0.1.0
  */
 export const layer = (options?: LocalHostOptions): Layer.Layer<Host> => Layer.sync(Host, () => Host.of(make(options)))
 

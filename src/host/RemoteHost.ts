@@ -37,6 +37,7 @@ import { HostKeyChanged, HostKeyUnknown } from "./ssh/HostKey.ts"
 import { makeFiles } from "./ssh/RemoteFiles.ts"
 import { makeProcesses } from "./ssh/RemoteProcess.ts"
 import { acquireConnection, HostConnectionLost, sshConnections } from "./ssh/SshConnection.ts"
+import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { makeTail } from "./Tail.ts"
 
 export { HostConnectionLost, HostKeyChanged, HostKeyUnknown, sshConnections }
@@ -44,6 +45,7 @@ export { HostConnectionLost, HostKeyChanged, HostKeyUnknown, sshConnections }
 /**
  * How to reach and trust an SSH host.
  * @category models
+ * @since 0.1.0
  */
 export interface RemoteHostOptions {
   readonly host: string
@@ -76,15 +78,18 @@ export interface RemoteHostOptions {
 }
 
 /**
- * Failures of building a remote host: an untrusted host key, or no connection.
+ * Failures of building a remote host: an untrusted host key, no connection, or the optional
+ * `ssh2` package not installed.
  * @category errors
+ * @since 0.1.0
  */
-export type RemoteHostError = HostKeyUnknown | HostKeyChanged | HostError
+export type RemoteHostError = HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing
 
 /**
  * Connects (or joins the shared connection) and builds the host. The connection reference is
  * released when the scope closes.
  * @category constructors
+ * @since 0.1.0
  */
 export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, RemoteHostError, Scope.Scope> =>
   Effect.gen(function*() {
@@ -153,6 +158,7 @@ export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, Remot
 /**
  * The remote host as a layer; the shared connection is released with the layer's scope.
  * @category layers
+ * @since 0.1.0
  */
 export const layer = (options: RemoteHostOptions): Layer.Layer<Host, RemoteHostError> =>
   Layer.effect(Host, make(options).pipe(Effect.map((shape) => Host.of(shape))))
@@ -160,6 +166,7 @@ export const layer = (options: RemoteHostOptions): Layer.Layer<Host, RemoteHostE
 /**
  * The {@link HostConnectionLost} behind a `ConnectionLost` host error, if any.
  * @category getters
+ * @since 0.1.0
  */
 export const connectionLostOf = (error: HostError): HostConnectionLost | undefined =>
   error.reason === "ConnectionLost" && error.cause instanceof HostConnectionLost ? error.cause : undefined

@@ -74,6 +74,7 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
 /**
  * Leases on pooled seeds. Every method fails with `StoreUnavailable` when the backend does.
  * @category services
+ * @since 0.1.0
  */
 export class Lease extends Context.Service<Lease, {
   /**

@@ -19,6 +19,7 @@ import type { ModelRequest } from "./ModelRequest.ts"
 /**
  * An assistant message whose text is streamed as the given deltas (they concatenate to `text`).
  * @category models
+ * @since 0.1.0
  */
 export interface MessageItem {
   readonly _tag: "Message"
@@ -29,6 +30,7 @@ export interface MessageItem {
 /**
  * A reasoning item carrying summary paragraphs (codex shows them as "thinking").
  * @category models
+ * @since 0.1.0
  */
 export interface ReasoningItem {
   readonly _tag: "Reasoning"
@@ -38,6 +40,7 @@ export interface ReasoningItem {
 /**
  * A tool call; `arguments` is already JSON-encoded, `callId` undefined means "generate one".
  * @category models
+ * @since 0.1.0
  */
 export interface FunctionCallItem {
   readonly _tag: "FunctionCall"
@@ -49,12 +52,14 @@ export interface FunctionCallItem {
 /**
  * One output item of a reply.
  * @category models
+ * @since 0.1.0
  */
 export type OutputItem = MessageItem | ReasoningItem | FunctionCallItem
 
 /**
  * Decides whether a step applies to a request; `description` names it in diagnostics.
  * @category models
+ * @since 0.1.0
  */
 export interface Matcher {
   readonly description: string
@@ -64,6 +69,7 @@ export interface Matcher {
 /**
  * A streamed reply.
  * @category models
+ * @since 0.1.0
  */
 export interface ReplyStep {
   readonly _tag: "Reply"
@@ -79,6 +85,7 @@ export interface ReplyStep {
 /**
  * A one-time HTTP error answer (codex may retry it, which consumes the next step).
  * @category models
+ * @since 0.1.0
  */
 export interface HttpErrorStep {
   readonly _tag: "HttpError"
@@ -91,18 +98,21 @@ export interface HttpErrorStep {
 /**
  * One script step.
  * @category models
+ * @since 0.1.0
  */
 export type Step = ReplyStep | HttpErrorStep
 
 /**
  * A whole script: steps in the order requests consume them.
  * @category models
+ * @since 0.1.0
  */
 export type Script = ReadonlyArray<Step>
 
 /**
  * Options shared by reply builders.
  * @category models
+ * @since 0.1.0
  */
 export interface ReplyOptions {
   readonly match?: Matcher | undefined
@@ -113,6 +123,7 @@ export interface ReplyOptions {
 /**
  * Arguments of codex's `exec_command` tool besides `cmd` (see the tool schema codex sends).
  * @category models
+ * @since 0.1.0
  */
 export interface ExecCommandOptions {
   /** `require_escalated` asks for approval (in conversation mode) to run unsandboxed. */
@@ -134,6 +145,7 @@ export interface ExecCommandOptions {
  * An assistant message; its text streams as one delta per word, or as `deltas` when given (their
  * concatenation then is the text).
  * @category constructors
+ * @since 0.1.0
  */
 export const message = (text: string, options?: { readonly deltas?: ReadonlyArray<string> }): MessageItem => ({
   _tag: "Message",
@@ -144,12 +156,14 @@ export const message = (text: string, options?: { readonly deltas?: ReadonlyArra
 /**
  * A reasoning item with one summary paragraph per argument.
  * @category constructors
+ * @since 0.1.0
  */
 export const reasoning = (...summary: ReadonlyArray<string>): ReasoningItem => ({ _tag: "Reasoning", summary })
 
 /**
  * A call of tool `name`; an object `args` is JSON-encoded, a string is sent as is.
  * @category constructors
+ * @since 0.1.0
  */
 export const functionCall = (
   name: string,
@@ -165,6 +179,7 @@ export const functionCall = (
 /**
  * A call of codex's `exec_command` tool running `cmd` in the task's shell.
  * @category constructors
+ * @since 0.1.0
  */
 export const execCommandCall = (cmd: string, options?: ExecCommandOptions): FunctionCallItem =>
   functionCall("exec_command", {
@@ -183,6 +198,7 @@ export const execCommandCall = (cmd: string, options?: ExecCommandOptions): Func
 /**
  * A step streaming the given output items in order.
  * @category constructors
+ * @since 0.1.0
  */
 export const reply = (items: ReadonlyArray<OutputItem>, options?: ReplyOptions): ReplyStep => ({
   _tag: "Reply",
@@ -195,12 +211,14 @@ export const reply = (items: ReadonlyArray<OutputItem>, options?: ReplyOptions):
 /**
  * A step replying with assistant text (the usual last step of a turn).
  * @category constructors
+ * @since 0.1.0
  */
 export const text = (content: string, options?: ReplyOptions): ReplyStep => reply([message(content)], options)
 
 /**
  * A step replying with reasoning summary paragraphs, then assistant text.
  * @category constructors
+ * @since 0.1.0
  */
 export const thinkThenText = (summary: string, content: string, options?: ReplyOptions): ReplyStep =>
   reply([reasoning(summary), message(content)], options)
@@ -208,6 +226,7 @@ export const thinkThenText = (summary: string, content: string, options?: ReplyO
 /**
  * A step that calls `exec_command` with `cmd`; codex runs it and sends the output in its next request.
  * @category constructors
+ * @since 0.1.0
  */
 export const execCommand = (cmd: string, options?: ExecCommandOptions & ReplyOptions): ReplyStep =>
   reply([execCommandCall(cmd, options)], options)
@@ -215,6 +234,7 @@ export const execCommand = (cmd: string, options?: ExecCommandOptions & ReplyOpt
 /**
  * A step answering once with HTTP `status` and a JSON body (an OpenAI-style error by default).
  * @category constructors
+ * @since 0.1.0
  */
 export const httpError = (
   status: number,
@@ -234,6 +254,7 @@ export const httpError = (
 /**
  * Restricts `step` to requests satisfying `test`.
  * @category combinators
+ * @since 0.1.0
  */
 export const when = <S extends Step>(
   step: S,
@@ -244,6 +265,7 @@ export const when = <S extends Step>(
 /**
  * Matches a request carrying the output of tool call `callId` (or of any call when omitted).
  * @category constructors
+ * @since 0.1.0
  */
 export const hasToolOutput = (callId?: string): Matcher => ({
   description: callId === undefined ? "has a tool output" : `has the output of call ${callId}`,
@@ -253,6 +275,7 @@ export const hasToolOutput = (callId?: string): Matcher => ({
 /**
  * Matches a request whose last user message contains `fragment`.
  * @category constructors
+ * @since 0.1.0
  */
 export const userSaid = (fragment: string): Matcher => ({
   description: `last user message contains ${JSON.stringify(fragment)}`,
@@ -266,6 +289,7 @@ export const userSaid = (fragment: string): Matcher => ({
  * Which step answers a request: the step at `cursor`, unless the script is exhausted or the step's
  * matcher rejects the request (then the step stays for the next request).
  * @category models
+ * @since 0.1.0
  */
 export type Decision =
   | { readonly _tag: "Step"; readonly index: number; readonly step: Step }
@@ -275,6 +299,7 @@ export type Decision =
 /**
  * Decides which step answers `request` given the index of the next unconsumed step.
  * @category constructors
+ * @since 0.1.0
  */
 export const decide = (script: Script, cursor: number, request: ModelRequest): Decision => {
   const step = script[cursor]
@@ -288,6 +313,7 @@ export const decide = (script: Script, cursor: number, request: ModelRequest): D
 /**
  * Splits text into word-sized deltas (each word keeps its trailing whitespace) that concatenate back.
  * @category constructors
+ * @since 0.1.0
  */
 export const splitDeltas = (content: string): ReadonlyArray<string> => {
   const words = content.match(/\s*\S+\s*/g)

@@ -31,6 +31,7 @@ import { encodeEvent, renderReply } from "./ResponsesStream.ts"
 /**
  * The server could not listen on its address.
  * @category errors
+ * @since 0.1.0
  */
 export class ModelServerError extends Schema.TaggedError<ModelServerError>()("ModelServerError", {
   host: Schema.String,
@@ -45,6 +46,7 @@ export class ModelServerError extends Schema.TaggedError<ModelServerError>()("Mo
 /**
  * `awaitRequests` gave up: the condition did not hold within `timeout`.
  * @category errors
+ * @since 0.1.0
  */
 export class AwaitRequestsTimeout extends Schema.TaggedError<AwaitRequestsTimeout>()("AwaitRequestsTimeout", {
   timeout: Schema.String,
@@ -61,6 +63,7 @@ export class AwaitRequestsTimeout extends Schema.TaggedError<AwaitRequestsTimeou
 /**
  * How the server answered a request.
  * @category models
+ * @since 0.1.0
  */
 export type Answer =
   | { readonly _tag: "Step"; readonly index: number; readonly kind: "Reply" | "HttpError" }
@@ -73,6 +76,7 @@ export type Answer =
 /**
  * A request as recorded, with the answer it got.
  * @category models
+ * @since 0.1.0
  */
 export interface RecordedRequest extends ModelRequest {
   /** Arrival order, from 0. */
@@ -85,6 +89,7 @@ export interface RecordedRequest extends ModelRequest {
 /**
  * A running server.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedModelServerHandle {
   /** `http://127.0.0.1:PORT/v1`: the provider `base_url` for codex. */
@@ -106,6 +111,7 @@ export interface ScriptedModelServerHandle {
 /**
  * Options of `start`.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedModelServerOptions {
   /** Default 127.0.0.1. */
@@ -125,6 +131,7 @@ export interface ScriptedModelServerOptions {
 /**
  * Starts a server playing `script`; it stops when the scope closes (open streams end first).
  * @category constructors
+ * @since 0.1.0
  */
 export const start: (
   script: Script,

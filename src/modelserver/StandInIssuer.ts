@@ -13,7 +13,8 @@
  * successor, and a spent or unknown token is refused with `invalid_grant`, as the real issuer does
  * (openai/codex #15410). Tests script failures with `scriptRefresh`.
  *
- * Import as `import { StandInIssuer } from "./StandInIssuer.ts"`.
+ * Import as `import { startStandInIssuer, type StandInIssuer } from "./StandInIssuer.ts"` (the
+ * interface names the running issuer, so the module has no namespace export of the same name).
  *
  * @since 0.1.0
  */
@@ -222,8 +223,6 @@ export const decodeJwtPayload = (jwt: string): Record<string, unknown> | undefin
   if (payload === undefined) return undefined
   return Option.getOrUndefined(decodeJsonObject(Buffer.from(payload, "base64url").toString("utf8")))
 }
-
-export * as StandInIssuer from "./StandInIssuer.ts"
 
 // ---------------------------------------------------------------------------------------------
 

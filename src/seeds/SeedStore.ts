@@ -185,6 +185,7 @@ export class SeedWriteRejected extends Schema.TaggedError<SeedWriteRejected>()("
 /**
  * The seed store. Every method fails with `StoreUnavailable` when the backend does.
  * @category services
+ * @since 0.1.0
  */
 export class SeedStore extends Context.Service<SeedStore, {
   /** Stores a new seed from a plaintext blob (capture); returns its document (generation 0). */

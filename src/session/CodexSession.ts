@@ -46,6 +46,7 @@ export type { SessionResult } from "./LogWatch.ts"
 /**
  * Runs one codex task to completion. Invalid config fails before anything starts.
  * @category constructors
+ * @since 0.1.0
  */
 export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
   Effect.gen(function*() {

@@ -15,12 +15,14 @@ import type { SessionOptions } from "./PrepareTask.ts"
 /**
  * The dashboard widget that shows a task: the web terminal, the conversation view, or none.
  * @category models
+ * @since 0.1.0
  */
 export type UiWidget = "iframe" | "conversation" | null
 
 /**
  * A codex task as a worker registers it.
  * @category models
+ * @since 0.1.0
  */
 export interface CodexTaskDefinition {
   readonly processId: string
@@ -44,6 +46,7 @@ export interface CodexTaskDefinition {
 /**
  * Defines a codex task. Fails with a ConfigError when the config is invalid.
  * @category constructors
+ * @since 0.1.0
  */
 export const createCodexTask = (definition: {
   readonly processId: string

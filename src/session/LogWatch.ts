@@ -20,6 +20,7 @@ import { AgentReportedError, CodexExitedEarly } from "./SessionErrors.ts"
 /**
  * How a session that completed ended.
  * @category models
+ * @since 0.1.0
  */
 export interface SessionResult {
   readonly outcome: "done"

@@ -33,6 +33,7 @@ import type { TeardownLog } from "./Teardown.ts"
 /**
  * Options about where and how a session runs rather than what codex does.
  * @category models
+ * @since 0.1.0
  */
 export interface SessionOptions {
   readonly hooks?: CodexTaskHooks

@@ -9,6 +9,7 @@ import { Schema } from "effect"
 /**
  * The agent wrote `ERROR[: message]` to optio.log.
  * @category errors
+ * @since 0.1.0
  */
 export class AgentReportedError extends Schema.TaggedError<AgentReportedError>()("AgentReportedError", {
   agentMessage: Schema.NullOr(Schema.String)
@@ -22,6 +23,7 @@ export class AgentReportedError extends Schema.TaggedError<AgentReportedError>()
  * codex exited (or its terminal went away) before the agent wrote `DONE`. The message names the
  * process that ended and, for a signal death (status 128 + n), the signal (`SIGKILL` for 137).
  * @category errors
+ * @since 0.1.0
  */
 export class CodexExitedEarly extends Schema.TaggedError<CodexExitedEarly>()("CodexExitedEarly", {
   /** codex's exit status (128 + n for signal n); null when the terminal vanished and the status is unknown. */
@@ -75,6 +77,7 @@ const SIGNAL_NAMES: Readonly<Record<number, string>> = {
  * so a hang ends the session at most `boundMs` = failedProbes × (intervalMs + probeTimeoutMs)
  * after codex's last answer (then teardown stops codex: SIGCONT, EOF, SIGTERM, SIGKILL).
  * @category errors
+ * @since 0.1.0
  */
 export class AppServerUnresponsive extends Schema.TaggedError<AppServerUnresponsive>()("AppServerUnresponsive", {
   pid: Schema.Number,
@@ -107,6 +110,7 @@ export class ModeNotSupported extends Schema.TaggedError<ModeNotSupported>()("Mo
 /**
  * A caller-supplied hook failed.
  * @category errors
+ * @since 0.1.0
  */
 export class HookFailed extends Schema.TaggedError<HookFailed>()("HookFailed", {
   hook: Schema.String,
@@ -121,6 +125,7 @@ export class HookFailed extends Schema.TaggedError<HookFailed>()("HookFailed", {
  * The task asks for a persistence feature (a seed, seed capture, resume) whose store the worker
  * did not provide (`SeedStore` / `Lease` / `SnapshotStore`; e.g. `Store.layerEmbedded`).
  * @category errors
+ * @since 0.1.0
  */
 export class PersistenceNotConfigured extends Schema.TaggedError<PersistenceNotConfigured>()("PersistenceNotConfigured", {
   feature: Schema.String,

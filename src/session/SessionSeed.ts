@@ -37,6 +37,7 @@ import type { TeardownLog } from "./Teardown.ts"
  * No seed could be leased for the task: the named seed is in use by another task, the pool has
  * no free live seed, or the provider failed.
  * @category errors
+ * @since 0.1.0
  */
 export class SeedUnavailable extends Schema.TaggedError<SeedUnavailable>()("SeedUnavailable", {
   /** `seed <id>`, `pool <key>` or `seedProvider`. */

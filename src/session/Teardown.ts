@@ -22,6 +22,7 @@ export interface TeardownFailure {
  * Steps of the teardown failed (the credential save-back, seed capture or the snapshot). Carries
  * each step's message; when the session had succeeded, also what it had produced.
  * @category errors
+ * @since 0.1.0
  */
 export class TeardownFailed extends Schema.TaggedError<TeardownFailed>()("TeardownFailed", {
   failures: Schema.Array(Schema.Struct({ step: Schema.String, message: Schema.String })),

@@ -75,6 +75,7 @@ export interface NewSnapshot<E, R> {
 /**
  * The snapshot store. Every method fails with `StoreUnavailable` when the backend does.
  * @category services
+ * @since 0.1.0
  */
 export class SnapshotStore extends Context.Service<SnapshotStore, {
   /** Streams the blob in, then records the document; a failed upload leaves nothing behind. */

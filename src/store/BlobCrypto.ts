@@ -125,6 +125,7 @@ export interface AesGcmKeys {
 /**
  * The encryption seam the stores apply to every blob: one cipher per key scope.
  * @category services
+ * @since 0.1.0
  */
 export class BlobCrypto extends Context.Service<BlobCrypto, {
   /** Applied to seed blobs (the credential tarballs). */

@@ -18,8 +18,9 @@ import { BlobCrypto } from "./BlobCrypto.ts"
 import { acquireEmbeddedBackend } from "./embedded/EmbeddedBackend.ts"
 import type { EmbeddedStoreOptions } from "./embedded/EmbeddedBackend.ts"
 import { makeMemoryBackend, MemoryStoreState } from "./memory/MemoryBackend.ts"
-import { acquireMongoBackend } from "./mongo/MongoBackend.ts"
 import type { MongoStoreOptions } from "./mongo/MongoBackend.ts"
+import { loadOptionalPackage } from "../package/OptionalPackage.ts"
+import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { makeStores } from "./StoreBackend.ts"
 import type { StoreBackend, StoreServices } from "./StoreBackend.ts"
 import type { StoreUnavailable } from "./StoreError.ts"
@@ -51,11 +52,18 @@ const layerEmbedded = (options: EmbeddedStoreOptions): Layer.Layer<StoreServices
 
 /**
  * The MongoDB store; the client is connected for the layer's lifetime and indexes are created at
- * startup.
+ * startup. `mongodb` is an optional peer dependency, loaded here on first use: without it the
+ * layer fails with `OptionalPackageMissing`.
  * @category layers
  */
-const layerMongo = (options: MongoStoreOptions): Layer.Layer<StoreServices, StoreUnavailable, BlobCrypto> =>
-  fromBackend(acquireMongoBackend(options))
+const layerMongo = (options: MongoStoreOptions): Layer.Layer<StoreServices, StoreUnavailable | OptionalPackageMissing, BlobCrypto> =>
+  fromBackend(
+    loadOptionalPackage("mongodb", "The MongoDB store (Store.layerMongo)", () => import("mongodb")).pipe(
+      // The backend module imports mongodb itself; it is only loaded once mongodb is known to be there.
+      Effect.andThen(Effect.promise(() => import("./mongo/MongoBackend.ts"))),
+      Effect.flatMap((backend) => backend.acquireMongoBackend(options))
+    )
+  )
 
 /**
  * The embedded store's default data directory: `OPTIO_CODEX_DATA_DIR`, else
@@ -74,5 +82,6 @@ const defaultDataDir = (env: Readonly<Record<string, string | undefined>>, homeD
 /**
  * The store layers and helpers.
  * @category layers
+ * @since 0.1.0
  */
 export const Store = { layerMemory, layerEmbedded, layerMongo, defaultDataDir } as const

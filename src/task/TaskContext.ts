@@ -29,6 +29,7 @@ export interface PublishedConversation extends ConversationHandle {
  * How the dashboard's proxy authenticates to an upstream: the credential it adds to every
  * proxied request.
  * @category models
+ * @since 0.1.0
  */
 export type InnerAuth =
   | { readonly kind: "basic"; readonly username: string; readonly password: Redacted.Redacted<string> }
@@ -38,6 +39,7 @@ export type InnerAuth =
 /**
  * Writes one uploaded file; returns the path it was stored at.
  * @category models
+ * @since 0.1.0
  */
 export type UploadWriter = (upload: {
   readonly fileName: string
@@ -47,6 +49,7 @@ export type UploadWriter = (upload: {
 /**
  * The ProcessContext subset a codex task uses.
  * @category services
+ * @since 0.1.0
  */
 export class TaskContext extends Context.Service<TaskContext, {
   readonly processId: string
@@ -170,6 +173,7 @@ export class TaskContext extends Context.Service<TaskContext, {
 /**
  * Who a task is, for the layers above.
  * @category models
+ * @since 0.1.0
  */
 export interface TaskIdentity {
   readonly processId: string
@@ -180,6 +184,7 @@ export interface TaskIdentity {
 /**
  * Everything a recording {@link TaskContext} saw.
  * @category models
+ * @since 0.1.0
  */
 export interface TaskRecord {
   readonly progress: ReadonlyArray<{ readonly percent: number | null; readonly message: string | null }>
@@ -212,6 +217,7 @@ const emptyRecord: TaskRecord = {
 /**
  * Reads what a recording TaskContext saw.
  * @category services
+ * @since 0.1.0
  */
 export class TaskRecorder extends Context.Service<TaskRecorder, {
   readonly current: Effect.Effect<TaskRecord>

@@ -105,6 +105,7 @@ export interface ServeOptions {
 /**
  * Serves tmux sessions as web terminals.
  * @category services
+ * @since 0.1.0
  */
 export class TtydSession extends Context.Service<TtydSession, {
   /** Serves `tmux` until the scope closes; every viewer gets its own `tmux attach` PTY. */

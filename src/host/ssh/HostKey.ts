@@ -19,6 +19,7 @@ import { HostError } from "../Host.ts"
  * The server presented a host key that nothing vouches for (not in known_hosts, no pin), and the
  * policy is `strict`. Nothing was run on the host.
  * @category errors
+ * @since 0.1.0
  */
 export class HostKeyUnknown extends Schema.TaggedError<HostKeyUnknown>()("HostKeyUnknown", {
   /** The name the key was looked up under: `host`, or `[host]:port` off port 22. */
@@ -39,6 +40,7 @@ export class HostKeyUnknown extends Schema.TaggedError<HostKeyUnknown>()("HostKe
  * The server presented a host key that differs from the one on record (known_hosts entry or
  * pinned fingerprint), or one that is marked `@revoked`. Nothing was run on the host.
  * @category errors
+ * @since 0.1.0
  */
 export class HostKeyChanged extends Schema.TaggedError<HostKeyChanged>()("HostKeyChanged", {
   host: Schema.String,

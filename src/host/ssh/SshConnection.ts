@@ -16,9 +16,10 @@
 import { Deferred, Duration, Effect, Exit, Redacted, Schedule, Schema, Scope } from "effect"
 import { readFile } from "node:fs/promises"
 import { connect as netConnect } from "node:net"
-import { Client } from "ssh2"
-import type { ClientChannel, ConnectConfig, PseudoTtyOptions, SFTPWrapper } from "ssh2"
+import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions, SFTPWrapper } from "ssh2"
 import { HostError } from "../Host.ts"
+import { loadOptionalPackage } from "../../package/OptionalPackage.ts"
+import type { OptionalPackageMissing } from "../../package/OptionalPackage.ts"
 import type { HostErrorReason } from "../Host.ts"
 import { decide, preferredAlgorithms, readKnownHosts, recordKnownHost } from "./HostKey.ts"
 import type { HostKeyChanged, HostKeyPolicy, HostKeyUnknown, HostKeyVerdict } from "./HostKey.ts"
@@ -29,6 +30,7 @@ import type { HostKeyChanged, HostKeyPolicy, HostKeyUnknown, HostKeyVerdict } fr
  * `ConnectionLost`; `pids` are the remote processes this worker still tracked at that moment,
  * which may remain on the host if no later reconnect can stop them.
  * @category errors
+ * @since 0.1.0
  */
 export class HostConnectionLost extends Schema.TaggedError<HostConnectionLost>()("HostConnectionLost", {
   host: Schema.String,
@@ -298,7 +300,7 @@ export class SshConnection {
  */
 export const acquireConnection = (
   options: SshConnectionOptions
-): Effect.Effect<SshConnection, HostKeyUnknown | HostKeyChanged | HostError, Scope.Scope> => {
+): Effect.Effect<SshConnection, HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing, Scope.Scope> => {
   const key = `${options.user}@${options.host}:${options.port}`
   return Effect.acquireRelease(
     Effect.gen(function*() {
@@ -324,6 +326,7 @@ export const acquireConnection = (
 /**
  * The connections currently open (for diagnostics and tests).
  * @category getters
+ * @since 0.1.0
  */
 export const sshConnections = (): ReadonlyArray<{ readonly key: string; readonly id: number; readonly users: number; readonly localPort: number }> =>
   [...registry].flatMap(([key, entry]) =>
@@ -334,7 +337,7 @@ export const sshConnections = (): ReadonlyArray<{ readonly key: string; readonly
 
 interface Entry {
   users: number
-  readonly ready: Deferred.Deferred<SshConnection, HostKeyUnknown | HostKeyChanged | HostError>
+  readonly ready: Deferred.Deferred<SshConnection, HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing>
   connection: SshConnection | undefined
 }
 
@@ -352,6 +355,7 @@ const releaseEntry = (key: string, entry: Entry): Effect.Effect<void> =>
 
 const openConnection = (options: SshConnectionOptions, key: string) =>
   Effect.gen(function*() {
+    yield* loadSsh2
     const serial = nextSerial()
     const [first, verdict] = yield* connectOnce(options, `ssh://${key}`, serial)
     if (verdict._tag === "New" && options.hostKey.knownHostsFile !== undefined) {
@@ -372,6 +376,9 @@ const verifyJoiner = (options: SshConnectionOptions, connection: SshConnection) 
     }
   })
 
+// ssh2 is an optional peer dependency: only workers with SSH hosts install it.
+const loadSsh2 = loadOptionalPackage("ssh2", "An SSH host (RemoteHost)", () => import("ssh2"))
+
 const connectOnce = (
   options: SshConnectionOptions,
   label: string,
@@ -383,6 +390,8 @@ const connectOnce = (
       try: () => readFile(options.identityFile ?? ""),
       catch: (error) => connectError(label, `cannot read identity file ${options.identityFile}`, "BadArgument", error)
     })
+    // openConnection loaded ssh2 (and reported its absence) before the first attempt; Node caches it.
+    const { Client } = yield* Effect.orDie(loadSsh2)
     const lost = yield* Deferred.make<void>()
     return yield* Effect.callback<readonly [Generation, HostKeyVerdict], HostKeyUnknown | HostKeyChanged | HostError>((resume) => {
       let verdict: HostKeyVerdict | undefined

@@ -26,6 +26,7 @@ interface StoredSeed {
 /**
  * The data of one in-memory store.
  * @category models
+ * @since 0.1.0
  */
 export class MemoryStoreState {
   readonly seeds = new Map<string, StoredSeed>()
