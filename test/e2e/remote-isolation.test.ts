@@ -80,7 +80,11 @@ describe("finding 3 over SSH: the remote login environment reaches no codex proc
         { consumerInstructions: "check the environment", mode, autoStart: true, ...demoTaskSettings(server.baseUrl) },
         { workdir, stopGracePeriod: "2 seconds" }
       ).pipe(Effect.forkChild)
-      yield* waitUntil("the agent's command runs", Effect.sync(() => existsSync(join(workdir, "ready")) ? true : undefined), "120 seconds")
+      // A session that fails before its agent runs ends the wait with its own error.
+      yield* Effect.raceFirst(
+        waitUntil("the agent's command runs", Effect.sync(() => existsSync(join(workdir, "ready")) ? true : undefined), "300 seconds"),
+        Fiber.join(session).pipe(Effect.flatMap((result) => Effect.fail(new Error(`the session ended first: ${result.summary}`))))
+      )
       const recorded = (JSON.parse(readFileSync(layout.pidsFile, "utf8")) as { processes: ReadonlyArray<{ role: string; pid: number }> }).processes
       const tree = processesMentioning(workdir).map((entry) => entry.pid)
       for (const entry of recorded) assert.include(tree, entry.pid, `${entry.role} is in the scanned tree`)
@@ -94,5 +98,5 @@ describe("finding 3 over SSH: the remote login environment reaches no codex proc
       const result = yield* Fiber.join(session).pipe(Effect.timeout("60 seconds"))
       assert.strictEqual(result.summary, "checked")
       assert.deepStrictEqual(readdirSync(join(taskRoot, "run")), [], "a clean end removes the private dir")
-    }).pipe(Effect.scoped, Effect.provide(services(`remote-env-${mode}`))), 240_000)
+    }).pipe(Effect.scoped, Effect.provide(services(`remote-env-${mode}`))), 480_000)
 })
