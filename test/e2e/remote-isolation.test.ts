@@ -62,7 +62,7 @@ const environOf = (pid: number) => {
 }
 
 describe("finding 3 over SSH: the remote login environment reaches no codex process", () => {
-  it.live.each(["tui", "conversation"] as const)("%s mode", (mode) =>
+  it.live.each(["iframe", "conversation"] as const)("%s mode", (mode) =>
     Effect.gen(function*() {
       const processId = `remote-env-${mode}`
       const workdir = join(root, `w-${mode}`)
