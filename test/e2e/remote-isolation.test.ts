@@ -16,7 +16,7 @@ import * as RemoteHost from "../../src/host/RemoteHost.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
-import { TaskContext } from "../../src/task/TaskContext.ts"
+import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { sharedBinaryCache } from "../support/codexCache.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
@@ -84,6 +84,15 @@ describe("finding 3 over SSH: the remote login environment reaches no codex proc
       yield* Effect.raceFirst(
         waitUntil("the agent's command runs", Effect.sync(() => existsSync(join(workdir, "ready")) ? true : undefined), "300 seconds"),
         Fiber.join(session).pipe(Effect.flatMap((result) => Effect.fail(new Error(`the session ended first: ${result.summary}`))))
+      ).pipe(
+        // Say how far the session got (a slow remote login shell shows up here, not as a bare timeout).
+        Effect.catch((error) =>
+          TaskRecorder.use((recorder) => recorder.current).pipe(
+            Effect.flatMap((record) =>
+              Effect.fail(new Error(`${error.message}; progress: ${JSON.stringify(record.progress.map((entry) => entry.message))}`))
+            )
+          )
+        )
       )
       const recorded = (JSON.parse(readFileSync(layout.pidsFile, "utf8")) as { processes: ReadonlyArray<{ role: string; pid: number }> }).processes
       const tree = processesMentioning(workdir).map((entry) => entry.pid)
