@@ -146,6 +146,18 @@ consumer_round() { # consumer_round LABEL
     footprint_with=$(du -sh node_modules | cut -f1)
   fi
 
+  if [ "$label" = node24 ]; then
+    # A worker on another 4.1.x patch than the one we build with still gets a single effect.
+    local other_patch
+    other_patch=$(npm view effect@4.1 version 2>/dev/null | awk '{ print $NF }' | tr -d "'" | grep -vx "$(node -p 'require(process.argv[1]).devDependencies.effect' "$repo/package.json")" | head -n 1)
+    mkdir -p "$project/other-patch" && cd "$project/other-patch" && npm init -y >/dev/null
+    # Such a worker has the @effect/platform-node of its patch too (4.1.5 needs effect ^4.1.5).
+    check "[$label] npm install <tarball> effect@$other_patch @effect/platform-node@$other_patch" \
+      npm install --no-audit --no-fund "$tarball" "effect@$other_patch" "@effect/platform-node@$other_patch"
+    check "[$label] effect@$other_patch: one copy of effect" one_copy_of_effect
+    check "[$label] effect@$other_patch: node -e import(\"optio-codex\") prints function" expect_import
+  fi
+
   cp -r "$repo/examples/worker" "$project/worker"
   cd "$project/worker" || return
   rm -rf node_modules package-lock.json work

@@ -19,20 +19,10 @@ import { createRequire } from "node:module"
 import { dirname, join, relative } from "node:path"
 import { Host, HostError } from "../host/Host.ts"
 import type { HostShape } from "../host/Host.ts"
+import { PINNED_CODEX_VERSION } from "../package/PackageInfo.ts"
 import { copyHomeTemplate, ensureHomeTemplate } from "./CodexHomeTemplate.ts"
 
-const PackageManifest = Schema.Struct({
-  dependencies: Schema.Struct({ "@openai/codex": Schema.String })
-})
-
-/**
- * The codex version this package pins (its exact `@openai/codex` dependency).
- * @category constants
- * @since 0.1.0
- */
-export const PINNED_CODEX_VERSION: string = Schema.decodeUnknownSync(PackageManifest)(
-  createRequire(import.meta.url)("../../package.json")
-).dependencies["@openai/codex"]
+export { PINNED_CODEX_VERSION }
 
 /**
  * Why the pinned codex could not be provided on a host.

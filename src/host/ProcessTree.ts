@@ -21,7 +21,7 @@ export interface ProcessEntry {
  * of hundreds of files) exhausted the worker's descriptors, and the failed reads made processes
  * look gone, so a teardown missed them.
  */
-const READ_CONCURRENCY = 32
+const READ_CONCURRENCY = 16
 
 /** A worker-wide permit count for `/proc` reads (a plain semaphore: this module is Promise-based). */
 const permits = { free: READ_CONCURRENCY, waiting: new Array<() => void>() }

@@ -24,8 +24,15 @@ const manifest = Schema.decodeUnknownSync(Manifest)(createRequire(import.meta.ur
 export const PACKAGE_VERSION: string = manifest.version
 
 /**
+ * The codex version this package pins (its exact `@openai/codex` dependency).
+ * @category constants
+ * @since 0.1.0
+ */
+export const PINNED_CODEX_VERSION: string = manifest.dependencies["@openai/codex"]
+
+/**
  * The version line the CLI's `--version` prints: the package and the codex it pins.
  * @category constants
  * @since 0.1.0
  */
-export const VERSION_LINE: string = `${manifest.version} (codex ${manifest.dependencies["@openai/codex"]})`
+export const VERSION_LINE: string = `${manifest.version} (codex ${PINNED_CODEX_VERSION})`

@@ -147,7 +147,6 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
     if (Option.isSome(resumePoint)) yield* restoreResumePoint(resumePoint.value, paths)
     if (Option.isSome(leased)) {
       consumed = yield* plantTaskSeed(leased.value, paths, {
-        resuming: Option.isSome(resumePoint),
         teardown,
         keepTaskdir: Ref.set(keepTaskdir, true)
       })

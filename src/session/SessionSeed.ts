@@ -64,12 +64,6 @@ const seedSource = (config: CodexTaskConfig, hooks: CodexTaskHooks): SeedSource 
     : undefined
 
 /**
- * Whether the task logs codex in from a seed (a seed id, a pool or a provider).
- * @category predicates
- */
-export const consumesSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks): boolean => seedSource(config, hooks) !== undefined
-
-/**
  * Refuses capture and consume in one task (the captured seed and the consumed one would share a
  * token lineage, P6) and a provider beside `seedId` / `seedPool`. Runs before anything starts.
  * @category validation
@@ -238,7 +232,7 @@ const defaultWatcher = Effect.gen(function*() {
 export const plantTaskSeed = (
   leased: { readonly grant: LeaseGrant; readonly services: SeedServices },
   paths: TaskPaths,
-  options: { readonly resuming: boolean; readonly teardown: TeardownLog; readonly keepTaskdir: Effect.Effect<void> }
+  options: { readonly teardown: TeardownLog; readonly keepTaskdir: Effect.Effect<void> }
 ) =>
   Effect.gen(function*() {
     const host = yield* Host

@@ -58,6 +58,10 @@ export const renderCodexConfig = (settings: CodexConfigSettings): Result.Result<
   setPath(table, ["feedback", "enabled"], false)
   // The TUI's app-server daemon is setsid'd and outlives tmux: one process per task instead.
   setPath(table, ["features", "daemon_auto_start"], false)
+  // The shell snapshot sources a file under CODEX_HOME through `bash -c` outside the sandbox;
+  // without it every tool command is a login shell inside the sandbox instead. Measured here
+  // (bench/shellSnapshot.ts) it saves nothing per command, so it is off.
+  setPath(table, ["features", "shell_snapshot"], false)
   setPath(table, ["projects", settings.workdir, "trust_level"], "trusted")
   if (settings.model !== undefined) setPath(table, ["model"], settings.model)
   if (settings.reasoningEffort !== undefined) setPath(table, ["model_reasoning_effort"], settings.reasoningEffort)

@@ -1,5 +1,5 @@
 /**
- * CodexConversation against the real codex 0.169.0 binary, offline: the bootstrap alone (a
+ * CodexConversation against the real pinned codex binary, offline: the bootstrap alone (a
  * provider nothing listens on), then real turns and approvals against the scripted model server.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -9,6 +9,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll } from "vitest"
 import { startConversation } from "../../src/appserver/CodexConversation.ts"
+import { PINNED_CODEX_VERSION } from "../../src/binary/BinaryCache.ts"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
 import type { ConversationEvent } from "../../src/conversation/ConversationHandle.ts"
 import { Host } from "../../src/host/Host.ts"
@@ -44,7 +45,7 @@ const objectAt = (value: unknown, key: string): Record<string, unknown> => {
 const turnCompleted = (events: ReadonlyArray<ConversationEvent>) =>
   waitUntil("turn/completed", find(events, (event) => event["method"] === "turn/completed"), "60 seconds")
 
-describe("CodexConversation with the real codex 0.169.0", () => {
+describe(`CodexConversation with the real codex ${PINNED_CODEX_VERSION}`, () => {
   live("bootstraps, decodes the model list, closes, and leaves no process", () =>
     Effect.gen(function*() {
       const home = join(root, "bootstrap", "home")
@@ -68,7 +69,7 @@ describe("CodexConversation with the real codex 0.169.0", () => {
       })
       assert.match(conversation.threadId, /^[0-9a-f-]{36}$/)
       assert.strictEqual(conversation.serverInfo.codexHome, codexHome)
-      assert.match(conversation.serverInfo.userAgent ?? "", /^optio_codex\/0\.169\.0/)
+      assert.isTrue((conversation.serverInfo.userAgent ?? "").startsWith(`optio_codex/${PINNED_CODEX_VERSION}`), conversation.serverInfo.userAgent)
       assert.isNull(conversation.account)
       assert.deepStrictEqual(conversation.history, [])
       assert.strictEqual(yield* conversation.currentModel, MODEL)

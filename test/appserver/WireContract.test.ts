@@ -9,6 +9,7 @@ import { mkdirSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll, beforeAll } from "vitest"
 import { WireContract } from "../../src/appserver/AppServerSchema.ts"
+import { PINNED_CODEX_VERSION } from "../../src/binary/BinaryCache.ts"
 import { runChecked } from "../../src/host/Host.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { codexBinary } from "../support/offlineCodex.ts"
@@ -127,7 +128,7 @@ beforeAll(async () => {
   }
 }, 60_000)
 
-describe("WireContract against codex app-server generate-json-schema (0.169.0)", () => {
+describe(`WireContract against codex app-server generate-json-schema (${PINNED_CODEX_VERSION})`, () => {
   it("finds the protocol's method unions", () => {
     for (const title of ["ClientRequest", "ClientNotification", "ServerNotification", "ServerRequest"]) {
       assert.isAbove(methodsOf[title]?.size ?? 0, 0, title)

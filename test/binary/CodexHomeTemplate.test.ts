@@ -7,7 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
-import { BinaryCache } from "../../src/binary/BinaryCache.ts"
+import { BinaryCache, PINNED_CODEX_VERSION } from "../../src/binary/BinaryCache.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { sharedCodexCacheDir } from "../support/codexCache.ts"
@@ -26,7 +26,7 @@ describe("CODEX_HOME template", () => {
       writeFileSync(join(codexHome, "config.toml"), "model = \"mine\"\n")
       assert.isTrue(yield* cache.primeCodexHome(codexHome))
 
-      const template = join(cacheDir, "codex-home-0.169.0")
+      const template = join(cacheDir, `codex-home-${PINNED_CODEX_VERSION}`)
       const templateFiles = readdirSync(template)
       assert.include(templateFiles, "state_5.sqlite")
       assert.include(templateFiles, "skills")
@@ -55,6 +55,6 @@ describe("CODEX_HOME template", () => {
       const codexHome = join(root, "task-c", "home", ".codex")
       mkdirSync(codexHome, { recursive: true })
       assert.isTrue(yield* cache.primeCodexHome(codexHome))
-      assert.isTrue(existsSync(join(sharedCodexCacheDir, "codex-home-0.169.0", ".optio-template")))
+      assert.isTrue(existsSync(join(sharedCodexCacheDir, `codex-home-${PINNED_CODEX_VERSION}`, ".optio-template")))
     }).pipe(Effect.provide(BinaryCache.layer({ cacheDir: sharedCodexCacheDir }).pipe(Layer.provideMerge(LocalHost.layer())))), 60_000)
 })

@@ -16,7 +16,7 @@ import * as RemoteHost from "../../src/host/RemoteHost.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
-import { TaskContext } from "../../src/task/TaskContext.ts"
+import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { sharedBinaryCache } from "../support/codexCache.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
@@ -62,7 +62,7 @@ const environOf = (pid: number) => {
 }
 
 describe("finding 3 over SSH: the remote login environment reaches no codex process", () => {
-  it.live.each(["tui", "conversation"] as const)("%s mode", (mode) =>
+  it.live.each(["iframe", "conversation"] as const)("%s mode", (mode) =>
     Effect.gen(function*() {
       const processId = `remote-env-${mode}`
       const workdir = join(root, `w-${mode}`)
@@ -80,7 +80,20 @@ describe("finding 3 over SSH: the remote login environment reaches no codex proc
         { consumerInstructions: "check the environment", mode, autoStart: true, ...demoTaskSettings(server.baseUrl) },
         { workdir, stopGracePeriod: "2 seconds" }
       ).pipe(Effect.forkChild)
-      yield* waitUntil("the agent's command runs", Effect.sync(() => existsSync(join(workdir, "ready")) ? true : undefined), "120 seconds")
+      // A session that fails before its agent runs ends the wait with its own error.
+      yield* Effect.raceFirst(
+        waitUntil("the agent's command runs", Effect.sync(() => existsSync(join(workdir, "ready")) ? true : undefined), "300 seconds"),
+        Fiber.join(session).pipe(Effect.flatMap((result) => Effect.fail(new Error(`the session ended first: ${result.summary}`))))
+      ).pipe(
+        // Say how far the session got (a slow remote login shell shows up here, not as a bare timeout).
+        Effect.catch((error) =>
+          TaskRecorder.use((recorder) => recorder.current).pipe(
+            Effect.flatMap((record) =>
+              Effect.fail(new Error(`${error.message}; progress: ${JSON.stringify(record.progress.map((entry) => entry.message))}`))
+            )
+          )
+        )
+      )
       const recorded = (JSON.parse(readFileSync(layout.pidsFile, "utf8")) as { processes: ReadonlyArray<{ role: string; pid: number }> }).processes
       const tree = processesMentioning(workdir).map((entry) => entry.pid)
       for (const entry of recorded) assert.include(tree, entry.pid, `${entry.role} is in the scanned tree`)
@@ -94,5 +107,5 @@ describe("finding 3 over SSH: the remote login environment reaches no codex proc
       const result = yield* Fiber.join(session).pipe(Effect.timeout("60 seconds"))
       assert.strictEqual(result.summary, "checked")
       assert.deepStrictEqual(readdirSync(join(taskRoot, "run")), [], "a clean end removes the private dir")
-    }).pipe(Effect.scoped, Effect.provide(services(`remote-env-${mode}`))), 240_000)
+    }).pipe(Effect.scoped, Effect.provide(services(`remote-env-${mode}`))), 480_000)
 })

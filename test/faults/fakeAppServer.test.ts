@@ -26,7 +26,7 @@ import type { CodexConversation } from "../../src/appserver/CodexConversation.ts
 import type { ConversationEvent } from "../../src/conversation/ConversationHandle.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { waitUntil } from "../support/waitUntil.ts"
-import { faultRoot, noProcessMentions, services } from "./harness.ts"
+import { faultRoot, launchLinkOf, noProcessMentions, services } from "./harness.ts"
 import { recordOutcome } from "./summary.ts"
 
 const dirs = faultRoot("fake-app-server")
@@ -98,7 +98,7 @@ describe("fault: a fake app-server writes garbage", () => {
             // The task's launch link now starts the fake instead of codex.
             beforeExecute: (context) =>
               Effect.sync(() => {
-                const link = join(context.workdir, "home", ".local", "bin", "codex")
+                const link = launchLinkOf(context.workdir)
                 rmSync(link)
                 writeFileSync(link, `#!/bin/sh\nexec '${process.execPath}' '${fixture}' "$@"\n`, { mode: 0o755 })
               })

@@ -107,7 +107,7 @@ describe("renderCodexConfig", () => {
     assert.strictEqual(table["model_reasoning_effort"], "high")
     assert.strictEqual(table["cli_auth_credentials_store"], "file")
     assert.strictEqual(table["check_for_update_on_startup"], false)
-    assert.deepStrictEqual(table["features"], { daemon_auto_start: false, unbounded_connection_retries: false })
+    assert.deepStrictEqual(table["features"], { daemon_auto_start: false, shell_snapshot: false, unbounded_connection_retries: false })
     assert.deepStrictEqual(table["tui"], { animations: true })
     assert.deepStrictEqual(table["model_providers"], { local: { base_url: "http://127.0.0.1:1/v1" } })
     assert.notProperty(table, "mcp_servers")

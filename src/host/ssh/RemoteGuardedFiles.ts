@@ -34,6 +34,7 @@ import type { GuardedFileOptions, HostErrorReason } from "../Host.ts"
 type Kit = (operation: string, fn: string, args: ReadonlyArray<string>) => Effect.Effect<{ readonly exitCode: number | undefined; readonly stdout: string; readonly stderr: string }, HostError>
 
 const DEFAULT_TIMEOUT = Duration.seconds(10)
+const CHANNEL_MARGIN = Duration.seconds(30)
 /** Raw bytes per write request: escaped (5 bytes each at worst) it stays under Linux's 128 KiB per argument. */
 const WRITE_CHUNK = 20 * 1024
 
@@ -152,9 +153,10 @@ const stripRoot = (root: string | undefined) => root === undefined ? "" : root.r
 export const makeRemoteGuardedFiles = (label: string, kit: Kit) => {
   const call = (operation: string, path: string, timeout: Duration.Input | undefined, args: ReadonlyArray<string>) =>
     kit(operation, "sh", ["-c", GUARDED_SCRIPT, "sh", ...args]).pipe(
-      // The script's own watchdog fires first; this bounds a stuck channel as well.
+      // The script's own watchdog bounds the open; this only bounds a stuck channel, with room
+      // for a shell helper's start (a login shell sourcing slow rc files).
       Effect.timeoutOrElse({
-        duration: Duration.sum(Duration.seconds(seconds(timeout)), Duration.seconds(5)),
+        duration: Duration.sum(Duration.seconds(seconds(timeout)), CHANNEL_MARGIN),
         orElse: () => Effect.fail(new HostError({ host: label, operation, path, reason: "TimedOut", detail: "the host did not answer in time" }))
       }),
       Effect.flatMap((result) => {
