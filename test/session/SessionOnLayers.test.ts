@@ -1,25 +1,36 @@
 /**
  * runCodexSession on swapped layers: the memory host, a scripted tmux pane or a scripted
  * app-server, the memory store and the recording TaskContext, under TestClock. Every scenario is
- * deterministic: time moves only when the driver advances the clock, never by waiting.
+ * deterministic: simulated time moves only when the driver advances the clock, and nothing waits
+ * on the wall clock. The real-process e2e and fault suites stay the proof against the real binary;
+ * these pin the session's own logic (teardown order, lease loss, cancel, resume, seeds, outcomes).
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Exit, Fiber, Layer } from "effect"
+import { Cause, Context, Effect, Exit, Fiber, Layer, Option, Stream } from "effect"
+import type { Duration } from "effect"
 import { TestClock } from "effect/testing"
 import { AppServerClient, makeScriptedAppServer } from "../../src/appserver/AppServerClient.ts"
-import type { ScriptedAppServer, ScriptedAppServerOptions } from "../../src/appserver/AppServerClient.ts"
+import type { ScriptedAppServer, ScriptedAppServerOptions, ScriptedCodex } from "../../src/appserver/AppServerClient.ts"
 import { BinaryCache } from "../../src/binary/BinaryCache.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
+import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
+import { AUTH_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { Host } from "../../src/host/Host.ts"
 import * as MemoryHost from "../../src/host/MemoryHost.ts"
+import { Lease } from "../../src/lease/Lease.ts"
+import { AUTO_START_PROMPT, RESUME_NOTICE } from "../../src/protocol/SystemMessages.ts"
+import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
-import type { SessionOptions } from "../../src/session/CodexSession.ts"
+import type { SessionOptions, SessionResult } from "../../src/session/CodexSession.ts"
+import type { CodexTaskHooks } from "../../src/session/Hooks.ts"
+import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
-import { Store } from "../../src/store/Store.ts"
-import { MemoryStoreState } from "../../src/store/Store.ts"
+import { MemoryStoreState, Store } from "../../src/store/Store.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
+import type { TaskRecord } from "../../src/task/TaskContext.ts"
 import { makeScriptedTmux, Tmux } from "../../src/terminal/Tmux.ts"
-import type { ScriptedTmux, ScriptedTmuxOptions } from "../../src/terminal/Tmux.ts"
+import type { ScriptedPane, ScriptedTmux } from "../../src/terminal/Tmux.ts"
+import type { TmuxSessionOptions } from "../../src/terminal/TmuxSession.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { memoryTar, pathProbe } from "../support/memoryPrograms.ts"
 
@@ -28,66 +39,624 @@ const TASK_ROOT = "/srv/optio/tasks"
 const WORKDIR = `${TASK_ROOT}/${PROCESS_ID}/workdir`
 const OPTIO_LOG = `${WORKDIR}/optio.log`
 const CODEX = "/opt/codex/bin/codex"
+const THREAD = "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
+const SESSION: SessionOptions = { taskRoot: TASK_ROOT, stopGracePeriod: "2 seconds" }
 
-const hostScripts: ReadonlyArray<MemoryHost.ProcessScript> = [pathProbe, memoryTar]
+// --- the harness ---------------------------------------------------------------------------
+
+/** What codex does once it runs, in either mode: writes files, optio.log, exits. */
+interface Codex {
+  readonly memory: MemoryHost.MemoryHost
+  /** CODEX_HOME as codex was launched with it. */
+  readonly codexHome: string
+  readonly log: (line: string) => Effect.Effect<void>
+}
 
 interface Harness {
   readonly memory: MemoryHost.MemoryHost
   readonly tmux: ScriptedTmux
   readonly appServer: ScriptedAppServer
   readonly state: MemoryStoreState
+  /** Teardown-relevant calls in the order they happened. */
+  readonly events: Array<string>
 }
 
-const makeHarness = (options: { readonly tmux?: ScriptedTmuxOptions; readonly appServer?: ScriptedAppServerOptions; readonly state?: MemoryStoreState } = {}) =>
+interface HarnessOptions {
+  /** The TUI pane program (after the first screen is drawn). */
+  readonly tui?: (codex: Codex, pane: ScriptedPane, options: TmuxSessionOptions) => Effect.Effect<void>
+  readonly tmux?: { readonly screen?: string; readonly startFailure?: string }
+  /** What codex does with each conversation turn. */
+  readonly turn?: (codex: Codex, text: string, scripted: ScriptedCodex) => Effect.Effect<void>
+  readonly appServer?: Omit<ScriptedAppServerOptions, "onTurn" | "onClose">
+  readonly state?: MemoryStoreState
+}
+
+const makeHarness = (options: HarnessOptions = {}) =>
   Effect.gen(function*() {
-    const memory = yield* MemoryHost.make({ scripts: hostScripts })
-    const tmux = yield* makeScriptedTmux(options.tmux)
-    const appServer = yield* makeScriptedAppServer(options.appServer)
-    return { memory, tmux, appServer, state: options.state ?? new MemoryStoreState() }
+    const events: Array<string> = []
+    const record = (event: string) => Effect.sync(() => void events.push(event))
+    const memory = yield* MemoryHost.make({ scripts: [pathProbe, memoryTar] })
+    const codexOf = (env: Readonly<Record<string, string>> | undefined): Codex => ({
+      memory,
+      codexHome: env?.["CODEX_HOME"] ?? "",
+      log: (line) => Effect.orDie(memory.host.appendFile(OPTIO_LOG, `${line}\n`))
+    })
+    const tui = options.tui
+    const tmux = yield* makeScriptedTmux({
+      ...options.tmux,
+      onStop: record("codex stopped"),
+      ...(tui === undefined ? {} : { program: (pane, start) => tui(codexOf(start.command.env), pane, start) })
+    })
+    let codexEnv: Readonly<Record<string, string>> | undefined
+    const turn = options.turn
+    const appServer = yield* makeScriptedAppServer({
+      ...options.appServer,
+      onClose: record("codex stopped"),
+      ...(turn === undefined ? {} : { onTurn: (text, scripted) => turn(codexOf(codexEnv), text, scripted) })
+    })
+    const started = appServer.client.start
+    const harness: Harness = {
+      memory,
+      tmux,
+      appServer: {
+        ...appServer,
+        client: AppServerClient.of({
+          start: (startOptions) => Effect.sync(() => void (codexEnv = startOptions.env)).pipe(Effect.andThen(started(startOptions)))
+        })
+      },
+      state: options.state ?? new MemoryStoreState(),
+      events
+    }
+    return harness
   })
 
-const layersOf = (harness: Harness, resume = false) =>
-  Layer.mergeAll(
-    TaskContext.layerRecording({ processId: PROCESS_ID, resume }),
+/** The layers of one run: every service swapped, each decorated to record teardown steps. */
+const layersOf = (harness: Harness, options: { readonly resume?: boolean; readonly renewInterval?: Duration.Input } = {}) => {
+  const record = (event: string) => Effect.sync(() => void harness.events.push(event))
+  const host = Host.of({
+    ...harness.memory.host,
+    remove: (path) => record(`removed ${path}`).pipe(Effect.andThen(harness.memory.host.remove(path)))
+  })
+  const task = Layer.effectContext(Effect.gen(function*() {
+    const inner = yield* TaskContext
+    const recorder = yield* TaskRecorder
+    return Context.make(TaskContext, TaskContext.of({
+      ...inner,
+      clearWidgetUpstream: record("widget cleared").pipe(Effect.andThen(inner.clearWidgetUpstream))
+    })).pipe(Context.add(TaskRecorder, recorder))
+  })).pipe(Layer.provide(TaskContext.layerRecording({ processId: PROCESS_ID, resume: options.resume ?? false })))
+  const stores = Layer.effectContext(Effect.gen(function*() {
+    const seeds = yield* SeedStore
+    const leases = yield* Lease
+    const snapshots = yield* SnapshotStore
+    return Context.make(SeedStore, SeedStore.of({
+      ...seeds,
+      create: (input) => seeds.create(input).pipe(Effect.tap(() => record("seed captured"))),
+      writeBlob: (seedId, expected, blob) => seeds.writeBlob(seedId, expected, blob).pipe(Effect.tap(() => record("credentials saved back")))
+    })).pipe(
+      Context.add(Lease, Lease.of({ ...leases, release: (grant) => leases.release(grant).pipe(Effect.tap((released) => released ? record("lease released") : Effect.void)) })),
+      Context.add(SnapshotStore, SnapshotStore.of({ ...snapshots, insert: (input) => snapshots.insert(input).pipe(Effect.tap(() => record("snapshot stored"))) }))
+    )
+  })).pipe(Layer.provide(Store.layerMemory({ state: harness.state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))))
+  const terminal = Layer.effect(TtydSession, Effect.gen(function*() {
+    const inner = yield* TtydSession
+    return TtydSession.of({ serve: (tmux, serveOptions) => inner.serve(tmux, serveOptions).pipe(Effect.tap(() => Effect.addFinalizer(() => record("viewer closed")))) })
+  })).pipe(Layer.provide(TtydSession.layerTest()))
+  const listener = Layer.effect(ConversationListener, Effect.gen(function*() {
+    const inner = yield* ConversationListener
+    return ConversationListener.of({ ...inner, serve: (conversation, serveOptions) => inner.serve(conversation, serveOptions).pipe(Effect.tap(() => Effect.addFinalizer(() => record("viewer closed")))) })
+  })).pipe(Layer.provide(ConversationListener.layerTest()))
+  return Layer.mergeAll(
+    task,
+    stores,
     BinaryCache.layerTest(CODEX),
-    TtydSession.layerTest(),
-    ConversationListener.layerTest(),
+    terminal,
+    listener,
     Tmux.layerTest(harness.tmux),
     AppServerClient.layerTest(harness.appServer),
-    Store.layerMemory({ state: harness.state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))
-  ).pipe(Layer.provideMerge(Layer.succeed(Host, harness.memory.host)))
+    CredWatcher.layerWith({ pollInterval: "5 seconds", renewInterval: options.renewInterval ?? "10 seconds", leaseTtl: "60 seconds" })
+  ).pipe(Layer.provideMerge(Layer.succeed(Host, host)))
+}
 
-const appendLog = (harness: Harness, line: string) => harness.memory.host.appendFile(OPTIO_LOG, `${line}\n`)
+type Services = Layer.Success<ReturnType<typeof layersOf>>
 
-/** Runs a session to its end, advancing the TestClock in small steps (never the wall clock). */
-const drive = <A, E, R>(session: Effect.Effect<A, E, R>) =>
+/** One simulated step: the clock moves, and in-process I/O (zlib on the snapshot path) gets a turn. */
+const step = Effect.andThen(
+  TestClock.adjust("50 millis"),
+  Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+)
+const MAX_STEPS = 10_000
+
+/** Advances simulated time until the fiber ends; its exit. */
+const driveToEnd = <A, E>(fiber: Fiber.Fiber<A, E>) =>
   Effect.gen(function*() {
-    const fiber = yield* Effect.forkChild(session)
-    for (let step = 0; step < 10_000; step++) {
+    for (let i = 0; i < MAX_STEPS; i++) {
       const done = fiber.pollUnsafe()
       if (done !== undefined) return done
-      yield* TestClock.adjust("50 millis")
-      // Lets in-process I/O (zlib on the snapshot path) run; no time is waited for.
-      yield* Effect.promise(() => new Promise<void>((resolve) => setImmediate(resolve)))
+      yield* step
     }
-    return yield* Effect.die(new Error("the session did not end within 500 simulated seconds"))
+    return yield* Effect.die(new Error(`the session did not end within ${MAX_STEPS * 50 / 1000} simulated seconds`))
   })
 
-const tui = (extra: Record<string, unknown> = {}) => ({ consumerInstructions: "do it", mode: "iframe", ...extra })
-const SESSION: SessionOptions = { taskRoot: TASK_ROOT, stopGracePeriod: "2 seconds" }
+/** Advances simulated time until `condition` holds (failing the test if the fiber ends first). */
+const driveUntil = <A, E, R>(fiber: Fiber.Fiber<A, E>, what: string, condition: Effect.Effect<boolean, never, R>) =>
+  Effect.gen(function*() {
+    for (let i = 0; i < MAX_STEPS; i++) {
+      if (yield* condition) return
+      const done = fiber.pollUnsafe()
+      if (done !== undefined) return yield* Effect.die(new Error(`the session ended before ${what}: ${String(done)}`))
+      yield* step
+    }
+    return yield* Effect.die(new Error(`${what} did not happen within ${MAX_STEPS * 50 / 1000} simulated seconds`))
+  })
 
-describe("runCodexSession on swapped layers", () => {
-  it.effect("TUI: DONE in optio.log ends the session as done by the agent", () =>
-    Effect.gen(function*() {
-      const harness = yield* makeHarness({
-        tmux: { program: () => Effect.ignore(appendLogLater) }
-      })
-      const appendLogLater = appendLog(harness, "DONE: wrote it")
-      const exit = yield* drive(runCodexSession(tui(), SESSION).pipe(Effect.provide(layersOf(harness))))
-      assert.isTrue(Exit.isSuccess(exit), String(exit))
-      if (Exit.isSuccess(exit)) {
-        assert.strictEqual(exit.value.endedBy, "agent")
-        assert.strictEqual(exit.value.summary, "wrote it")
-      }
+const progressOf = TaskRecorder.use((recorder) => recorder.current)
+const progressText = (record: TaskRecord) => record.progress.map((entry) => entry.message ?? "").join("\n")
+const said = (text: string) =>
+  TaskRecorder.use((recorder) => Effect.map(recorder.current, (record) => progressText(record).includes(text)))
+
+/** Runs one session on the harness' layers to its end. */
+const runOn = (
+  harness: Harness,
+  config: Record<string, unknown>,
+  options: { readonly hooks?: CodexTaskHooks; readonly resume?: boolean; readonly renewInterval?: Duration.Input; readonly session?: SessionOptions } = {},
+  during?: (fiber: Fiber.Fiber<SessionResult, unknown>) => Effect.Effect<void, unknown, Services>
+) =>
+  Effect.gen(function*() {
+    const fiber = yield* Effect.forkChild(runCodexSession(config, {
+      ...SESSION,
+      ...options.session,
+      ...(options.hooks === undefined ? {} : { hooks: options.hooks })
     }))
+    if (during !== undefined) yield* during(fiber)
+    // A session that never ends shows how far it got.
+    const exit = yield* driveToEnd(fiber).pipe(
+      Effect.tapDefect(() => Effect.flatMap(progressOf, (r) => Effect.logError("session stuck", { progress: progressText(r), events: harness.events })))
+    )
+    const record = yield* progressOf
+    return { exit, record }
+  }).pipe(Effect.provide(layersOf(harness, options)))
+
+const tui = (extra: Record<string, unknown> = {}) => ({ consumerInstructions: "do it", mode: "iframe", autoStart: true, ...extra })
+const conversation = (extra: Record<string, unknown> = {}) => ({ consumerInstructions: "do it", mode: "conversation", autoStart: true, ...extra })
+
+const succeeded = <A, E>(exit: Exit.Exit<A, E>): A => {
+  if (Exit.isSuccess(exit)) return exit.value
+  throw new Error(`the session failed: ${Cause.pretty(exit.cause)}`)
+}
+const failureOf = <A, E>(exit: Exit.Exit<A, E>): E => {
+  if (Exit.isSuccess(exit)) throw new Error("the session succeeded")
+  const error = Cause.findErrorOption(exit.cause)
+  if (Option.isNone(error)) throw new Error(`the session did not fail typed: ${Cause.pretty(exit.cause)}`)
+  return error.value
+}
+const tagOf = (error: unknown) => typeof error === "object" && error !== null && "_tag" in error ? String(error._tag) : String(error)
+
+const authJson = (refresh: string) => JSON.stringify({ auth_mode: "chatgpt", OPENAI_API_KEY: null, tokens: { access_token: "a", refresh_token: refresh } })
+
+/** A seed holding a login with refresh token `refresh`, in the harness' store. */
+const seedIn = (state: MemoryStoreState, refresh: string) =>
+  Effect.gen(function*() {
+    const seeds = yield* SeedStore
+    const blob = packSeedArchive([{ name: AUTH_MEMBER, bytes: new TextEncoder().encode(authJson(refresh)), mode: 0o600 }])
+    return (yield* seeds.create({ blob: Stream.succeed(blob) })).seedId
+  }).pipe(Effect.provide(Store.layerMemory({ state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))))
+
+const storeOf = <A, E>(state: MemoryStoreState, effect: Effect.Effect<A, E, SeedStore | Lease | SnapshotStore>) =>
+  effect.pipe(Effect.provide(Store.layerMemory({ state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))))
+
+/** The refresh token stored in a seed now. */
+const seedToken = (state: MemoryStoreState, seedId: string) =>
+  storeOf(state, Effect.gen(function*() {
+    const blob = yield* SeedStore.use((seeds) => seeds.readBlob(seedId))
+    const bytes = Buffer.concat(yield* Stream.runCollect(blob.bytes))
+    const members = yield* unpackSeedArchive(bytes)
+    const auth = members.find((member) => member.name === AUTH_MEMBER)
+    return auth === undefined ? undefined : (JSON.parse(new TextDecoder().decode(auth.bytes)) as { tokens: { refresh_token: string } }).tokens.refresh_token
+  }))
+
+const latestSnapshot = (state: MemoryStoreState) =>
+  storeOf(state, SnapshotStore.use((store) => store.latest(PROCESS_ID)))
+
+/** The events from `first` on, without the start-up removals. */
+const teardownEvents = (events: ReadonlyArray<string>) => {
+  const from = events.indexOf("viewer closed")
+  return events.slice(from < 0 ? events.indexOf("codex stopped") : from)
+}
+const TASKDIR_REMOVED = `removed ${TASK_ROOT}/${PROCESS_ID}`
+const beforeIn = (events: ReadonlyArray<string>, first: string, second: string) => {
+  const a = events.indexOf(first)
+  const b = events.indexOf(second)
+  assert.isAtLeast(a, 0, `${first} happened (${events.join(" → ")})`)
+  assert.isAtLeast(b, 0, `${second} happened (${events.join(" → ")})`)
+  assert.isBelow(a, b, `${first} before ${second} (${events.join(" → ")})`)
+}
+
+const rollout = (codex: Codex, thread: string) =>
+  Effect.orDie(Effect.gen(function*() {
+    const dir = `${codex.codexHome}/sessions/2026/12/07`
+    yield* codex.memory.host.makeDirectory(dir)
+    yield* codex.memory.host.writeFile(`${dir}/rollout-2026-12-07T10-00-00-${thread}.jsonl`, "{\"type\":\"session_meta\"}\n")
+  }))
+
+// --- scenarios -----------------------------------------------------------------------------
+
+describe("runCodexSession on swapped layers (TestClock)", () => {
+  describe("TUI mode", () => {
+    it.effect("DONE in optio.log ends the session as done by the agent, with its summary", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (codex) => codex.log("DONE: wrote hello.txt") })
+        const { exit, record } = yield* runOn(harness, tui())
+        const result = succeeded(exit)
+        assert.strictEqual(result.endedBy, "agent")
+        assert.strictEqual(result.summary, "wrote hello.txt")
+        assert.include(progressText(record), "Codex is live")
+        const [start] = yield* harness.tmux.starts
+        assert.match(start?.command.argv[0] ?? "", /\/home\/\.local\/bin\/codex$/)
+        assert.include(start?.command.argv ?? [], AUTO_START_PROMPT)
+        assert.isTrue(yield* harness.tmux.stopped)
+      }))
+
+    it.effect("ERROR in optio.log fails the session with the agent's message", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (codex) => codex.log("ERROR: the tests do not pass") })
+        const { exit } = yield* runOn(harness, tui())
+        const error = failureOf(exit)
+        assert.strictEqual(tagOf(error), "AgentReportedError")
+        assert.include(String((error as { message: string }).message), "the tests do not pass")
+      }))
+
+    it.effect("codex exiting 0 before an outcome ends the task as done by the operator", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (_codex, pane) => pane.exit(0) })
+        const { exit, record } = yield* runOn(harness, tui())
+        assert.strictEqual(succeeded(exit).endedBy, "operator")
+        assert.include(progressText(record), "the operator ended the session")
+      }))
+
+    it.effect("codex exiting non-zero after launch fails CodexExitedEarly and writes ERROR: codex exited <status> to optio.log", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({
+          tui: (codex, pane) => Effect.andThen(codex.log("STATUS: working"), Effect.andThen(pane.setScreen("panic: out of cheese"), pane.exit(3)))
+        })
+        const { exit, record } = yield* runOn(harness, tui({ supportsResume: false }))
+        const error = failureOf(exit) as { _tag: string; exitCode: number | null; paneTail: string }
+        assert.strictEqual(error._tag, "CodexExitedEarly")
+        assert.strictEqual(error.exitCode, 3)
+        assert.include(error.paneTail, "out of cheese")
+        assert.include(progressText(record), "ERROR: codex exited 3")
+      }))
+
+    it.effect("codex dying at launch (before its first screen) fails at launch with its status and screen", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tmux: { screen: "" }, tui: (_codex, pane) => Effect.andThen(pane.setScreen("error: bad flag"), pane.exit(2)) })
+        const { exit, record } = yield* runOn(harness, tui())
+        const error = failureOf(exit) as { _tag: string; exitCode: number; atLaunch?: boolean }
+        assert.strictEqual(error._tag, "CodexExitedEarly")
+        assert.strictEqual(error.exitCode, 2)
+        assert.isTrue(error.atLaunch)
+        assert.notInclude(progressText(record), "Codex is live")
+        // codex did run, so the workdir is still snapshotted, as failed.
+        assert.strictEqual(Option.map(yield* latestSnapshot(harness.state), (doc) => doc.endState).pipe(Option.getOrUndefined), "failed")
+      }))
+
+    it.effect("the terminal going away (tmux server gone) fails CodexExitedEarly with no exit status", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (_codex, pane) => pane.vanish })
+        const { exit } = yield* runOn(harness, tui())
+        const error = failureOf(exit) as { _tag: string; exitCode: number | null }
+        assert.strictEqual(error._tag, "CodexExitedEarly")
+        assert.isNull(error.exitCode)
+      }))
+
+    it.effect("tmux failing to start fails typed; nothing was launched, so no snapshot is taken", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tmux: { startFailure: "no space left on device" } })
+        const { exit, record } = yield* runOn(harness, tui())
+        assert.strictEqual(tagOf(failureOf(exit)), "TmuxStartFailed")
+        assert.isTrue(Option.isNone(yield* latestSnapshot(harness.state)))
+        assert.isUndefined(record.widgetUpstream)
+        assert.include(harness.events, TASKDIR_REMOVED)
+      }))
+
+    it.effect("teardown order with a seed: viewer, codex, widget, credential save-back, snapshot, lease, task files", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({
+          state,
+          tui: (codex) =>
+            Effect.andThen(
+              Effect.orDie(codex.memory.host.writeFile(`${codex.codexHome}/auth.json`, authJson("R2"), { mode: 0o600 })),
+              codex.log("DONE")
+            )
+        })
+        const { exit } = yield* runOn(harness, tui({ seedId }))
+        succeeded(exit)
+        const order = teardownEvents(harness.events).filter((event) => !event.startsWith("removed ") || event === TASKDIR_REMOVED)
+        assert.deepStrictEqual(order, [
+          "viewer closed",
+          "codex stopped",
+          "widget cleared",
+          "credentials saved back",
+          "snapshot stored",
+          "lease released",
+          TASKDIR_REMOVED
+        ])
+      }))
+
+    it.effect("credential rotation before stop: the rotated login is saved back to the seed before its lease is released", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({
+          state,
+          // codex rotates its refresh token and is stopped at once: only the final save-back can catch it.
+          tui: (codex) =>
+            Effect.andThen(
+              Effect.orDie(codex.memory.host.writeFile(`${codex.codexHome}/auth.json`, authJson("R2-rotated"), { mode: 0o600 })),
+              codex.log("DONE")
+            )
+        })
+        const { exit, record } = yield* runOn(harness, tui({ seedId, supportsResume: false }))
+        succeeded(exit)
+        assert.strictEqual(yield* seedToken(state, seedId), "R2-rotated")
+        beforeIn(harness.events, "codex stopped", "credentials saved back")
+        beforeIn(harness.events, "credentials saved back", "lease released")
+        assert.include(progressText(record), `Saved the rotated credentials back to seed ${seedId}`)
+      }))
+
+    it.effect("lease loss racing the body ends the session as LeaseLost; nothing writes the seed afterwards", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({
+          state,
+          // codex rotates its token and keeps working: it never writes an outcome.
+          tui: (codex) => Effect.orDie(codex.memory.host.writeFile(`${codex.codexHome}/auth.json`, authJson("R2"), { mode: 0o600 }))
+        })
+        const { exit, record } = yield* runOn(harness, tui({ seedId }), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "codex is live", said("Codex is live"))
+            // Another worker force-deletes the seed: the next renewal finds it gone.
+            yield* storeOf(state, SeedStore.use((seeds) => seeds.delete(seedId, { force: true })))
+            harness.events.push("seed deleted")
+          }))
+        const error = failureOf(exit) as { _tag: string; reason: string }
+        assert.strictEqual(error._tag, "LeaseLost")
+        assert.strictEqual(error.reason, "seed-missing")
+        const afterLoss = harness.events.slice(harness.events.indexOf("seed deleted"))
+        assert.notInclude(afterLoss, "credentials saved back")
+        assert.notInclude(afterLoss, "lease released")
+        assert.include(afterLoss, "codex stopped")
+        assert.include(progressText(record), "credentials not saved back")
+        assert.strictEqual(Option.getOrUndefined(Option.map(yield* latestSnapshot(state), (doc) => doc.endState)), "cancelled")
+      }))
+
+    it.effect("cancel by interruption: the session ends interrupted, its teardown runs, the snapshot says cancelled", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({ state, tui: () => Effect.void })
+        const { exit } = yield* runOn(harness, tui({ seedId }), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "codex is live", said("Codex is live"))
+            yield* Fiber.interrupt(fiber).pipe(Effect.forkChild)
+          }))
+        assert.isTrue(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause), String(exit))
+        beforeIn(harness.events, "codex stopped", "snapshot stored")
+        beforeIn(harness.events, "snapshot stored", "lease released")
+        assert.strictEqual(Option.getOrUndefined(Option.map(yield* latestSnapshot(state), (doc) => doc.endState)), "cancelled")
+      }))
+
+    it.effect("snapshot on failure: an agent's ERROR leaves a failed snapshot, and the task can resume from it", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({
+          tui: (codex) => Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/notes.md`, "half done")), codex.log("ERROR: stuck"))
+        })
+        const { exit, record } = yield* runOn(harness, tui())
+        assert.strictEqual(tagOf(failureOf(exit)), "AgentReportedError")
+        const snapshot = yield* latestSnapshot(harness.state)
+        assert.strictEqual(Option.getOrUndefined(Option.map(snapshot, (doc) => doc.endState)), "failed")
+        assert.isTrue(record.hasSavedState)
+      }))
+
+    it.effect("resume: the snapshot's workdir comes back and codex resumes the snapshot's thread", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const first = yield* makeHarness({
+          state,
+          tui: (codex) =>
+            Effect.gen(function*() {
+              yield* rollout(codex, THREAD)
+              yield* Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/notes.md`, "step 1 done"))
+            })
+        })
+        // The first run is cancelled mid-task (the dashboard's Resume follows).
+        yield* runOn(first, tui(), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "codex is live", said("Codex is live"))
+            yield* Fiber.interrupt(fiber).pipe(Effect.forkChild)
+          }))
+        assert.strictEqual(Option.getOrUndefined(Option.map(yield* latestSnapshot(state), (doc) => doc.sessionId)), THREAD)
+        let restoredNotes = ""
+        const second = yield* makeHarness({
+          state,
+          tui: (codex) =>
+            Effect.gen(function*() {
+              restoredNotes = new TextDecoder().decode(yield* Effect.orDie(codex.memory.host.readFile(`${WORKDIR}/notes.md`)))
+              yield* codex.log("DONE")
+            })
+        })
+        const { exit, record } = yield* runOn(second, tui(), { resume: true })
+        succeeded(exit)
+        assert.strictEqual(restoredNotes, "step 1 done")
+        const [start] = yield* second.tmux.starts
+        const argv = start?.command.argv ?? []
+        assert.deepStrictEqual(argv.slice(1, 3), ["resume", THREAD])
+        assert.isTrue(argv.some((arg) => arg.includes(RESUME_NOTICE)))
+        assert.include(progressText(record), `Resuming codex thread ${THREAD}`)
+      }))
+
+    it.effect("seed capture at teardown: a setup task's login becomes a new seed after codex stops, before the snapshot", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({
+          tui: (codex) =>
+            Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${codex.codexHome}/auth.json`, authJson("FRESH"), { mode: 0o600 })), codex.log("DONE"))
+        })
+        const saved: Array<string> = []
+        const { exit } = yield* runOn(harness, tui(), { hooks: { onSeedSaved: (seedId) => Effect.sync(() => void saved.push(seedId)) } })
+        succeeded(exit)
+        assert.strictEqual(saved.length, 1)
+        assert.strictEqual(yield* seedToken(harness.state, saved[0] ?? ""), "FRESH")
+        beforeIn(harness.events, "codex stopped", "seed captured")
+        beforeIn(harness.events, "seed captured", "snapshot stored")
+      }))
+
+    it.effect("STATUS lines reach the task's progress while codex works", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (codex) => Effect.andThen(codex.log("STATUS: 40% compiling"), codex.log("DONE")) })
+        const { exit, record } = yield* runOn(harness, tui())
+        succeeded(exit)
+        assert.isTrue(record.progress.some((entry) => (entry.message ?? "").includes("compiling")), progressText(record))
+      }))
+  })
+
+  describe("conversation mode", () => {
+    const doneOnFirstTurn = (codex: Codex) => codex.log("DONE: answered")
+
+    it.effect("DONE in optio.log ends the session as done by the agent; the kickoff turn was sent", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ turn: doneOnFirstTurn })
+        const { exit, record } = yield* runOn(harness, conversation())
+        const result = succeeded(exit)
+        assert.strictEqual(result.endedBy, "agent")
+        assert.strictEqual(result.summary, "answered")
+        assert.deepStrictEqual(yield* harness.appServer.turns, [AUTO_START_PROMPT])
+        assert.include(progressText(record), "Codex conversation is live")
+        assert.isTrue(yield* harness.appServer.closed)
+      }))
+
+    it.effect("ERROR in optio.log fails the session with the agent's message", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ turn: (codex) => codex.log("ERROR: cannot reach the API") })
+        const { exit } = yield* runOn(harness, conversation())
+        assert.strictEqual(tagOf(failureOf(exit)), "AgentReportedError")
+      }))
+
+    it.effect("codex app-server exiting early fails CodexExitedEarly with its status", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ turn: (_codex, _text, scripted) => scripted.exit(139) })
+        const { exit } = yield* runOn(harness, conversation())
+        const error = failureOf(exit) as { _tag: string; exitCode: number; process: string }
+        assert.strictEqual(error._tag, "CodexExitedEarly")
+        assert.strictEqual(error.exitCode, 139)
+        assert.strictEqual(error.process, "codex app-server")
+      }))
+
+    it.effect("codex app-server dying at launch fails at launch with its stderr, also in progress", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ appServer: { dieAtLaunch: { exitCode: 1, stderr: "error: unknown model" } } })
+        const { exit, record } = yield* runOn(harness, conversation())
+        const error = failureOf(exit) as { _tag: string; exitCode: number; atLaunch?: boolean; paneTail: string }
+        assert.strictEqual(error._tag, "CodexExitedEarly")
+        assert.isTrue(error.atLaunch)
+        assert.include(error.paneTail, "unknown model")
+        assert.include(progressText(record), "unknown model")
+        assert.isTrue(Option.isNone(yield* latestSnapshot(harness.state)), "never launched: no snapshot")
+      }))
+
+    it.effect("the worker closing the published conversation ends the task as done by the worker", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ turn: () => Effect.void })
+        const { exit, record } = yield* runOn(harness, conversation({ autoStart: false }), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "the conversation is published", Effect.map(progressOf, (r) => r.conversation !== undefined))
+            const published = (yield* progressOf).conversation
+            if (published === undefined) return
+            assert.strictEqual(published.threadId, "thread-1")
+            yield* published.close
+          }))
+        assert.strictEqual(succeeded(exit).endedBy, "worker")
+        assert.deepStrictEqual(yield* harness.appServer.turns, [], "without autoStart codex gets no kickoff")
+        assert.include(progressText(record), "The worker closed the conversation")
+      }))
+
+    it.effect("a hung app-server fails AppServerUnresponsive after the liveness bound (simulated minutes, no waiting)", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ turn: (_codex, _text, scripted) => scripted.hang })
+        const { exit } = yield* runOn(harness, conversation(), {
+          session: { ...SESSION, appServerLiveness: { interval: "10 seconds", timeout: "10 seconds", failures: 3 } }
+        })
+        const error = failureOf(exit) as { _tag: string; failedProbes: number; boundMs: number }
+        assert.strictEqual(error._tag, "AppServerUnresponsive")
+        assert.strictEqual(error.failedProbes, 3)
+        assert.strictEqual(error.boundMs, 60_000)
+      }))
+
+    it.effect("resume: codex resumes the snapshot's thread and gets the resume notice instead of the kickoff", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const first = yield* makeHarness({ state, appServer: { threadId: THREAD }, turn: (codex) => Effect.andThen(rollout(codex, THREAD), codex.log("ERROR: interrupted")) })
+        yield* runOn(first, conversation())
+        const second = yield* makeHarness({ state, turn: doneOnFirstTurn })
+        const { exit } = yield* runOn(second, conversation(), { resume: true })
+        succeeded(exit)
+        const [start] = yield* second.appServer.starts
+        assert.strictEqual(start?.resumeThreadId, THREAD)
+        const turns = yield* second.appServer.turns
+        assert.strictEqual(turns.length, 1)
+        assert.include(turns[0] ?? "", RESUME_NOTICE)
+      }))
+
+    it.effect("teardown order with a seed: listener, codex, widget, credential save-back, snapshot, lease, task files", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({
+          state,
+          turn: (codex) =>
+            Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${codex.codexHome}/auth.json`, authJson("R2"), { mode: 0o600 })), codex.log("DONE"))
+        })
+        const { exit } = yield* runOn(harness, conversation({ seedId, conversationUi: true }))
+        succeeded(exit)
+        const order = teardownEvents(harness.events).filter((event) => !event.startsWith("removed ") || event === TASKDIR_REMOVED)
+        assert.deepStrictEqual(order, [
+          "viewer closed",
+          "codex stopped",
+          "widget cleared",
+          "credentials saved back",
+          "snapshot stored",
+          "lease released",
+          TASKDIR_REMOVED
+        ])
+      }))
+
+    it.effect("lease loss racing the body ends the conversation as LeaseLost", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({ state, turn: () => Effect.void })
+        const { exit } = yield* runOn(harness, conversation({ seedId }), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "the conversation is live", said("Codex conversation is live"))
+            yield* storeOf(state, SeedStore.use((seeds) => seeds.delete(seedId, { force: true })))
+          }))
+        assert.strictEqual(tagOf(failureOf(exit)), "LeaseLost")
+        assert.isTrue(yield* harness.appServer.closed)
+      }))
+
+    it.effect("cancel by interruption ends the conversation interrupted and closes codex", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ turn: () => Effect.void })
+        const { exit } = yield* runOn(harness, conversation(), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "the conversation is live", said("Codex conversation is live"))
+            yield* Fiber.interrupt(fiber).pipe(Effect.forkChild)
+          }))
+        assert.isTrue(Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause), String(exit))
+        assert.isTrue(yield* harness.appServer.closed)
+        assert.strictEqual(Option.getOrUndefined(Option.map(yield* latestSnapshot(harness.state), (doc) => doc.endState)), "cancelled")
+      }))
+  })
 })
