@@ -26,6 +26,7 @@ import type { CodexTaskHooks } from "../../src/session/Hooks.ts"
 import { SnapshotStore } from "../../src/snapshots/SnapshotStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { MemoryStoreState, Store } from "../../src/store/Store.ts"
+import { StoreUnavailable } from "../../src/store/StoreError.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import type { TaskRecord } from "../../src/task/TaskContext.ts"
 import { makeScriptedTmux, Tmux } from "../../src/terminal/Tmux.ts"
@@ -111,7 +112,18 @@ const makeHarness = (options: HarnessOptions = {}) =>
   })
 
 /** The layers of one run: every service swapped, each decorated to record teardown steps. */
-const layersOf = (harness: Harness, options: { readonly resume?: boolean; readonly renewInterval?: Duration.Input } = {}) => {
+interface LayerOptions {
+  readonly resume?: boolean
+  readonly renewInterval?: Duration.Input
+  /** The snapshot store refuses every insert (a store outage at teardown). */
+  readonly failSnapshots?: boolean
+  /** The seed store refuses every blob write (credentials cannot be saved back). */
+  readonly failSeedWrites?: boolean
+}
+
+const outage = (operation: string) => Effect.fail(new StoreUnavailable({ backend: "memory", operation, detail: "injected outage" }))
+
+const layersOf = (harness: Harness, options: LayerOptions = {}) => {
   const record = (event: string) => Effect.sync(() => void harness.events.push(event))
   const host = Host.of({
     ...harness.memory.host,
@@ -132,10 +144,16 @@ const layersOf = (harness: Harness, options: { readonly resume?: boolean; readon
     return Context.make(SeedStore, SeedStore.of({
       ...seeds,
       create: (input) => seeds.create(input).pipe(Effect.tap(() => record("seed captured"))),
-      writeBlob: (seedId, expected, blob) => seeds.writeBlob(seedId, expected, blob).pipe(Effect.tap(() => record("credentials saved back")))
+      writeBlob: (seedId, expected, blob) =>
+        options.failSeedWrites === true
+          ? outage("swap seed blob")
+          : seeds.writeBlob(seedId, expected, blob).pipe(Effect.tap(() => record("credentials saved back")))
     })).pipe(
       Context.add(Lease, Lease.of({ ...leases, release: (grant) => leases.release(grant).pipe(Effect.tap((released) => released ? record("lease released") : Effect.void)) })),
-      Context.add(SnapshotStore, SnapshotStore.of({ ...snapshots, insert: (input) => snapshots.insert(input).pipe(Effect.tap(() => record("snapshot stored"))) }))
+      Context.add(SnapshotStore, SnapshotStore.of({
+        ...snapshots,
+        insert: (input) => options.failSnapshots === true ? outage("insert snapshot") : snapshots.insert(input).pipe(Effect.tap(() => record("snapshot stored")))
+      }))
     )
   })).pipe(Layer.provide(Store.layerMemory({ state: harness.state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))))
   const terminal = Layer.effect(TtydSession, Effect.gen(function*() {
@@ -199,7 +217,7 @@ const said = (text: string) =>
 const runOn = (
   harness: Harness,
   config: Record<string, unknown>,
-  options: { readonly hooks?: CodexTaskHooks; readonly resume?: boolean; readonly renewInterval?: Duration.Input; readonly session?: SessionOptions } = {},
+  options: LayerOptions & { readonly hooks?: CodexTaskHooks; readonly session?: SessionOptions } = {},
   during?: (fiber: Fiber.Fiber<SessionResult, unknown>) => Effect.Effect<void, unknown, Services>
 ) =>
   Effect.gen(function*() {
@@ -520,6 +538,94 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         succeeded(exit)
         assert.isTrue(record.progress.some((entry) => (entry.message ?? "").includes("compiling")), progressText(record))
       }))
+
+    it.effect("a deliverable reaches onDeliverable and the agent gets the reply through the pane", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({
+          tui: (codex) =>
+            Effect.gen(function*() {
+              yield* Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/deliverables/report.md`, "# Findings\n"))
+              yield* codex.log("DELIVERABLE: deliverables/report.md")
+              yield* codex.log("DONE")
+            })
+        })
+        const seen: Array<string> = []
+        const { exit } = yield* runOn(harness, tui(), {
+          hooks: { onDeliverable: (_ctx, path, text) => Effect.sync(() => void seen.push(`${path}|${text}`)).pipe(Effect.as(Option.none())) }
+        })
+        succeeded(exit)
+        assert.deepStrictEqual(seen, ["report.md|# Findings\n"])
+        const sent = yield* harness.tmux.sent
+        assert.isTrue(sent.some((text) => text.includes("deliverable report.md")), sent.join("\n"))
+      }))
+
+    it.effect("a deliverable symlinked out of deliverables/ is refused: the hook never sees the target", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({
+          tui: (codex) =>
+            Effect.gen(function*() {
+              yield* Effect.orDie(codex.memory.host.makeDirectory(`${WORKDIR}/deliverables`))
+              yield* Effect.orDie(codex.memory.host.symlink(`${codex.codexHome}/config.toml`, `${WORKDIR}/deliverables/creds.txt`))
+              yield* codex.log("DELIVERABLE: deliverables/creds.txt")
+              yield* codex.log("DONE")
+            })
+        })
+        const seen: Array<string> = []
+        const { exit, record } = yield* runOn(harness, tui(), { hooks: { onDeliverable: (_ctx, path) => Effect.sync(() => void seen.push(path)).pipe(Effect.as(Option.none())) } })
+        succeeded(exit)
+        assert.deepStrictEqual(seen, [])
+        assert.include(progressText(record), "resolves outside deliverables/")
+      }))
+
+    it.effect("codex killed by SIGKILL: the failure names the signal", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (_codex, pane) => pane.exit(137) })
+        const { exit } = yield* runOn(harness, tui())
+        const error = failureOf(exit) as { _tag: string; message: string }
+        assert.strictEqual(error._tag, "CodexExitedEarly")
+        assert.include(error.message, "SIGKILL")
+      }))
+
+    it.effect("a snapshot store outage at teardown fails TeardownFailed beside the success; the lease is still released", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({ state, tui: (codex) => codex.log("DONE") })
+        const { exit, record } = yield* runOn(harness, tui({ seedId }), { failSnapshots: true })
+        const error = failureOf(exit) as { _tag: string; sessionSucceeded: boolean; failures: ReadonlyArray<{ step: string }> }
+        assert.strictEqual(error._tag, "TeardownFailed")
+        assert.isTrue(error.sessionSucceeded)
+        assert.deepStrictEqual(error.failures.map((failure) => failure.step), ["snapshot"])
+        assert.include(progressText(record), "Teardown: snapshot failed")
+        assert.include(harness.events, "lease released")
+      }))
+
+    it.effect("credentials that cannot be saved back fail the teardown and keep the task dir holding them", () =>
+      Effect.gen(function*() {
+        const state = new MemoryStoreState()
+        const seedId = yield* seedIn(state, "R1")
+        const harness = yield* makeHarness({
+          state,
+          tui: (codex) =>
+            Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${codex.codexHome}/auth.json`, authJson("R2"), { mode: 0o600 })), codex.log("DONE"))
+        })
+        const { exit, record } = yield* runOn(harness, tui({ seedId, supportsResume: false }), { failSeedWrites: true })
+        const error = failureOf(exit) as { _tag: string; failures: ReadonlyArray<{ step: string }> }
+        assert.strictEqual(error._tag, "TeardownFailed")
+        assert.deepStrictEqual(error.failures.map((failure) => failure.step), ["credential save-back"])
+        assert.notInclude(harness.events, TASKDIR_REMOVED)
+        assert.include(progressText(record), "credentials that were not saved back")
+        assert.strictEqual(yield* seedToken(state, seedId), "R1")
+      }))
+
+    it.effect("a failing beforeExecute hook ends the task before codex starts", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (codex) => codex.log("DONE") })
+        const { exit } = yield* runOn(harness, tui(), { hooks: { beforeExecute: () => Effect.fail(new Error("no quota")) } })
+        assert.strictEqual(tagOf(failureOf(exit)), "HookFailed")
+        assert.deepStrictEqual(yield* harness.tmux.starts, [])
+        assert.isTrue(Option.isNone(yield* latestSnapshot(harness.state)), "never launched: no snapshot")
+      }))
   })
 
   describe("conversation mode", () => {
@@ -542,6 +648,44 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         const harness = yield* makeHarness({ turn: (codex) => codex.log("ERROR: cannot reach the API") })
         const { exit } = yield* runOn(harness, conversation())
         assert.strictEqual(tagOf(failureOf(exit)), "AgentReportedError")
+      }))
+
+    it.effect("an approval codex asks for is answered through the published conversation, then the task finishes", () =>
+      Effect.gen(function*() {
+        let decision = ""
+        const harness = yield* makeHarness({
+          turn: (codex, _text, scripted) =>
+            Effect.gen(function*() {
+              decision = yield* scripted.askPermission("7")
+              yield* codex.log(`DONE: ${decision}`)
+            })
+        })
+        const { exit } = yield* runOn(harness, conversation({ permissionGate: true }), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "codex asks for approval", Effect.map(progressOf, (r) => r.conversation !== undefined).pipe(
+              Effect.flatMap((published) => published ? Effect.map(progressOf, (r) => r.conversation) : Effect.succeed(undefined)),
+              Effect.flatMap((conversation) => conversation === undefined ? Effect.succeed(false) : Effect.map(conversation.pendingPermissions, (ids) => ids.includes("7")))
+            ))
+            const published = (yield* progressOf).conversation
+            if (published !== undefined) assert.isTrue(yield* published.answerPermission("7", "allow"))
+          }))
+        assert.strictEqual(succeeded(exit).summary, "allow")
+        assert.deepStrictEqual(yield* harness.appServer.answers, [{ requestId: "7", behavior: "allow" }])
+      }))
+
+    it.effect("a deliverable's reply reaches the agent as a turn", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({
+          turn: (codex, text) =>
+            text === AUTO_START_PROMPT
+              ? Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/deliverables/out.txt`, "42")), codex.log("DELIVERABLE: deliverables/out.txt"))
+              : codex.log("DONE")
+        })
+        const { exit } = yield* runOn(harness, conversation())
+        succeeded(exit)
+        const turns = yield* harness.appServer.turns
+        assert.strictEqual(turns.length, 2)
+        assert.include(turns[1] ?? "", "deliverable out.txt")
       }))
 
     it.effect("codex app-server exiting early fails CodexExitedEarly with its status", () =>
