@@ -33,12 +33,12 @@ import { makeScriptedTmux, Tmux } from "../../src/terminal/Tmux.ts"
 import type { ScriptedPane, ScriptedTmux } from "../../src/terminal/Tmux.ts"
 import type { TmuxSessionOptions } from "../../src/terminal/TmuxSession.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { taskPaths } from "../../src/workdir/TaskPaths.ts"
+import type { TaskPaths } from "../../src/workdir/TaskPaths.ts"
 import { memoryTar, pathProbe } from "../support/memoryPrograms.ts"
 
 const PROCESS_ID = "task-1"
 const TASK_ROOT = "/srv/optio/tasks"
-const WORKDIR = `${TASK_ROOT}/${PROCESS_ID}/workdir`
-const OPTIO_LOG = `${WORKDIR}/optio.log`
 const CODEX = "/opt/codex/bin/codex"
 const THREAD = "0199a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b"
 const SESSION: SessionOptions = { taskRoot: TASK_ROOT, stopGracePeriod: "2 seconds" }
@@ -48,6 +48,8 @@ const SESSION: SessionOptions = { taskRoot: TASK_ROOT, stopGracePeriod: "2 secon
 /** What codex does once it runs, in either mode: writes files, optio.log, exits. */
 interface Codex {
   readonly memory: MemoryHost.MemoryHost
+  /** The task's paths, as the session lays them out. */
+  readonly paths: TaskPaths
   /** CODEX_HOME as codex was launched with it. */
   readonly codexHome: string
   readonly log: (line: string) => Effect.Effect<void>
@@ -55,6 +57,7 @@ interface Codex {
 
 interface Harness {
   readonly memory: MemoryHost.MemoryHost
+  readonly paths: TaskPaths
   readonly tmux: ScriptedTmux
   readonly appServer: ScriptedAppServer
   readonly state: MemoryStoreState
@@ -77,10 +80,12 @@ const makeHarness = (options: HarnessOptions = {}) =>
     const events: Array<string> = []
     const record = (event: string) => Effect.sync(() => void events.push(event))
     const memory = yield* MemoryHost.make({ scripts: [pathProbe, memoryTar] })
+    const paths = yield* Effect.orDie(taskPaths({ processId: PROCESS_ID, taskRoot: TASK_ROOT }))
     const codexOf = (env: Readonly<Record<string, string>> | undefined): Codex => ({
       memory,
+      paths,
       codexHome: env?.["CODEX_HOME"] ?? "",
-      log: (line) => Effect.orDie(memory.host.appendFile(OPTIO_LOG, `${line}\n`))
+      log: (line) => Effect.orDie(memory.host.appendFile(paths.optioLog, `${line}\n`))
     })
     const tui = options.tui
     const tmux = yield* makeScriptedTmux({
@@ -98,6 +103,7 @@ const makeHarness = (options: HarnessOptions = {}) =>
     const started = appServer.client.start
     const harness: Harness = {
       memory,
+      paths,
       tmux,
       appServer: {
         ...appServer,
@@ -281,7 +287,8 @@ const teardownEvents = (events: ReadonlyArray<string>) => {
   const from = events.indexOf("viewer closed")
   return events.slice(from < 0 ? events.indexOf("codex stopped") : from)
 }
-const TASKDIR_REMOVED = `removed ${TASK_ROOT}/${PROCESS_ID}`
+/** The event of the task's private dir being removed (the last teardown step). */
+const taskdirRemoved = (harness: Harness) => `removed ${harness.paths.taskdir}`
 const beforeIn = (events: ReadonlyArray<string>, first: string, second: string) => {
   const a = events.indexOf(first)
   const b = events.indexOf(second)
@@ -374,7 +381,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         assert.strictEqual(tagOf(failureOf(exit)), "TmuxStartFailed")
         assert.isTrue(Option.isNone(yield* latestSnapshot(harness.state)))
         assert.isUndefined(record.widgetUpstream)
-        assert.include(harness.events, TASKDIR_REMOVED)
+        assert.isFalse(yield* harness.memory.host.exists(harness.paths.taskdir), "the task's private dir is removed")
       }))
 
     it.effect("teardown order with a seed: viewer, codex, widget, credential save-back, snapshot, lease, task files", () =>
@@ -391,7 +398,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         })
         const { exit } = yield* runOn(harness, tui({ seedId }))
         succeeded(exit)
-        const order = teardownEvents(harness.events).filter((event) => !event.startsWith("removed ") || event === TASKDIR_REMOVED)
+        const order = teardownEvents(harness.events).filter((event) => !event.startsWith("removed ") || event === taskdirRemoved(harness))
         assert.deepStrictEqual(order, [
           "viewer closed",
           "codex stopped",
@@ -399,7 +406,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
           "credentials saved back",
           "snapshot stored",
           "lease released",
-          TASKDIR_REMOVED
+          taskdirRemoved(harness)
         ])
       }))
 
@@ -470,7 +477,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
     it.effect("snapshot on failure: an agent's ERROR leaves a failed snapshot, and the task can resume from it", () =>
       Effect.gen(function*() {
         const harness = yield* makeHarness({
-          tui: (codex) => Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/notes.md`, "half done")), codex.log("ERROR: stuck"))
+          tui: (codex) => Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${codex.paths.workdir}/notes.md`, "half done")), codex.log("ERROR: stuck"))
         })
         const { exit, record } = yield* runOn(harness, tui())
         assert.strictEqual(tagOf(failureOf(exit)), "AgentReportedError")
@@ -487,7 +494,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
           tui: (codex) =>
             Effect.gen(function*() {
               yield* rollout(codex, THREAD)
-              yield* Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/notes.md`, "step 1 done"))
+              yield* Effect.orDie(codex.memory.host.writeFile(`${codex.paths.workdir}/notes.md`, "step 1 done"))
             })
         })
         // The first run is cancelled mid-task (the dashboard's Resume follows).
@@ -502,7 +509,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
           state,
           tui: (codex) =>
             Effect.gen(function*() {
-              restoredNotes = new TextDecoder().decode(yield* Effect.orDie(codex.memory.host.readFile(`${WORKDIR}/notes.md`)))
+              restoredNotes = new TextDecoder().decode(yield* Effect.orDie(codex.memory.host.readFile(`${codex.paths.workdir}/notes.md`)))
               yield* codex.log("DONE")
             })
         })
@@ -544,7 +551,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         const harness = yield* makeHarness({
           tui: (codex) =>
             Effect.gen(function*() {
-              yield* Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/deliverables/report.md`, "# Findings\n"))
+              yield* Effect.orDie(codex.memory.host.writeFile(`${codex.paths.workdir}/deliverables/report.md`, "# Findings\n"))
               yield* codex.log("DELIVERABLE: deliverables/report.md")
               yield* codex.log("DONE")
             })
@@ -564,8 +571,8 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         const harness = yield* makeHarness({
           tui: (codex) =>
             Effect.gen(function*() {
-              yield* Effect.orDie(codex.memory.host.makeDirectory(`${WORKDIR}/deliverables`))
-              yield* Effect.orDie(codex.memory.host.symlink(`${codex.codexHome}/config.toml`, `${WORKDIR}/deliverables/creds.txt`))
+              yield* Effect.orDie(codex.memory.host.makeDirectory(`${codex.paths.workdir}/deliverables`))
+              yield* Effect.orDie(codex.memory.host.symlink(`${codex.codexHome}/config.toml`, `${codex.paths.workdir}/deliverables/creds.txt`))
               yield* codex.log("DELIVERABLE: deliverables/creds.txt")
               yield* codex.log("DONE")
             })
@@ -613,7 +620,8 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         const error = failureOf(exit) as { _tag: string; failures: ReadonlyArray<{ step: string }> }
         assert.strictEqual(error._tag, "TeardownFailed")
         assert.deepStrictEqual(error.failures.map((failure) => failure.step), ["credential save-back"])
-        assert.notInclude(harness.events, TASKDIR_REMOVED)
+        assert.isTrue(yield* harness.memory.host.exists(`${harness.paths.codexHome}/auth.json`), "the only copy of the rotated login is kept")
+        assert.notInclude(teardownEvents(harness.events), taskdirRemoved(harness))
         assert.include(progressText(record), "credentials that were not saved back")
         assert.strictEqual(yield* seedToken(state, seedId), "R1")
       }))
@@ -625,6 +633,35 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         assert.strictEqual(tagOf(failureOf(exit)), "HookFailed")
         assert.deepStrictEqual(yield* harness.tmux.starts, [])
         assert.isTrue(Option.isNone(yield* latestSnapshot(harness.state)), "never launched: no snapshot")
+      }))
+
+    it.effect("a worker that died mid-task: the next start reaps the codex it left running and snapshots what it left, before the workdir is wiped", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (codex) => codex.log("DONE") })
+        const { memory, paths } = harness
+        // What the dead worker left: its pid record, a codex still running, its CODEX_HOME and work.
+        yield* memory.host.makeDirectory("/proc/4242")
+        yield* memory.host.writeFile("/proc/4242/stat", `4242 (codex) ${["S", ...Array.from({ length: 18 }, () => "0"), "777"].join(" ")} 0 0`)
+        yield* memory.adopt(4242, (signal) => Effect.sync(() => void harness.events.push(`leftover codex got ${signal}`)).pipe(Effect.as(true)))
+        yield* memory.host.makeDirectory(paths.taskdir)
+        yield* memory.host.writeFile(paths.pidsFile, JSON.stringify({
+          version: 1,
+          host: memory.host.label,
+          recordedAtMs: 0,
+          processes: [{ role: "codex TUI", pid: 4242, startTime: "777" }]
+        }))
+        yield* memory.host.makeDirectory(paths.codexHome)
+        yield* memory.host.makeDirectory(paths.workdir)
+        yield* memory.host.writeFile(`${paths.workdir}/half-done.txt`, "work of the dead run")
+        const { exit, record } = yield* runOn(harness, tui())
+        succeeded(exit)
+        const progress = progressText(record)
+        assert.include(progress, "reaped leftovers of a previous run: codex TUI (pid 4242)")
+        assert.include(progress, "Saved a snapshot of what the previous run left")
+        assert.isFalse(yield* memory.host.isAlive(4242))
+        beforeIn(harness.events, "leftover codex got SIGTERM", `removed ${paths.workdir}`)
+        const snapshots = yield* storeOf(harness.state, SnapshotStore.use((store) => store.list(PROCESS_ID)))
+        assert.deepStrictEqual(snapshots.map((doc) => doc.endState).sort(), ["done", "failed"])
       }))
   })
 
@@ -678,7 +715,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         const harness = yield* makeHarness({
           turn: (codex, text) =>
             text === AUTO_START_PROMPT
-              ? Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${WORKDIR}/deliverables/out.txt`, "42")), codex.log("DELIVERABLE: deliverables/out.txt"))
+              ? Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${codex.paths.workdir}/deliverables/out.txt`, "42")), codex.log("DELIVERABLE: deliverables/out.txt"))
               : codex.log("DONE")
         })
         const { exit } = yield* runOn(harness, conversation())
@@ -764,7 +801,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         })
         const { exit } = yield* runOn(harness, conversation({ seedId, conversationUi: true }))
         succeeded(exit)
-        const order = teardownEvents(harness.events).filter((event) => !event.startsWith("removed ") || event === TASKDIR_REMOVED)
+        const order = teardownEvents(harness.events).filter((event) => !event.startsWith("removed ") || event === taskdirRemoved(harness))
         assert.deepStrictEqual(order, [
           "viewer closed",
           "codex stopped",
@@ -772,7 +809,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
           "credentials saved back",
           "snapshot stored",
           "lease released",
-          TASKDIR_REMOVED
+          taskdirRemoved(harness)
         ])
       }))
 
