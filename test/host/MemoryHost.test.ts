@@ -51,3 +51,13 @@ it.effect("run reports a scripted exit code and output; an unscripted program is
     const missing = yield* Effect.flip(host.host.run({ argv: ["tmux"] }))
     assert.strictEqual(missing.reason, "NotFound")
   }))
+
+it.effect("Host.layerMemory provides a memory host: files in memory, scripted programs", () =>
+  Effect.gen(function*() {
+    const host = yield* Host
+    assert.strictEqual(host.label, "memory")
+    yield* host.makeDirectory("/work")
+    yield* host.writeFile("/work/a.txt", "in memory")
+    assert.deepStrictEqual(yield* host.readDirectory("/work"), ["a.txt"])
+    assert.strictEqual((yield* host.run({ argv: ["true"] })).exitCode, 0)
+  }).pipe(Effect.provide(Host.layerMemory({ scripts: [MemoryHost.script.exits(MemoryHost.script.argv("true"), 0)] }))))
