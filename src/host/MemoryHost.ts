@@ -13,6 +13,8 @@
  * - A command no script matches fails like a missing program (`NotFound`).
  * - `terminateTree` and `isAlive` know only processes this host spawned or that a test registered
  *   with {@link MemoryHost.adopt} (codex inside a scripted tmux, say).
+ * - `connectionLost` never completes unless the test drops the connection
+ *   ({@link MemoryHost.dropConnection}), as a remote host's would on a network failure.
  *
  * @since 0.1.0
  */
@@ -102,6 +104,8 @@ export interface MemoryHost {
   readonly plantOther: (path: string) => Effect.Effect<void, HostError>
   /** Truncates a file in place (same identity), as `: > file` would. */
   readonly truncate: (path: string) => Effect.Effect<void, HostError>
+  /** Fails `connectionLost` (and so a session racing it) with a `ConnectionLost` HostError. */
+  readonly dropConnection: (detail: string) => Effect.Effect<void>
   /** Registers a process this host did not spawn (e.g. codex in a scripted tmux pane). */
   readonly adopt: (pid: number, onSignal: (signal: Signal) => Effect.Effect<boolean>) => Effect.Effect<void>
 }
@@ -142,6 +146,7 @@ export const makeUnsafe = (options: MemoryHostOptions = {}): MemoryHost => {
   let nextId = 1
   let nextPid = 1000
   const procs = new Map<number, Proc>()
+  const dropped = Deferred.makeUnsafe<never, HostError>()
   const records: Array<Proc["record"]> = []
 
   const fail = (operation: string, reason: HostErrorReason, path: string, detail?: string) =>
@@ -497,7 +502,7 @@ export const makeUnsafe = (options: MemoryHostOptions = {}): MemoryHost => {
     spawn,
     spawnPty,
     terminateTree,
-    connectionLost: Effect.never,
+    connectionLost: Deferred.await(dropped),
     isAlive,
     readFile,
     readRange,
@@ -529,6 +534,8 @@ export const makeUnsafe = (options: MemoryHostOptions = {}): MemoryHost => {
   return {
     host: shape,
     processes: Effect.sync(() => records.map((record) => ({ ...record, signals: [...record.signals] }))),
+    dropConnection: (detail) =>
+      Deferred.fail(dropped, new HostError({ host: label, operation: "connection", reason: "ConnectionLost", detail })).pipe(Effect.asVoid),
     plantOther: (path) => parentDir("plant", path).pipe(Effect.map((dir) => put(normalize(`${dir}/${nameOf(path)}`), { type: "Other", id: nextId++ }))),
     truncate: (path) =>
       lookup("truncate", path, true).pipe(Effect.flatMap(({ node }) => {

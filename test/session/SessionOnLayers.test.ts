@@ -663,6 +663,20 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         const snapshots = yield* storeOf(harness.state, SnapshotStore.use((store) => store.list(PROCESS_ID)))
         assert.deepStrictEqual(snapshots.map((doc) => doc.endState).sort(), ["done", "failed"])
       }))
+
+    it.effect("the host's connection dropping ends the session at once, and the teardown still stops codex", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: () => Effect.void })
+        const { exit } = yield* runOn(harness, tui(), {}, (fiber) =>
+          Effect.gen(function*() {
+            yield* driveUntil(fiber, "codex is live", said("Codex is live"))
+            yield* harness.memory.dropConnection("network unreachable")
+          }))
+        const error = failureOf(exit) as { _tag: string; reason: string }
+        assert.strictEqual(error._tag, "HostError")
+        assert.strictEqual(error.reason, "ConnectionLost")
+        assert.include(harness.events, "codex stopped")
+      }))
   })
 
   describe("conversation mode", () => {
