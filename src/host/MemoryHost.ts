@@ -5,9 +5,10 @@
  * runs and how it exits, and which signals it survives. Time passes only through `Clock`, so a
  * session on this host runs under `TestClock`.
  *
- * Owns the scripted process table and assembles the host (the file tree is MemoryFiles); does not own what a real program
- * would do (each test scripts the few programs its code path runs). Tail is the shared
- * {@link makeTail} over this host's `stat` and guarded range read, as on the live hosts.
+ * Owns the scripted process table and assembles the host (the file tree is `MemoryFiles`); does
+ * not own what a real program would do (each test scripts the few programs its code path runs).
+ * Tail is the shared {@link makeTail} over the tree's `stat` and guarded range read, as on the
+ * live hosts.
  *
  * Gotchas:
  * - A command no script matches fails like a missing program (`NotFound`).
