@@ -474,7 +474,7 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         assert.strictEqual(Option.getOrUndefined(Option.map(yield* latestSnapshot(state), (doc) => doc.endState)), "cancelled")
       }))
 
-    it.effect("snapshot on failure: an agent's ERROR leaves a failed snapshot, and the task can resume from it", () =>
+    it.effect("snapshot on failure: an agent's ERROR leaves a failed snapshot, and the dashboard is told there is saved state", () =>
       Effect.gen(function*() {
         const harness = yield* makeHarness({
           tui: (codex) => Effect.andThen(Effect.orDie(codex.memory.host.writeFile(`${codex.paths.workdir}/notes.md`, "half done")), codex.log("ERROR: stuck"))
