@@ -515,7 +515,6 @@ interface Bootstrap {
   readonly history: ReadonlyArray<HistoryTurn>
 }
 
-/** Spec §3.5 as corrected for 0.169: strictly sequential, the thread request last. */
 /**
  * {@link startConversationOn} on the provided {@link Host} (the `AppServerClient` service's live
  * layer captures the host instead).
@@ -527,6 +526,7 @@ export const startConversation = (options: ConversationOptions) =>
     return yield* startConversationOn(host, options)
   })
 
+/** Spec §3.5 as corrected for 0.169: strictly sequential, the thread request last. */
 const runBootstrap = Effect.fnUntraced(function*(
   protocol: AppServerProtocol.AppServerProtocol,
   options: ConversationOptions,

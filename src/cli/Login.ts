@@ -51,7 +51,8 @@ export const loginCommand = Command.make("login", {
         Layer.mergeAll(
           TaskContext.layerConsole({ processId: flags.processId }, (line) => Console.error(line), { revealCredentials: true }),
           BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
-          TtydSession.layer, Tmux.layer,
+          TtydSession.layer,
+          Tmux.layer,
           storeLayer(flags)
         ).pipe(Layer.provideMerge(host.success))
       )

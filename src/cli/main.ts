@@ -107,7 +107,9 @@ const run = Command.make("run", {
         ),
         storeLayer(flags),
         BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
-        TtydSession.layer, Tmux.layer, AppServerClient.layer,
+        TtydSession.layer,
+        Tmux.layer,
+        AppServerClient.layer,
         ConversationListener.layer
       ).pipe(Layer.provideMerge(host))))),
     Effect.tapError((error) => Console.error(`failed: ${error instanceof Error ? error.message : String(error)}`))
