@@ -16,12 +16,14 @@ import { runCodexSession } from "../src/session/CodexSession.ts"
 import { TaskContext } from "../src/task/TaskContext.ts"
 import type { InnerAuth } from "../src/task/TaskContext.ts"
 import { TtydSession } from "../src/terminal/TtydSession.ts"
+import { Tmux } from "../src/terminal/Tmux.ts"
+import { AppServerClient } from "../src/appserver/AppServerClient.ts"
 import type { Timeline } from "./harness.ts"
 import { now } from "./harness.ts"
 
 /** What a worker provides to sessions: one Host, one binary cache, the two viewer servers. */
 export const libraryServices = (cacheDir: string) =>
-  Layer.mergeAll(BinaryCache.layer({ cacheDir }), ConversationListener.layer, TtydSession.layer).pipe(
+  Layer.mergeAll(BinaryCache.layer({ cacheDir }), ConversationListener.layer, TtydSession.layer, Tmux.layer, AppServerClient.layer).pipe(
     Layer.provideMerge(LocalHost.layer())
   )
 

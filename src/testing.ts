@@ -27,6 +27,8 @@ import type { MemoryStoreState } from "./store/Store.ts"
 import { TaskContext, TaskRecorder } from "./task/TaskContext.ts"
 import type { TaskIdentity } from "./task/TaskContext.ts"
 import { TtydSession } from "./terminal/TtydSession.ts"
+import { Tmux } from "./terminal/Tmux.ts"
+import { AppServerClient } from "./appserver/AppServerClient.ts"
 
 export { ModelScript } from "./modelserver/ModelScript.ts"
 export { ScriptedModelServer } from "./modelserver/ScriptedModelServer.ts"
@@ -40,6 +42,10 @@ export type {
 export { CODEX_CLIENT_ID, startStandInIssuer } from "./modelserver/StandInIssuer.ts"
 export type { MintedAuth, RefreshOutcome, StandInIssuer, StandInIssuerOptions } from "./modelserver/StandInIssuer.ts"
 export { MemoryStoreState } from "./store/Store.ts"
+export { makeScriptedTmux } from "./terminal/Tmux.ts"
+export type { ScriptedPane, ScriptedTmux, ScriptedTmuxOptions } from "./terminal/Tmux.ts"
+export type { ScriptedAppServer, ScriptedAppServerOptions, ScriptedCodex } from "./appserver/AppServerClient.ts"
+export { makeScriptedAppServer } from "./appserver/AppServerClient.ts"
 export { TaskRecorder } from "./task/TaskContext.ts"
 export type { TaskRecord } from "./task/TaskContext.ts"
 
@@ -108,11 +114,15 @@ export interface SessionServicesOptions {
 export const layerSessionServices = (
   processId: string,
   options: SessionServicesOptions = {}
-): Layer.Layer<TaskContext | TaskRecorder | BinaryCache | TtydSession | ConversationListener | SeedStore | Lease | SnapshotStore | Host> =>
+): Layer.Layer<
+  TaskContext | TaskRecorder | BinaryCache | TtydSession | Tmux | AppServerClient | ConversationListener | SeedStore | Lease | SnapshotStore | Host
+> =>
   Layer.mergeAll(
     layerRecordingTaskContext({ processId, resume: options.resume ?? false }),
     BinaryCache.layer(options.binaryCache ?? {}),
     TtydSession.layer,
+    Tmux.layer,
+    AppServerClient.layer,
     ConversationListener.layer,
     layerMemoryStores({ state: options.state })
   ).pipe(Layer.provideMerge(layerTestHost))

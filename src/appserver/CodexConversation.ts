@@ -24,7 +24,7 @@ import type { Scope } from "effect"
 import { ConversationClosed, InvalidControl } from "../conversation/ConversationHandle.ts"
 import type { ConversationEvent, ConversationHandle } from "../conversation/ConversationHandle.ts"
 import { Host } from "../host/Host.ts"
-import type { HostError, HostProcess } from "../host/Host.ts"
+import type { HostError, HostProcess, HostShape } from "../host/Host.ts"
 import * as AppServerProtocol from "./AppServerProtocol.ts"
 import { AppServerExited } from "./AppServerProtocol.ts"
 import type { AppServerRequestError, AppServerRequestTimedOut, Incoming, JsonObject } from "./AppServerProtocol.ts"
@@ -201,8 +201,7 @@ const decodeTurnCompleted = Schema.decodeUnknownOption(TurnCompletedNotification
  * @category constructors
  * @since 0.1.0
  */
-export const startConversation = Effect.fn("CodexConversation.start")(function*(options: ConversationOptions) {
-  const host = yield* Host
+export const startConversationOn = Effect.fn("CodexConversation.start")(function*(host: HostShape, options: ConversationOptions) {
   // Fibers that outlive one call (a send waiting for codex's acknowledgement) live as long as the conversation.
   const conversationScope = yield* Effect.scope
   const appServer = yield* host.spawn({
@@ -517,6 +516,17 @@ interface Bootstrap {
   readonly effort: string | null
   readonly history: ReadonlyArray<HistoryTurn>
 }
+
+/**
+ * {@link startConversationOn} on the provided {@link Host} (the `AppServerClient` service's live
+ * layer captures the host instead).
+ * @category constructors
+ */
+export const startConversation = (options: ConversationOptions) =>
+  Effect.gen(function*() {
+    const host = yield* Host
+    return yield* startConversationOn(host, options)
+  })
 
 /** Spec §3.5 as corrected for 0.169: strictly sequential, the thread request last. */
 const runBootstrap = Effect.fnUntraced(function*(

@@ -14,6 +14,7 @@ import { BinaryCache } from "../binary/BinaryCache.ts"
 import { runCodexLogin } from "../session/LoginBody.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
+import { Tmux } from "../terminal/Tmux.ts"
 import { hostFlags, hostLayerFrom } from "./HostFlags.ts"
 import { describeStore, storeChoice, storeFlags, storeLayer } from "./StoreFlags.ts"
 
@@ -51,6 +52,7 @@ export const loginCommand = Command.make("login", {
           TaskContext.layerConsole({ processId: flags.processId }, (line) => Console.error(line), { revealCredentials: true }),
           BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
           TtydSession.layer,
+          Tmux.layer,
           storeLayer(flags)
         ).pipe(Layer.provideMerge(host.success))
       )

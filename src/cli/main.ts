@@ -17,6 +17,8 @@ import { runCodexSession } from "../session/CodexSession.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
 import { VERSION_LINE } from "../package/PackageInfo.ts"
+import { Tmux } from "../terminal/Tmux.ts"
+import { AppServerClient } from "../appserver/AppServerClient.ts"
 import { DEMO_PROMPT, demoScript, demoTaskSettings } from "./OfflineDemo.ts"
 import { doctorChecks } from "./Doctor.ts"
 import { hostFlags, hostLayerFrom } from "./HostFlags.ts"
@@ -107,6 +109,8 @@ const run = Command.make("run", {
         storeLayer(flags),
         BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
         TtydSession.layer,
+        Tmux.layer,
+        AppServerClient.layer,
         ConversationListener.layer
       ).pipe(Layer.provideMerge(host))))),
     Effect.tapError((error) => Console.error(`failed: ${error instanceof Error ? error.message : String(error)}`))

@@ -91,11 +91,6 @@ export interface CredWatch {
   readonly release: Effect.Effect<void>
   /** Generations saved so far, for tests/progress. */
   readonly saves: Effect.Effect<number>
-  /**
-   * Completed poll and renewal ticks so far (each counted once it finished, whatever its
-   * outcome), so a caller can wait for the watcher to have looked again instead of sleeping.
-   */
-  readonly ticks: Effect.Effect<{ readonly polls: number; readonly renewals: number }>
 }
 
 /**
@@ -122,8 +117,6 @@ interface WatchState {
   readonly grant: Option.Option<LeaseGrant>
   readonly lost: Option.Option<LeaseLost>
   readonly saves: number
-  readonly polls: number
-  readonly renewals: number
 }
 
 const short = (fingerprint: string) => fingerprint.slice(0, 12)
@@ -145,9 +138,7 @@ const make = (settings: CredWatcherSettings) => {
         baseline: spec.baseline,
         grant: spec.lease,
         lost: Option.none(),
-        saves: 0,
-        polls: 0,
-        renewals: 0
+        saves: 0
       })
       const lostSignal = yield* Deferred.make<never, LeaseLost>()
       const saveLock = yield* Semaphore.make(1)
@@ -214,8 +205,7 @@ const make = (settings: CredWatcherSettings) => {
 
       const pollTick = saveOnce.pipe(
         Effect.asVoid,
-        Effect.catchCause((cause) => Effect.logWarning("credential save-back failed; retrying next tick", cause)),
-        Effect.andThen(Ref.update(state, (s) => ({ ...s, polls: s.polls + 1 })))
+        Effect.catchCause((cause) => Effect.logWarning("credential save-back failed; retrying next tick", cause))
       )
 
       const renewTick = Effect.gen(function*() {
@@ -227,8 +217,7 @@ const make = (settings: CredWatcherSettings) => {
         )
         if (Option.isSome(renewed)) yield* Ref.update(state, (s) => ({ ...s, grant: renewed }))
       }).pipe(
-        Effect.catchCause((cause) => Effect.logWarning("lease renewal failed; retrying next tick", cause)),
-        Effect.andThen(Ref.update(state, (s) => ({ ...s, renewals: s.renewals + 1 })))
+        Effect.catchCause((cause) => Effect.logWarning("lease renewal failed; retrying next tick", cause))
       )
 
       const loop = (tick: Effect.Effect<void, never, Host | SeedStore | Lease>, every: Duration.Duration) =>
@@ -286,8 +275,7 @@ const make = (settings: CredWatcherSettings) => {
         lost: Deferred.await(lostSignal),
         finalSaveBack,
         release: yield* Effect.cached(releaseOnce),
-        saves: Effect.map(Ref.get(state), (s) => s.saves),
-        ticks: Effect.map(Ref.get(state), (s) => ({ polls: s.polls, renewals: s.renewals }))
+        saves: Effect.map(Ref.get(state), (s) => s.saves)
       }
     })
 

@@ -11,6 +11,7 @@
  */
 import { Context, Effect, Schema } from "effect"
 import type { Duration, Scope, Stream } from "effect"
+import * as MemoryHost from "./MemoryHost.ts"
 
 /**
  * Why a host operation failed, normalized across local and remote hosts.
@@ -322,7 +323,10 @@ export interface HostShape {
  * @category services
  * @since 0.1.0
  */
-export class Host extends Context.Service<Host, HostShape>()("optio-codex/Host") {}
+export class Host extends Context.Service<Host, HostShape>()("optio-codex/Host") {
+  /** Files in memory, processes scripted by argv (see MemoryHost); for tests on swapped layers. */
+  static readonly layerMemory = (options?: MemoryHost.MemoryHostOptions) => MemoryHost.layer(options)
+}
 
 /**
  * Runs a command and fails with {@link CommandFailed} unless it exits 0.

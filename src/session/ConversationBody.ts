@@ -6,7 +6,7 @@
  * @since 0.1.0
  */
 import { Deferred, Duration, Effect, Option } from "effect"
-import { startConversation } from "../appserver/CodexConversation.ts"
+import { AppServerClient } from "../appserver/AppServerClient.ts"
 import type { CodexConversation, HistoryTurn } from "../appserver/CodexConversation.ts"
 import { ClientMethod, ServerNotificationMethod } from "../appserver/AppServerSchema.ts"
 import { appServerSandboxArgs, threadStartSandbox } from "../config/SandboxPosture.ts"
@@ -32,7 +32,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
   const { config, paths } = prepared
   const task = yield* TaskContext
   yield* task.reportProgress(null, "Launching Codex (conversation)…")
-  const conversation = yield* startConversation({
+  const conversation = yield* (yield* AppServerClient).start({
     launchPath: paths.launchLink,
     args: appServerSandboxArgs(prepared.posture),
     env: prepared.env,

@@ -20,7 +20,7 @@ import { Host } from "../host/Host.ts"
 import { connectionLostOf } from "../host/RemoteHost.ts"
 import { SeedStore } from "../seeds/SeedStore.ts"
 import { TaskContext } from "../task/TaskContext.ts"
-import { startTmuxSession } from "../terminal/TmuxSession.ts"
+import { Tmux } from "../terminal/Tmux.ts"
 import type { TmuxSession } from "../terminal/TmuxSession.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
 import { recordLaunch } from "./Leftovers.ts"
@@ -165,7 +165,7 @@ const loginBody = Effect.fnUntraced(function*(prepared: PreparedTask, options: L
   const { config, paths } = prepared
   const task = yield* TaskContext
   yield* task.reportProgress(null, "Starting codex login…")
-  const tmux = yield* startTmuxSession({
+  const tmux = yield* (yield* Tmux).start({
     socketPath: paths.tmuxSocket,
     configPath: paths.tmuxConf,
     command: {

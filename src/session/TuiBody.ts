@@ -9,7 +9,7 @@ import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { tuiSandboxArgs } from "../config/SandboxPosture.ts"
 import { AUTO_START_PROMPT, RESUME_NOTICE, systemMessage } from "../protocol/SystemMessages.ts"
 import { TaskContext } from "../task/TaskContext.ts"
-import { startTmuxSession } from "../terminal/TmuxSession.ts"
+import { Tmux } from "../terminal/Tmux.ts"
 import type { TmuxSession } from "../terminal/TmuxSession.ts"
 import { TtydSession } from "../terminal/TtydSession.ts"
 import { recordLaunch } from "./Leftovers.ts"
@@ -26,7 +26,7 @@ export const runTuiBody = Effect.fnUntraced(function*(prepared: PreparedTask) {
   const { config, paths } = prepared
   const task = yield* TaskContext
   yield* task.reportProgress(null, "Launching Codex…")
-  const tmux = yield* startTmuxSession({
+  const tmux = yield* (yield* Tmux).start({
     socketPath: paths.tmuxSocket,
     configPath: paths.tmuxConf,
     command: {

@@ -27,7 +27,7 @@
  * @since 0.1.0
  */
 import { NodeStream } from "@effect/platform-node"
-import { Effect, Schema, Stream } from "effect"
+import { Clock, Effect, Schema, Stream } from "effect"
 import type { Duplex } from "node:stream"
 import * as zlib from "node:zlib"
 import { Host } from "../host/Host.ts"
@@ -155,23 +155,27 @@ const withProgress = <E, R>(
   onProgress: ((bytes: number) => Effect.Effect<void>) | undefined
 ): Stream.Stream<Uint8Array, E, R> => {
   if (onProgress === undefined) return stream
-  return Stream.suspend(() => {
+  // On Clock, so a session under TestClock reports as it would in real time.
+  return Stream.unwrap(Effect.gen(function*() {
     let total = 0
     let reported = 0
-    let reportedAt = Date.now()
-    const report = Effect.suspend(() => {
+    let reportedAt = yield* Clock.currentTimeMillis
+    const report = Effect.gen(function*() {
       reported = total
-      reportedAt = Date.now()
-      return onProgress(total)
+      reportedAt = yield* Clock.currentTimeMillis
+      return yield* onProgress(total)
     })
     return stream.pipe(
-      Stream.tap((chunk) => {
-        total += chunk.length
-        return total - reported >= PROGRESS_BYTES || Date.now() - reportedAt >= PROGRESS_MILLIS ? report : Effect.void
-      }),
+      Stream.tap((chunk) =>
+        Effect.gen(function*() {
+          total += chunk.length
+          const now = yield* Clock.currentTimeMillis
+          if (total - reported >= PROGRESS_BYTES || now - reportedAt >= PROGRESS_MILLIS) yield* report
+        })
+      ),
       Stream.concat(Stream.fromEffectDrain(report))
     )
-  })
+  }))
 }
 
 const tail = (text: string) => text.trim().slice(-STDERR_TAIL)

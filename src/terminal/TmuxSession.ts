@@ -188,8 +188,7 @@ export const TMUX_CONFIG = [
  * the pane program gracefully, `kill-server`, kill the server's tree, remove the socket).
  * @category constructors
  */
-export const startTmuxSession = Effect.fn("TmuxSession.start")(function*(options: TmuxSessionOptions) {
-  const host = yield* Host
+export const startTmuxSessionOn = Effect.fn("TmuxSession.start")(function*(host: HostShape, options: TmuxSessionOptions) {
   const sessionName = options.sessionName ?? "optio"
   const columns = options.columns ?? 200
   const rows = options.rows ?? 50
@@ -339,6 +338,17 @@ export const startTmuxSession = Effect.fn("TmuxSession.start")(function*(options
   }
   return session
 })
+
+/**
+ * {@link startTmuxSessionOn} on the provided {@link Host} (the `Tmux` service's live layer
+ * captures the host instead).
+ * @category constructors
+ */
+export const startTmuxSession = (options: TmuxSessionOptions) =>
+  Effect.gen(function*() {
+    const host = yield* Host
+    return yield* startTmuxSessionOn(host, options)
+  })
 
 // --- helpers -------------------------------------------------------------------------------
 

@@ -12,9 +12,10 @@ import { mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from "node:
 import { join } from "node:path"
 import { credentialFingerprint } from "../../src/credentials/AuthJson.ts"
 import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
-import type { CredWatch, CredWatcherSettings } from "../../src/credentials/CredWatcher.ts"
+import type { CredWatcherSettings } from "../../src/credentials/CredWatcher.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { captureSeed, plantSeed } from "../../src/credentials/SeedEngine.ts"
+import { Host } from "../../src/host/Host.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
@@ -63,11 +64,26 @@ const seedAuth = (seedId: string) =>
     }
   })
 
-/** Waits until the watcher has finished `count` more ticks of a kind than it had when called. */
-const moreTicks = (watch: CredWatch, kind: "polls" | "renewals", count: number) =>
+/**
+ * Reads of each auth.json through the host: every poll reads it exactly once, so the count shows
+ * the watcher's polls from outside (its production interface has no test counters).
+ */
+const authReads = new Map<string, number>()
+const readsOf = (authPath: string) => Effect.sync(() => authReads.get(authPath) ?? 0)
+const countingHost = Layer.effect(Host, Effect.map(Host, (host) => Host.of({
+  ...host,
+  readRegularFile: (path, options) =>
+    Effect.andThen(Effect.sync(() => authReads.set(path, (authReads.get(path) ?? 0) + 1)), host.readRegularFile(path, options))
+}))).pipe(Layer.provide(LocalHost.layer()))
+
+/**
+ * Waits until the watcher has completed `count` more polls of `authPath` than when called: one
+ * read more than that has started (polls run one after another).
+ */
+const morePolls = (authPath: string, count: number) =>
   Effect.gen(function*() {
-    const from = (yield* watch.ticks)[kind]
-    yield* waitUntil(`${count} more ${kind}`, Effect.map(watch.ticks, (ticks) => ticks[kind] >= from + count ? true : undefined))
+    const from = yield* readsOf(authPath)
+    yield* waitUntil(`${count} more polls`, Effect.map(readsOf(authPath), (reads) => reads >= from + count + 1 ? true : undefined))
   })
 
 /** A seed captured from a source home, planted into a fresh CODEX_HOME. */
@@ -95,7 +111,7 @@ const failingN = (count: { n: number }, operation: string) =>
 for (const backend of backends) {
   describe(`CredWatcher (${backend.name} store)`, () => {
     const env = (settings: CredWatcherSettings = FAST) =>
-      Layer.mergeAll(backend.store(), LocalHost.layer(), CredWatcher.layerWith(settings))
+      Layer.mergeAll(backend.store(), countingHost, CredWatcher.layerWith(settings))
 
     it.live("saves each rotation back, fenced, and the final save-back catches the last one", () =>
       Effect.gen(function*() {
@@ -114,14 +130,14 @@ for (const backend of backends) {
         writeFileSync(authPath, "{\"tokens\": {\"refre")
         const final = yield* watch.finalSaveBack
         assert.deepStrictEqual(final, { outcome: "unchanged", generation: 2 })
-        const ticksAtStop = yield* watch.ticks
+        const readsAtStop = yield* readsOf(authPath)
         yield* rotate(codexHome, "T4")
         // Polling stopped with the final save-back: while a second watcher (same cadence) polls
         // three times, this one polls no more and T4 is not picked up...
-        const clock = yield* plantedSeed()
-        const other = yield* watcher.watch({ seed: clock.seed, lease: Option.none(), authPath: clock.authPath, baseline: clock.baseline })
-        yield* moreTicks(other, "polls", 3)
-        assert.deepStrictEqual(yield* watch.ticks, ticksAtStop)
+        const other = yield* plantedSeed()
+        yield* watcher.watch({ seed: other.seed, lease: Option.none(), authPath: other.authPath, baseline: other.baseline })
+        yield* morePolls(other.authPath, 3)
+        assert.strictEqual(yield* readsOf(authPath), readsAtStop)
         assert.strictEqual((yield* seedAuth(seed.seedId)).auth, auth("T3"))
         // ...and finalSaveBack is idempotent (its first outcome stands).
         assert.deepStrictEqual(yield* watch.finalSaveBack, final)
@@ -152,7 +168,7 @@ for (const backend of backends) {
         const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
         yield* rotate(codexHome, "T2")
         // The watcher has looked at T2 (and tried to write it) at least twice.
-        yield* moreTicks(watch, "polls", 2)
+        yield* morePolls(authPath, 2)
         const doc = Option.getOrThrow(yield* store.get(seed.seedId))
         assert.strictEqual(doc.generation, 1)
         assert.strictEqual(doc.blobId, other.blobId)
@@ -203,8 +219,11 @@ for (const backend of backends) {
         assert.isAtMost(elapsed, 150 + 500, "within one renew interval (plus scheduling slack)")
         const before = yield* seedAuth(seed.seedId)
         yield* rotate(codexHome, "T3-LOSER")
-        // The loser's watcher has looked at its rotated file at least twice since.
-        yield* moreTicks(watch, "polls", 2)
+        // A lost watcher no longer even reads auth.json: a second watcher of the same cadence
+        // polling three times shows that the loser had time for at least two polls since.
+        const clock = yield* plantedSeed()
+        yield* watcher.watch({ seed: clock.seed, lease: Option.none(), authPath: clock.authPath, baseline: clock.baseline })
+        yield* morePolls(clock.authPath, 3)
         assert.deepStrictEqual(yield* watch.finalSaveBack, { outcome: "skipped-lease-lost", generation: before.generation })
         yield* watch.release
         const after = yield* seedAuth(seed.seedId)
@@ -248,7 +267,7 @@ for (const backend of backends) {
       const store = backend.store()
       const layers = Layer.mergeAll(
         Layer.provideMerge(Layer.mergeAll(flaky, flakyLease), store),
-        LocalHost.layer(),
+        countingHost,
         CredWatcher.layerWith({ ...FAST, renewInterval: "100 millis", leaseTtl: "3 seconds" })
       )
       return Effect.gen(function*() {
@@ -283,7 +302,7 @@ for (const backend of backends) {
       })))
       const layers = Layer.mergeAll(
         Layer.provideMerge(down, backend.store()),
-        LocalHost.layer(),
+        countingHost,
         CredWatcher.layerWith({ ...FAST, pollInterval: "1 hour" })
       )
       return Effect.gen(function*() {
@@ -307,7 +326,7 @@ for (const backend of backends) {
 }
 
 describe("CredWatcher: auth.json planted by a hostile agent", () => {
-  const env = () => Layer.mergeAll(backends[0].store(), LocalHost.layer(), CredWatcher.layerWith(FAST))
+  const env = () => Layer.mergeAll(backends[0].store(), countingHost, CredWatcher.layerWith(FAST))
 
   it.live("finding 4: a symlinked auth.json is not saved into the seed", () =>
     Effect.gen(function*() {
@@ -320,7 +339,7 @@ describe("CredWatcher: auth.json planted by a hostile agent", () => {
       symlinkSync(join(foreign, "auth.json"), authPath)
       const watcher = yield* CredWatcher
       const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
-      yield* moreTicks(watch, "polls", 3)
+      yield* morePolls(authPath, 3)
       assert.deepStrictEqual(yield* watch.finalSaveBack, { outcome: "unchanged", generation: seed.generation })
       assert.strictEqual((yield* seedAuth(seed.seedId)).auth, auth("T1"), "the foreign login never reached this seed")
       assert.strictEqual(yield* watch.saves, 0)
@@ -333,7 +352,7 @@ describe("CredWatcher: auth.json planted by a hostile agent", () => {
       execFileSync("mkfifo", [authPath])
       const watcher = yield* CredWatcher
       const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
-      yield* moreTicks(watch, "polls", 2)
+      yield* morePolls(authPath, 2)
       const final = yield* watch.finalSaveBack.pipe(Effect.timeout("20 seconds"))
       assert.deepStrictEqual(final, { outcome: "unchanged", generation: seed.generation })
       yield* watch.release.pipe(Effect.timeout("20 seconds"))
@@ -347,7 +366,7 @@ describe("CredWatcher: auth.json planted by a hostile agent", () => {
       writeFileSync(authPath, huge, { mode: 0o600 })
       const watcher = yield* CredWatcher
       const watch = yield* watcher.watch({ seed, lease: Option.none(), authPath, baseline })
-      yield* moreTicks(watch, "polls", 2)
+      yield* morePolls(authPath, 2)
       assert.deepStrictEqual(yield* watch.finalSaveBack, { outcome: "unchanged", generation: seed.generation })
       assert.strictEqual((yield* seedAuth(seed.seedId)).auth, auth("T1"))
     }).pipe(Effect.scoped, Effect.provide(env())))

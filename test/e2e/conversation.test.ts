@@ -15,6 +15,8 @@ import type { ScriptedModelServerHandle } from "../../src/modelserver/ScriptedMo
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { Tmux } from "../../src/terminal/Tmux.ts"
+import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { sharedBinaryCache } from "../support/codexCache.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
@@ -26,7 +28,7 @@ const root = join(repoRoot, ".cache", "test", `e2e-conversation-${process.pid}`)
 let counter = 0
 
 const services = (processId: string) =>
-  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, ConversationListener.layer, TtydSession.layer).pipe(
+  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, ConversationListener.layer, TtydSession.layer, Tmux.layer, AppServerClient.layer).pipe(
     Layer.provideMerge(LocalHost.layer())
   )
 

@@ -18,6 +18,8 @@ import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.t
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { Tmux } from "../../src/terminal/Tmux.ts"
+import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { launchBrowser, terminalBufferText } from "../support/browser.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
@@ -82,7 +84,7 @@ describe("remote host over SSH", () => {
     Effect.gen(function*() {
       const model = yield* ScriptedModelServer.start([ModelScript.text("never finishes", { holdOpen: true })])
       const workdir = hostileWorkdir("dropped")
-      const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "remote-drop" }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, ConversationListener.layer).pipe(
+      const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "remote-drop" }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
         Layer.provideMerge(remoteHost)
       )
       const fiber = yield* runCodexSession({ consumerInstructions: DEMO_PROMPT, autoStart: true, ...demoTaskSettings(model.baseUrl) }, { workdir, stopGracePeriod: "2 seconds" }).pipe(
@@ -116,7 +118,7 @@ describe("remote host over SSH", () => {
       const workdirA = hostileWorkdir("browser")
       const workdirB = hostileWorkdir("second")
       const services = (processId: string) =>
-        Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, ConversationListener.layer)
+        Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer)
       const base = yield* Layer.build(remoteHost)
       const session = (processId: string, model: typeof modelA, workdir: string) =>
         Effect.gen(function*() {

@@ -17,6 +17,8 @@ import { runCodexSession } from "../../src/session/CodexSession.ts"
 import type { SessionOptions } from "../../src/session/CodexSession.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { Tmux } from "../../src/terminal/Tmux.ts"
+import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { sharedBinaryCache } from "../support/codexCache.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
@@ -37,7 +39,7 @@ const freshWorkdir = () => {
 }
 
 const services = (processId: string) =>
-  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, ConversationListener.layer).pipe(
+  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
     Layer.provideMerge(LocalHost.layer())
   )
 

@@ -24,6 +24,8 @@ import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { Tmux } from "../../src/terminal/Tmux.ts"
+import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { faultRoot, noProcessMentions } from "./harness.ts"
 import { recordOutcome } from "./summary.ts"
@@ -67,7 +69,7 @@ describe("fault: codex rotates credentials while it shuts down", () => {
     const services = Layer.mergeAll(
       TaskContext.layerRecording({ processId: "graceful-save-back" }),
       BinaryCache.layerTest(fakeCodex(dirs.root)),
-      TtydSession.layer,
+      TtydSession.layer, Tmux.layer, AppServerClient.layer,
       ConversationListener.layer,
       CredWatcher.layerWith({ pollInterval: "1 hour", renewInterval: "1 second" }),
       Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext))

@@ -17,6 +17,8 @@ import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { Tmux } from "../../src/terminal/Tmux.ts"
+import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 
 export const STAND_IN_STDERR = "codex: fatal: simulated launch failure"
 
@@ -31,7 +33,7 @@ mkdirSync(workdir, { recursive: true })
 const services = Layer.mergeAll(
   TaskContext.layerRecording({ processId: `launch-failure-${mode}` }),
   BinaryCache.layerTest(standIn),
-  TtydSession.layer,
+  TtydSession.layer, Tmux.layer, AppServerClient.layer,
   ConversationListener.layer,
   Store.layerMemory({}).pipe(Layer.provide(BlobCrypto.layerPlaintext))
 ).pipe(Layer.provideMerge(LocalHost.layer()))

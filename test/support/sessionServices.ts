@@ -15,6 +15,8 @@ import { Store } from "../../src/store/Store.ts"
 import type { MemoryStoreState } from "../../src/store/Store.ts"
 import { TaskContext } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
+import { Tmux } from "../../src/terminal/Tmux.ts"
+import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { sharedBinaryCache } from "./codexCache.ts"
 
 export interface SessionServicesOptions<E> {
@@ -32,7 +34,7 @@ export const sessionServices = <E = never>(processId: string, options: SessionSe
   Layer.mergeAll(
     TaskContext.layerRecording({ processId, resume: options.resume ?? false }),
     sharedBinaryCache,
-    TtydSession.layer,
+    TtydSession.layer, Tmux.layer, AppServerClient.layer,
     ConversationListener.layer,
     options.stores ?? Store.layerMemory(options.state === undefined ? {} : { state: options.state }).pipe(Layer.provide(BlobCrypto.layerPlaintext)),
     options.credWatcher === undefined ? Layer.empty : CredWatcher.layerWith(options.credWatcher)

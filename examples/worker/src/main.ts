@@ -7,14 +7,14 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { resolve } from "node:path"
-import { BinaryCache, ConversationListener, LocalHost, TtydSession } from "optio-codex"
+import { AppServerClient, BinaryCache, ConversationListener, LocalHost, Tmux, TtydSession } from "optio-codex"
 import { CodexRunner, exampleTasks, runTasks } from "./Worker.ts"
 
 const workRoot = resolve(process.argv[2] ?? "work")
 
 const services = CodexRunner.layerOffline(workRoot, Console.log).pipe(
   Layer.provide(
-    Layer.mergeAll(BinaryCache.layer(), TtydSession.layer, ConversationListener.layer).pipe(
+    Layer.mergeAll(BinaryCache.layer(), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
       Layer.provideMerge(LocalHost.layer())
     )
   )
