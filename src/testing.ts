@@ -42,6 +42,7 @@ export type {
 export { CODEX_CLIENT_ID, startStandInIssuer } from "./modelserver/StandInIssuer.ts"
 export type { MintedAuth, RefreshOutcome, StandInIssuer, StandInIssuerOptions } from "./modelserver/StandInIssuer.ts"
 export { MemoryStoreState } from "./store/Store.ts"
+export * as MemoryHost from "./host/MemoryHost.ts"
 export { makeScriptedTmux } from "./terminal/Tmux.ts"
 export type { ScriptedPane, ScriptedTmux, ScriptedTmuxOptions } from "./terminal/Tmux.ts"
 export type { ScriptedAppServer, ScriptedAppServerOptions, ScriptedCodex } from "./appserver/AppServerClient.ts"

@@ -22,6 +22,7 @@ import { turnEvents } from "./TurnEvents.ts"
 /**
  * Starts codex conversations on the host the layer was built with.
  * @category services
+ * @since 0.1.0
  */
 export class AppServerClient extends Context.Service<AppServerClient, {
   /** Launches codex app-server and bootstraps a conversation; closed gracefully with the scope. */
@@ -44,6 +45,7 @@ export class AppServerClient extends Context.Service<AppServerClient, {
 /**
  * How a scripted conversation behaves.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedAppServerOptions {
   /** The new thread's id (a resume keeps the requested id). Default `thread-1`. */
@@ -65,6 +67,7 @@ export interface ScriptedAppServerOptions {
 /**
  * The handles a turn script (or a test) drives the scripted codex with.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedCodex {
   readonly emit: (event: ConversationEvent) => Effect.Effect<void>
@@ -79,6 +82,7 @@ export interface ScriptedCodex {
 /**
  * A scripted app-server: the service and what the test reads back.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedAppServer {
   readonly client: Context.Service.Shape<typeof AppServerClient>
@@ -96,6 +100,7 @@ export interface ScriptedAppServer {
 /**
  * Builds a scripted app-server.
  * @category constructors
+ * @since 0.1.0
  */
 export const makeScriptedAppServer = (options: ScriptedAppServerOptions = {}): Effect.Effect<ScriptedAppServer> =>
   Effect.gen(function*() {

@@ -521,6 +521,7 @@ interface Bootstrap {
  * {@link startConversationOn} on the provided {@link Host} (the `AppServerClient` service's live
  * layer captures the host instead).
  * @category constructors
+ * @since 0.1.0
  */
 export const startConversation = (options: ConversationOptions) =>
   Effect.gen(function*() {

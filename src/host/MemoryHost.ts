@@ -31,6 +31,7 @@ import { makeTail } from "./Tail.ts"
 /**
  * A signal a scripted process can receive.
  * @category models
+ * @since 0.1.0
  */
 export type Signal = "SIGTERM" | "SIGKILL" | "SIGINT" | "SIGHUP" | "SIGSTOP" | "SIGCONT"
 
@@ -39,6 +40,7 @@ const SIGNAL_NUMBERS: Readonly<Record<Signal, number>> = { SIGHUP: 1, SIGINT: 2,
 /**
  * What a scripted process sees while it runs.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedIo {
   readonly command: Command
@@ -56,6 +58,7 @@ export interface ScriptedIo {
 /**
  * One scripted program: the commands it answers and what it does.
  * @category models
+ * @since 0.1.0
  */
 export interface ProcessScript {
   readonly match: (command: Command) => boolean
@@ -70,6 +73,7 @@ export interface ProcessScript {
 /**
  * Options of the memory host.
  * @category models
+ * @since 0.1.0
  */
 export interface MemoryHostOptions {
   readonly home?: string
@@ -83,6 +87,7 @@ export interface MemoryHostOptions {
 /**
  * A process the host has run, as the test sees it.
  * @category models
+ * @since 0.1.0
  */
 export interface ProcessRecord {
   readonly pid: number
@@ -96,6 +101,7 @@ export interface ProcessRecord {
 /**
  * The memory host and the handles a test uses to plant files and inspect processes.
  * @category models
+ * @since 0.1.0
  */
 export interface MemoryHost {
   readonly host: HostShape
@@ -122,6 +128,7 @@ interface Proc {
 /**
  * Builds a memory host.
  * @category constructors
+ * @since 0.1.0
  */
 export const make = (options: MemoryHostOptions = {}): Effect.Effect<MemoryHost> =>
   Effect.sync(() => makeUnsafe(options))
@@ -129,6 +136,7 @@ export const make = (options: MemoryHostOptions = {}): Effect.Effect<MemoryHost>
 /**
  * Builds a memory host synchronously (nothing runs: it only allocates the maps).
  * @category constructors
+ * @since 0.1.0
  */
 export const makeUnsafe = (options: MemoryHostOptions = {}): MemoryHost => {
   const label = options.label ?? "memory"
@@ -322,6 +330,7 @@ export const makeUnsafe = (options: MemoryHostOptions = {}): MemoryHost => {
  * The memory host as a layer; a test that needs the control handles builds it with {@link make}
  * and provides `Layer.succeed(Host, memory.host)`.
  * @category layers
+ * @since 0.1.0
  */
 export const layer = (options?: MemoryHostOptions): Layer.Layer<Host> =>
   Layer.effect(Host, make(options).pipe(Effect.map((memory) => Host.of(memory.host))))
@@ -329,6 +338,7 @@ export const layer = (options?: MemoryHostOptions): Layer.Layer<Host> =>
 /**
  * Script helpers: a program that prints and exits, and one that runs until signalled.
  * @category constructors
+ * @since 0.1.0
  */
 export const script = {
   /** Matches commands whose argv starts with `prefix` (a string matches argv[0] alone). */

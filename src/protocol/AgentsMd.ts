@@ -174,8 +174,8 @@ Your working directory is preserved across a resume, within these limits:
 
 ${excludeBullet}
 - **Anything outside the working directory is NOT preserved.**
-- \`home/.codex/\`, the codex session store (rollouts under \`home/.codex/sessions\`, auth,
-  config), IS preserved${excludes.length === 0 ? "" : ", apart from excluded paths"}.
+- Your codex conversation itself (its rollouts) IS preserved, kept by the harness outside the
+  working directory${excludes.length === 0 ? "" : "; excluded paths are not"}.
 
 ${scratch}
 

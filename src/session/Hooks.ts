@@ -16,6 +16,7 @@ import type { LeaseGrant } from "../lease/Lease.ts"
 /**
  * A download a hook asked for did not complete (the target is removed).
  * @category models
+ * @since 0.1.0
  */
 export interface DownloadFailure {
   readonly _tag: "DownloadFailed"
@@ -27,6 +28,7 @@ export interface DownloadFailure {
 /**
  * What a hook can see and do of the running task (the reference's `hook_ctx`).
  * @category models
+ * @since 0.1.0
  */
 export interface HookContext {
   /** The task's process id. */
@@ -65,6 +67,7 @@ export interface HookContext {
 /**
  * A deliverable as `onDeliverable` sees it.
  * @category models
+ * @since 0.1.0
  */
 export interface DeliverableInfo {
   /** The path relative to `deliverables/` (what the reference passed). */
@@ -76,6 +79,7 @@ export interface DeliverableInfo {
 /**
  * Optional callbacks of a codex task. Failures are reported by the session, not swallowed.
  * @category models
+ * @since 0.1.0
  */
 export interface CodexTaskHooks {
   /** Runs once the workdir is prepared, before codex starts. */

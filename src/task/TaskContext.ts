@@ -15,6 +15,7 @@ import type { ConversationHandle } from "../conversation/ConversationHandle.ts"
  * `publish_result(conversation)`): send turns, follow every event, answer approval requests,
  * change the model, and close it — which ends the task successfully.
  * @category models
+ * @since 0.1.0
  */
 export interface PublishedConversation extends ConversationHandle {
   /** The codex thread id. */

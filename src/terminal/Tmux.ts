@@ -17,6 +17,7 @@ import type { PaneStatus, TmuxSession, TmuxSessionOptions } from "./TmuxSession.
 /**
  * Starts tmux sessions on the host the layer was built with.
  * @category services
+ * @since 0.1.0
  */
 export class Tmux extends Context.Service<Tmux, {
   /** Starts the task's tmux session; it is torn down (pane program stopped first) with the scope. */
@@ -38,6 +39,7 @@ export class Tmux extends Context.Service<Tmux, {
 /**
  * How a scripted pane behaves.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedTmuxOptions {
   /** What the pane shows when it starts. Default `"codex ready"`. */
@@ -60,6 +62,7 @@ export interface ScriptedTmuxOptions {
 /**
  * The handles a test drives a scripted pane with.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedPane {
   readonly setScreen: (text: string) => Effect.Effect<void>
@@ -72,6 +75,7 @@ export interface ScriptedPane {
 /**
  * A scripted tmux: the service and what the test reads back.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedTmux {
   readonly tmux: Context.Service.Shape<typeof Tmux>
@@ -89,6 +93,7 @@ export interface ScriptedTmux {
 /**
  * Builds a scripted tmux.
  * @category constructors
+ * @since 0.1.0
  */
 export const makeScriptedTmux = (options: ScriptedTmuxOptions = {}): Effect.Effect<ScriptedTmux> =>
   Effect.gen(function*() {

@@ -221,6 +221,7 @@ describe("a hostile agent", () => {
           assert.isFalse(existsSync(join(workdir, "PWNED")), `${when}: a planted ~/.bashrc ran`)
           assert.isTrue(existsSync(join(outsideDir, "keep.txt")), `${when}: the directory a forged record names was deleted`)
           assert.isTrue(alive(victim), `${when}: the process a forged record names was killed`)
+          assert.strictEqual(readFileSync(outsideFile, "utf8"), "untouched\n", `${when}: the worker appended through a resume.log symlink`)
           yield* seedUnchanged
         })
 

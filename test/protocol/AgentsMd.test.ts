@@ -92,7 +92,7 @@ describe("composeAgentsMd structure", () => {
         assert.strictEqual(has("`bigdata`, `cache/*.bin`."), excludes.name === "custom")
         assert.strictEqual(has("No paths are excluded"), excludes.name === "empty")
         assert.strictEqual(has("`home/.codex/packages`"), excludes.name === "default")
-        assert.include(md, "home/.codex/sessions")
+        assert.include(md, "Your codex conversation itself (its rollouts) IS preserved")
       }
       if (!hostProtocol && supportsResume) {
         // the explainer hangs directly under the resume section, no blank line between
@@ -280,8 +280,8 @@ describe("default output", () => {
       - **Paths matching the snapshot exclude list are NOT preserved**, even inside the working
         directory. The current exclude list is: \`.git\`, \`node_modules\`, \`__pycache__\`, \`.venv\`, \`*.pyc\`, \`.DS_Store\`, \`home/.codex/packages\`, \`*.sqlite*\`, \`home/.codex/cache\`, \`home/.codex/tmp\`, \`home/.codex/.tmp\`, \`home/.codex/shell_snapshots\`, \`home/.codex/models_cache.json\`, \`home/.codex/version.json\`, \`home/.codex/installation_id\`, \`home/.codex/log\`, \`home/.cache\`.
       - **Anything outside the working directory is NOT preserved.**
-      - \`home/.codex/\`, the codex session store (rollouts under \`home/.codex/sessions\`, auth,
-        config), IS preserved, apart from excluded paths.
+      - Your codex conversation itself (its rollouts) IS preserved, kept by the harness outside the
+        working directory; excluded paths are not.
 
       Keep large scratch data outside the working directory (for example under \`/tmp/\`) or in an
       excluded subdirectory, and expect it to be gone after a resume.
