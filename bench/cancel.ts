@@ -6,7 +6,8 @@
  */
 import { Effect, Fiber } from "effect"
 import { ScriptedModelServer } from "../src/modelserver/ScriptedModelServer.ts"
-import { taskPaths } from "../src/workdir/TaskPaths.ts"
+import { Host } from "../src/host/Host.ts"
+import { taskPaths, taskRootOn } from "../src/workdir/TaskPaths.ts"
 import type { BenchContext, BenchResult } from "./context.ts"
 import { now, quantile } from "./harness.ts"
 import type { Row } from "./harness.ts"
@@ -76,7 +77,8 @@ const cancelCycle = (ctx: BenchContext, mode: Mode, baseUrl: string, index: numb
   Effect.gen(function*() {
     const workdir = ctx.space.fresh(`cancel-${mode}`)
     const processId = `bench-cancel-${mode}-${index}`
-    const paths = yield* taskPaths({ processId, taskRoot: "", workdir })
+    // The task root the session itself resolves on the host, so the tmux socket needle is its own.
+    const paths = yield* taskPaths({ processId, taskRoot: yield* taskRootOn(yield* Host), workdir })
     const needles = mode === "tui" ? [workdir, paths.tmuxSocket] : [workdir]
     const session = yield* startSession({ mode, processId, workdir, baseUrl })
     yield* awaitPublished(session)
