@@ -71,7 +71,6 @@ describe("compat python-0.1 (item 12)", () => {
         {
           consumerInstructions: "compat",
           mode: "conversation",
-          autoStart: true,
           compat: "python-0.1",
           seedId: seedId.toHexString(),
           ...demoTaskSettings(server.baseUrl)
@@ -79,9 +78,11 @@ describe("compat python-0.1 (item 12)", () => {
         {
           workdir,
           stopGracePeriod: "2 seconds",
-          onConversation: () =>
+          // The lease is read while codex runs, and only then is the turn that ends the task sent.
+          onConversation: (conversation) =>
             Effect.promise(() => db.collection(`${PREFIX}_codex_seeds`).findOne({ _id: seedId })).pipe(
-              Effect.tap((doc) => Effect.sync(() => void (holderWhileRunning = (doc?.["lease"] as { holder?: unknown } | null)?.holder)))
+              Effect.tap((doc) => Effect.sync(() => void (holderWhileRunning = (doc?.["lease"] as { holder?: unknown } | null)?.holder))),
+              Effect.andThen(conversation.sendTurn("go"))
             )
         }
       ).pipe(Effect.provide(sessionServices(PROCESS_ID, { stores })))

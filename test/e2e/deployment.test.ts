@@ -31,13 +31,15 @@ const runOnce = (name: string, overrides: Record<string, unknown>) =>
     mkdirSync(workdir, { recursive: true })
     let codexEnviron = ""
     const result = yield* runCodexSession(
-      { consumerInstructions: "deployment", mode: "conversation", conversationUi: true, autoStart: true, ...demoTaskSettings(server.baseUrl), ...overrides },
+      { consumerInstructions: "deployment", mode: "conversation", conversationUi: true, ...demoTaskSettings(server.baseUrl), ...overrides },
       {
         workdir,
         stopGracePeriod: "2 seconds",
-        onConversation: (conversation) => Effect.sync(() => {
-          codexEnviron = readFileSync(`/proc/${conversation.pid}/environ`, "utf8")
-        })
+        // codex's environment is read while it runs; only then is the turn that ends the task sent.
+        onConversation: (conversation) =>
+          Effect.sync(() => {
+            codexEnviron = readFileSync(`/proc/${conversation.pid}/environ`, "utf8")
+          }).pipe(Effect.andThen(conversation.sendTurn("go")))
       }
     )
     const record = yield* TaskRecorder.use((recorder) => recorder.current)

@@ -27,6 +27,7 @@ import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { sessionServices } from "../support/sessionServices.ts"
 import { waitUntil } from "../support/waitUntil.ts"
+import { alive, startTimeOf } from "../support/procs.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-hostile-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
@@ -154,14 +155,6 @@ const storedRefreshToken = (seedId: string) =>
     }
   })
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 describe("a hostile agent", () => {
   it.live("finding 1, 2, 3, 4: what the agent plants is never executed, followed, deleted or saved; no worker secret reaches a task process", () =>
@@ -179,8 +172,7 @@ describe("a hostile agent", () => {
         (child) => Effect.sync(() => child.kill("SIGKILL"))
       )
       const victim = victimChild.pid ?? 0
-      const stat = readFileSync(`/proc/${victim}/stat`, "utf8")
-      const victimStart = stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? ""
+      const victimStart = startTimeOf(victim)
 
       // One model server per run: a run that ends at DONE may or may not send its last request.
       const planting = yield* ScriptedModelServer.start([

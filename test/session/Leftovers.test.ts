@@ -6,13 +6,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
 import { spawn } from "node:child_process"
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { afterAll } from "vitest"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { reapLeftovers } from "../../src/session/Leftovers.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { taskPaths } from "../../src/workdir/TaskPaths.ts"
+import { alive, startTimeOf } from "../support/procs.ts"
 
 const root = join(process.cwd(), ".cache", "test", `leftovers-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
@@ -25,25 +26,13 @@ const sleeper = Effect.acquireRelease(
   (child) => Effect.sync(() => child.kill("SIGKILL"))
 ).pipe(Effect.map((child) => child.pid ?? 0))
 
-const startTime = (pid: number) => {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19] ?? ""
-}
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
 
 const forgedRecord = (pid: number, target: string) =>
   JSON.stringify({
     version: 1,
     host: "local",
     recordedAtMs: 1,
-    processes: [{ role: "codex TUI", pid, startTime: startTime(pid) }],
+    processes: [{ role: "codex TUI", pid, startTime: startTimeOf(pid) }],
     tmuxSocket: target
   })
 
