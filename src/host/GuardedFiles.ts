@@ -190,13 +190,23 @@ export const makeGuardedFiles = (host: string) => {
 const discardCreated = async (
   created: { readonly handle: FileHandle; readonly dev: number; readonly ino: number; readonly location: string; readonly path: string }
 ) => {
-  await created.handle.close().catch(() => undefined)
-  // Where the kernel said it was, else where it was asked for (a directory renamed back meanwhile).
-  for (const candidate of [created.location, created.path]) {
-    const now = await fs.lstat(candidate).catch(() => undefined)
-    if (now !== undefined && now.dev === created.dev && now.ino === created.ino) {
-      await fs.unlink(candidate).catch(() => undefined)
-      return
+  // The handle stays open until no directory links the file any more: the agent may rename the
+  // directories around it meanwhile, so its location is asked of the kernel again each round.
+  for (let round = 0; round < DISCARD_ROUNDS; round++) {
+    const info = await created.handle.stat().catch(() => undefined)
+    if (info === undefined || info.nlink === 0) break
+    const now = await locationOf(created.handle).catch(() => undefined)
+    for (const candidate of [now, created.location, created.path]) {
+      if (candidate === undefined) continue
+      const found = await fs.lstat(candidate).catch(() => undefined)
+      if (found !== undefined && found.dev === created.dev && found.ino === created.ino) {
+        await fs.unlink(candidate).catch(() => undefined)
+        break
+      }
     }
   }
+  await created.handle.close().catch(() => undefined)
 }
+
+/** Attempts at removing a created file whose directories are being renamed under it. */
+const DISCARD_ROUNDS = 50
