@@ -8,23 +8,20 @@ import { Context, Deferred, Effect, Fiber, Layer, Queue, Stream, Tracer } from "
 import type { Exit } from "effect"
 import type { CodexConversation } from "../src/appserver/CodexConversation.ts"
 import { turnEvents } from "../src/appserver/TurnEvents.ts"
-import { BinaryCache } from "../src/binary/BinaryCache.ts"
 import { demoTaskSettings } from "../src/cli/OfflineDemo.ts"
-import { ConversationListener } from "../src/conversation/ConversationListener.ts"
 import * as LocalHost from "../src/host/LocalHost.ts"
 import { runCodexSession } from "../src/session/CodexSession.ts"
 import { TaskContext } from "../src/task/TaskContext.ts"
 import type { InnerAuth } from "../src/task/TaskContext.ts"
-import { TtydSession } from "../src/terminal/TtydSession.ts"
-import { Tmux } from "../src/terminal/Tmux.ts"
-import { AppServerClient } from "../src/appserver/AppServerClient.ts"
+import { layerCodexServices } from "../src/session/SessionServices.ts"
+import { Store } from "../src/store/Store.ts"
 import type { Timeline } from "./harness.ts"
 import { now } from "./harness.ts"
 
-/** What a worker provides to sessions: one Host, one binary cache, the two viewer servers. */
+/** What a store-less worker provides to sessions: one Host, no store, the session services. */
 export const libraryServices = (cacheDir: string) =>
-  Layer.mergeAll(BinaryCache.layer({ cacheDir }), ConversationListener.layer, TtydSession.layer, Tmux.layer, AppServerClient.layer).pipe(
-    Layer.provideMerge(LocalHost.layer())
+  layerCodexServices({ binaryCache: { cacheDir } }).pipe(
+    Layer.provideMerge(Layer.merge(Store.layerNone, LocalHost.layer()))
   )
 
 /** A span as the probe saw it, on the `now()` clock. */

@@ -12,6 +12,8 @@ export { createCodexTask } from "./session/CodexTask.ts"
 export type { CodexTaskDefinition, UiWidget } from "./session/CodexTask.ts"
 export { runCodexSession } from "./session/CodexSession.ts"
 export type { SessionOptions, SessionResult } from "./session/CodexSession.ts"
+export { layerCodexServices } from "./session/SessionServices.ts"
+export type { CodexServices, CodexServicesOptions, CodexSessionServices } from "./session/SessionServices.ts"
 export {
   AgentReportedError,
   AppServerUnresponsive,

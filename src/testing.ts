@@ -11,10 +11,9 @@
 // First: see EvalFilename (`node -e` and @effect/platform-node).
 import { restoreEvalFilename } from "./package/EvalFilename.ts"
 import { Layer } from "effect"
-import { BinaryCache } from "./binary/BinaryCache.ts"
 import type { BinaryCacheOptions } from "./binary/BinaryCache.ts"
+import type { CredWatcherSettings } from "./credentials/CredWatcher.ts"
 import { DEMO_MODEL, DEMO_PROMPT, demoScript, demoTaskSettings } from "./cli/OfflineDemo.ts"
-import { ConversationListener } from "./conversation/ConversationListener.ts"
 import type { Host } from "./host/Host.ts"
 import * as LocalHost from "./host/LocalHost.ts"
 import type { Lease } from "./lease/Lease.ts"
@@ -26,9 +25,8 @@ import { Store } from "./store/Store.ts"
 import type { MemoryStoreState } from "./store/Store.ts"
 import { TaskContext, TaskRecorder } from "./task/TaskContext.ts"
 import type { TaskIdentity } from "./task/TaskContext.ts"
-import { TtydSession } from "./terminal/TtydSession.ts"
-import { Tmux } from "./terminal/Tmux.ts"
-import { AppServerClient } from "./appserver/AppServerClient.ts"
+import { layerCodexServices } from "./session/SessionServices.ts"
+import type { CodexSessionServices } from "./session/SessionServices.ts"
 
 export { ModelScript } from "./modelserver/ModelScript.ts"
 export { ScriptedModelServer } from "./modelserver/ScriptedModelServer.ts"
@@ -102,6 +100,8 @@ export interface SessionServicesOptions {
   readonly state?: MemoryStoreState | undefined
   /** Where the codex binary is cached (default as `BinaryCache.layer`). */
   readonly binaryCache?: BinaryCacheOptions | undefined
+  /** The credential watcher's cadences (default as `CredWatcher.layer`). */
+  readonly credWatcher?: CredWatcherSettings | undefined
 }
 
 /**
@@ -115,18 +115,11 @@ export interface SessionServicesOptions {
 export const layerSessionServices = (
   processId: string,
   options: SessionServicesOptions = {}
-): Layer.Layer<
-  TaskContext | TaskRecorder | BinaryCache | TtydSession | Tmux | AppServerClient | ConversationListener | SeedStore | Lease | SnapshotStore | Host
-> =>
+): Layer.Layer<CodexSessionServices | TaskRecorder> =>
   Layer.mergeAll(
     layerRecordingTaskContext({ processId, resume: options.resume ?? false }),
-    BinaryCache.layer(options.binaryCache ?? {}),
-    TtydSession.layer,
-    Tmux.layer,
-    AppServerClient.layer,
-    ConversationListener.layer,
-    layerMemoryStores({ state: options.state })
-  ).pipe(Layer.provideMerge(layerTestHost))
+    layerCodexServices({ binaryCache: options.binaryCache, credWatcher: options.credWatcher })
+  ).pipe(Layer.provideMerge(Layer.merge(layerMemoryStores({ state: options.state }), layerTestHost)))
 
 /**
  * The model name a `ScriptedModelServer` answers to by default.

@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { Duration, Effect, Option, Schema } from "effect"
+import { Duration, Effect, Option } from "effect"
 import { Host } from "../host/Host.ts"
 import type { HostShape } from "../host/Host.ts"
 import { decodePidsFile, startTimeOf } from "../session/Leftovers.ts"

@@ -10,11 +10,9 @@
  */
 import { Config, Console, Effect, Layer, Logger, Option, Result } from "effect"
 import { Command, Flag } from "effect/cli"
-import { BinaryCache } from "../binary/BinaryCache.ts"
 import { runCodexLogin } from "../session/LoginBody.ts"
+import { layerCodexServices } from "../session/SessionServices.ts"
 import { TaskContext } from "../task/TaskContext.ts"
-import { TtydSession } from "../terminal/TtydSession.ts"
-import { Tmux } from "../terminal/Tmux.ts"
 import { hostFlags, hostLayerFrom } from "./HostFlags.ts"
 import { describeStore, storeChoice, storeFlags, storeLayer } from "./StoreFlags.ts"
 
@@ -50,11 +48,8 @@ export const loginCommand = Command.make("login", {
       Effect.provide(
         Layer.mergeAll(
           TaskContext.layerConsole({ processId: flags.processId }, (line) => Console.error(line), { revealCredentials: true }),
-          BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
-          TtydSession.layer,
-          Tmux.layer,
-          storeLayer(flags)
-        ).pipe(Layer.provideMerge(host.success))
+          layerCodexServices({ binaryCache: { cacheDir: Option.getOrUndefined(flags.codexCacheDir) } })
+        ).pipe(Layer.provideMerge(Layer.merge(storeLayer(flags), host.success)))
       )
     )
     // The seed id alone on stdout, for scripts; everything else went to stderr.

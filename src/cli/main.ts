@@ -10,15 +10,11 @@ import { Console, Effect, Layer, Option, Queue, Result, Schema, Stream } from "e
 import { Command, Flag } from "effect/cli"
 import { isAbsolute, resolve } from "node:path"
 import { createInterface } from "node:readline"
-import { BinaryCache } from "../binary/BinaryCache.ts"
-import { ConversationListener } from "../conversation/ConversationListener.ts"
 import { ScriptedModelServer } from "../modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../session/CodexSession.ts"
 import { TaskContext } from "../task/TaskContext.ts"
-import { TtydSession } from "../terminal/TtydSession.ts"
+import { layerCodexServices } from "../session/SessionServices.ts"
 import { VERSION_LINE } from "../package/PackageInfo.ts"
-import { Tmux } from "../terminal/Tmux.ts"
-import { AppServerClient } from "../appserver/AppServerClient.ts"
 import { DEMO_PROMPT, demoScript, demoTaskSettings } from "./OfflineDemo.ts"
 import { doctorChecks } from "./Doctor.ts"
 import { hostFlags, hostLayerFrom } from "./HostFlags.ts"
@@ -106,13 +102,8 @@ const run = Command.make("run", {
           (line) => Console.log(line),
           { revealCredentials: true }
         ),
-        storeLayer(flags),
-        BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
-        TtydSession.layer,
-        Tmux.layer,
-        AppServerClient.layer,
-        ConversationListener.layer
-      ).pipe(Layer.provideMerge(host))))),
+        layerCodexServices({ binaryCache: { cacheDir: Option.getOrUndefined(flags.codexCacheDir) } })
+      ).pipe(Layer.provideMerge(Layer.merge(storeLayer(flags), host)))))),
     Effect.tapError((error) => Console.error(`failed: ${error instanceof Error ? error.message : String(error)}`))
   ))
 

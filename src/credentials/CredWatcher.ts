@@ -121,18 +121,19 @@ interface WatchState {
 
 const short = (fingerprint: string) => fingerprint.slice(0, 12)
 
-const make = (settings: CredWatcherSettings) => {
+const make = Effect.fnUntraced(function*(settings: CredWatcherSettings) {
+  // Captured when the layer is built: `watch` needs nothing but the Scope the watch lives in.
+  const context = yield* Effect.context<Host | SeedStore | Lease>()
+  const leases = yield* Lease
   const pollInterval = Duration.fromInputUnsafe(settings.pollInterval ?? "5 seconds")
   const renewInterval = Duration.fromInputUnsafe(settings.renewInterval ?? "10 seconds")
   const leaseTtl = settings.leaseTtl ?? "60 seconds"
   const attempts = Math.max(1, settings.saveBackAttempts ?? 5)
   const backoff = Duration.fromInputUnsafe(settings.saveBackBackoff ?? "200 millis")
 
-  const watch = (spec: CredWatchSpec): Effect.Effect<CredWatch, never, Scope.Scope | Host | SeedStore | Lease> =>
+  const watch = (spec: CredWatchSpec): Effect.Effect<CredWatch, never, Scope.Scope> =>
     Effect.gen(function*() {
       const seedId = spec.seed.seedId
-      const context = yield* Effect.context<Host | SeedStore | Lease>()
-      const leases = yield* Lease
       const state = yield* Ref.make<WatchState>({
         generation: spec.seed.generation,
         baseline: spec.baseline,
@@ -280,7 +281,7 @@ const make = (settings: CredWatcherSettings) => {
     })
 
   return CredWatcher.of({ watch })
-}
+})
 
 /**
  * The credential watcher service.
@@ -288,11 +289,14 @@ const make = (settings: CredWatcherSettings) => {
  * @since 0.1.0
  */
 export class CredWatcher extends Context.Service<CredWatcher, {
-  readonly watch: (spec: CredWatchSpec) => Effect.Effect<CredWatch, never, Scope.Scope | Host | SeedStore | Lease>
+  readonly watch: (spec: CredWatchSpec) => Effect.Effect<CredWatch, never, Scope.Scope>
 }>()("optio-codex/CredWatcher") {
-  /** Defaults: poll every 5 s, renew every 10 s, lease TTL 60 s, final save-back 5 attempts from 200 ms. */
-  static readonly layer: Layer.Layer<CredWatcher> = Layer.sync(CredWatcher, () => make({}))
+  /**
+   * Defaults: poll every 5 s, renew every 10 s, lease TTL 60 s, final save-back 5 attempts from
+   * 200 ms. Watches auth.json on the Host, and saves into the SeedStore, the layer was built with.
+   */
+  static readonly layer: Layer.Layer<CredWatcher, never, Host | SeedStore | Lease> = Layer.effect(CredWatcher, make({}))
   /** The watcher with other cadences (tests shrink them). */
-  static readonly layerWith = (settings: CredWatcherSettings): Layer.Layer<CredWatcher> =>
-    Layer.sync(CredWatcher, () => make(settings))
+  static readonly layerWith = (settings: CredWatcherSettings): Layer.Layer<CredWatcher, never, Host | SeedStore | Lease> =>
+    Layer.effect(CredWatcher, make(settings))
 }

@@ -78,6 +78,11 @@ export class LeaseLost extends Schema.TaggedError<LeaseLost>()("LeaseLost", {
  */
 export class Lease extends Context.Service<Lease, {
   /**
+   * False only for `Store.layerNone` (a worker without a store): nothing is kept, and a task that
+   * needs a store (a seed, seed capture, resume) is refused before it starts.
+   */
+  readonly persistent: boolean
+  /**
    * Leases the least recently leased free seed of `poolKey` that is not dead; none when every seed
    * is leased, dead, or the pool is empty.
    */

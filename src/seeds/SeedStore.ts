@@ -188,6 +188,11 @@ export class SeedWriteRejected extends Schema.TaggedError<SeedWriteRejected>()("
  * @since 0.1.0
  */
 export class SeedStore extends Context.Service<SeedStore, {
+  /**
+   * False only for `Store.layerNone` (a worker without a store): nothing is kept, and a task that
+   * needs a store (a seed, seed capture, resume) is refused before it starts.
+   */
+  readonly persistent: boolean
   /** Stores a new seed from a plaintext blob (capture); returns its document (generation 0). */
   readonly create: <E, R>(input: NewSeed<E, R>) => Effect.Effect<SeedDoc, StoreUnavailable | E, R>
   /** The seed with this id; none when absent or malformed. */

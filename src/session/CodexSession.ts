@@ -33,7 +33,7 @@ import { decodeWithDeploymentDefaults, REMOTE_TASK_ROOT_VARIABLE } from "../conf
 import { Host } from "../host/Host.ts"
 import { connectionLostOf } from "../host/RemoteHost.ts"
 import { runConversationBody } from "./ConversationBody.ts"
-import { checkSeedHooks } from "./SessionSeed.ts"
+import { checkPersistence, checkSeedHooks } from "./SessionSeed.ts"
 import { concludeSession, makeTeardownLog } from "./Teardown.ts"
 import { prepareTask } from "./PrepareTask.ts"
 import type { SessionOptions } from "./PrepareTask.ts"
@@ -53,6 +53,7 @@ export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
     const decoded = yield* decodeWithDeploymentDefaults(input)
     const config = decoded.config
     yield* checkSeedHooks(config, options.hooks ?? {})
+    yield* checkPersistence(config, options.hooks ?? {})
     const withRoot = withDeploymentTaskRoot(options, decoded)
     yield* reportDeploymentNotes(withRoot.notes)
     options = withRoot.options

@@ -132,7 +132,7 @@ export class PersistenceNotConfigured extends Schema.TaggedError<PersistenceNotC
   service: Schema.String
 }) {
   override get message(): string {
-    return `${this.feature} needs the ${this.service} service, which this worker does not provide; ` +
+    return `${this.feature} needs a store, and this worker provides none (Store.layerNone, ${this.service}); ` +
       `provide a store layer (Store.layerEmbedded, Store.layerMongo or Store.layerMemory)`
   }
 }

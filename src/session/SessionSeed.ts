@@ -30,6 +30,7 @@ import { SeedStore } from "../seeds/SeedStore.ts"
 import type { SeedDoc } from "../seeds/SeedStore.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
+import { SnapshotStore } from "../snapshots/SnapshotStore.ts"
 import { PersistenceNotConfigured } from "./SessionErrors.ts"
 import type { TeardownLog } from "./Teardown.ts"
 
@@ -98,16 +99,29 @@ const runHolder = (processId: string): string => `${processId}#${randomBytes(6).
 const holderFor = (config: CodexTaskConfig, processId: string): string =>
   config.compat === "python-0.1" ? processId : runHolder(processId)
 
-const requireService = <I, S>(key: Context.Key<I, S>, feature: string) =>
-  Effect.serviceOption(key).pipe(
-    Effect.flatMap(Option.match({
-      onNone: () => Effect.fail(new PersistenceNotConfigured({ feature, service: key.key })),
-      onSome: Effect.succeed
-    }))
-  )
+/**
+ * Refuses, before anything starts, a task that needs a store on a worker that keeps nothing
+ * (`Store.layerNone`): consuming or capturing a seed, or resuming.
+ * @category validation
+ */
+export const checkPersistence = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
+  Effect.gen(function*() {
+    const seeds = yield* SeedStore
+    const snapshots = yield* SnapshotStore
+    const task = yield* TaskContext
+    if (seedSource(config, hooks) !== undefined && !seeds.persistent) {
+      return yield* new PersistenceNotConfigured({ feature: "seeds", service: SeedStore.key })
+    }
+    if (hooks.onSeedSaved !== undefined && !seeds.persistent) {
+      return yield* new PersistenceNotConfigured({ feature: "seed capture", service: SeedStore.key })
+    }
+    if (task.resume && config.supportsResume && !snapshots.persistent) {
+      return yield* new PersistenceNotConfigured({ feature: "resume", service: SnapshotStore.key })
+    }
+  })
 
 /**
- * The stores a seeded session needs, taken from the context when the caller provided them.
+ * The stores a seeded session uses.
  * @category models
  */
 interface SeedServices {
@@ -201,10 +215,7 @@ export const leaseTaskSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
   Effect.gen(function*() {
     const source = seedSource(config, hooks)
     if (source === undefined) return Option.none<{ readonly grant: LeaseGrant; readonly services: SeedServices }>()
-    const services: SeedServices = {
-      seeds: yield* requireService(SeedStore, "seeds"),
-      leases: yield* requireService(Lease, "seeds")
-    }
+    const services: SeedServices = { seeds: yield* SeedStore, leases: yield* Lease }
     const task = yield* TaskContext
     const holder = holderFor(config, task.processId)
     const grant = yield* Effect.acquireRelease(
@@ -218,11 +229,6 @@ export const leaseTaskSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
     return Option.some({ grant, services })
   })
 
-// A worker that provides no CredWatcher gets the default cadences.
-const defaultWatcher = Effect.gen(function*() {
-  return yield* CredWatcher
-}).pipe(Effect.provide(CredWatcher.layer))
-
 /**
  * Step 2 of consuming: plants the leased seed into the task's CODEX_HOME and starts the watcher.
  * Only the credentials count: config.toml is rendered afterwards from the task's config.
@@ -235,22 +241,17 @@ export const plantTaskSeed = (
   options: { readonly teardown: TeardownLog; readonly keepTaskdir: Effect.Effect<void> }
 ) =>
   Effect.gen(function*() {
-    const host = yield* Host
     const task = yield* TaskContext
-    const { grant, services } = leased
-    const provide = <A, E, R>(effect: Effect.Effect<A, E, R>) =>
-      effect.pipe(Effect.provideService(SeedStore, services.seeds), Effect.provideService(Lease, services.leases))
+    const watcher = yield* CredWatcher
+    const { grant } = leased
     // The seed's config.toml lands too, but the session renders its own over it (never merged).
-    const planted = yield* provide(plantSeed(grant.seedId, paths.codexHome))
-    const watcher = yield* Effect.serviceOption(CredWatcher).pipe(
-      Effect.flatMap(Option.match({ onSome: Effect.succeed, onNone: () => defaultWatcher }))
-    )
-    const watch = yield* provide(watcher.watch({
+    const planted = yield* plantSeed(grant.seedId, paths.codexHome)
+    const watch = yield* watcher.watch({
       seed: planted.seed,
       lease: Option.some(grant),
       authPath: `${paths.codexHome}/auth.json`,
       baseline: planted.baseline
-    }))
+    })
     // Registered after the lease, so it runs before the release; after codex stops (codex starts later).
     yield* Effect.addFinalizer(() =>
       options.teardown.step(
@@ -281,12 +282,10 @@ export const registerSeedCapture = (
   hooks: CodexTaskHooks,
   paths: TaskPaths,
   options: { readonly launched: Effect.Effect<boolean>; readonly teardown: TeardownLog; readonly poolKey?: string | undefined }
-): Effect.Effect<void, PersistenceNotConfigured, Scope.Scope | Host | TaskContext> =>
+): Effect.Effect<void, never, Scope.Scope | Host | SeedStore | TaskContext> =>
   Effect.gen(function*() {
     const onSeedSaved = hooks.onSeedSaved
     if (onSeedSaved === undefined) return
-    const seeds = yield* requireService(SeedStore, "seed capture")
-    const host = yield* Host
     const task = yield* TaskContext
     yield* Effect.addFinalizer(() =>
       Effect.gen(function*() {
@@ -298,10 +297,7 @@ export const registerSeedCapture = (
               codexHome: paths.codexHome,
               processId: task.processId,
               ...(options.poolKey === undefined ? {} : { poolKey: options.poolKey })
-            }).pipe(
-              Effect.provideService(SeedStore, seeds),
-              Effect.provideService(Host, host)
-            )
+            })
             if (Option.isNone(captured)) {
               yield* task.reportProgress(null, "No seed captured: codex has no usable login (auth.json)")
               return

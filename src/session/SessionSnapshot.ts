@@ -8,7 +8,7 @@
  *
  * @since 0.1.0
  */
-import { Cause, Context, Effect, Exit, Option } from "effect"
+import { Cause, Effect, Exit, Option } from "effect"
 import type { Scope } from "effect"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { Host } from "../host/Host.ts"
@@ -27,7 +27,6 @@ import type { TeardownLog } from "./Teardown.ts"
  */
 export interface ResumePoint {
   readonly snapshot: SnapshotDoc
-  readonly store: Context.Service.Shape<typeof SnapshotStore>
 }
 
 /**
@@ -39,14 +38,15 @@ export const findResumePoint = (config: CodexTaskConfig) =>
   Effect.gen(function*() {
     const task = yield* TaskContext
     if (!task.resume || !config.supportsResume) return Option.none<ResumePoint>()
-    const store = yield* Effect.serviceOption(SnapshotStore)
-    if (Option.isNone(store)) return yield* new PersistenceNotConfigured({ feature: "resume", service: SnapshotStore.key })
-    const latest = yield* store.value.latest(task.processId)
+    const store = yield* SnapshotStore
+    // checkPersistence refused this before anything started; kept so the rule holds on its own.
+    if (!store.persistent) return yield* new PersistenceNotConfigured({ feature: "resume", service: SnapshotStore.key })
+    const latest = yield* store.latest(task.processId)
     if (Option.isNone(latest)) {
       yield* task.reportProgress(null, "Nothing to resume from (no snapshot of this task): starting fresh")
       return Option.none<ResumePoint>()
     }
-    return Option.some<ResumePoint>({ snapshot: latest.value, store: store.value })
+    return Option.some<ResumePoint>({ snapshot: latest.value })
   })
 
 /**
@@ -66,7 +66,7 @@ export const restoreResumePoint = (point: ResumePoint, paths: TaskPaths) =>
     yield* host.remove(paths.restoreStaging)
     yield* restoreSnapshot(point.snapshot, paths.restoreStaging, {
       onProgress: (bytes) => task.reportProgress(null, `Restoring the workdir: ${formatBytes(bytes)}`)
-    }).pipe(Effect.provideService(SnapshotStore, point.store))
+    })
     yield* placeRestored({ snapshot: point.snapshot, staging: paths.restoreStaging, workdir: paths.workdir, codexHome: paths.codexHome })
     yield* rotateOptioLog(paths.optioLog)
     yield* task.reportProgress(null, `Restored the workdir from the snapshot of ${captured}`)
@@ -135,12 +135,9 @@ export const registerSnapshot = (
     readonly threadId: Effect.Effect<Option.Option<string>>
     readonly teardown: TeardownLog
   }
-): Effect.Effect<void, never, Scope.Scope | Host | TaskContext> =>
+): Effect.Effect<void, never, Scope.Scope | Host | SnapshotStore | TaskContext> =>
   Effect.gen(function*() {
-    if (!config.supportsResume) return
-    const store = yield* Effect.serviceOption(SnapshotStore)
-    if (Option.isNone(store)) return
-    const host = yield* Host
+    if (!config.supportsResume || !(yield* SnapshotStore).persistent) return
     const task = yield* TaskContext
     yield* Effect.addFinalizer((exit) =>
       Effect.gen(function*() {
@@ -156,7 +153,7 @@ export const registerSnapshot = (
             })
             yield* task.reportProgress(null, `Saved a snapshot of the workdir (${doc.endState}, thread ${doc.sessionId ?? "none"})`)
             yield* task.markHasSavedState
-          }).pipe(Effect.provideService(SnapshotStore, store.value), Effect.provideService(Host, host), Effect.provideService(TaskContext, task))
+          })
         )
       })
     )
@@ -173,14 +170,11 @@ const THREAD_ID = /^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-
  */
 export const snapshotLeftovers = (config: CodexTaskConfig, paths: TaskPaths) =>
   Effect.gen(function*() {
-    if (!config.supportsResume) return
-    const store = yield* Effect.serviceOption(SnapshotStore)
-    if (Option.isNone(store)) return
+    if (!config.supportsResume || !(yield* SnapshotStore).persistent) return
     const host = yield* Host
     const task = yield* TaskContext
     if (!(yield* host.exists(paths.codexHome).pipe(Effect.orElseSucceed(() => false)))) return
     yield* saveWorkdir(config, paths, { endState: "failed", threadId: Option.none() }).pipe(
-      Effect.provideService(SnapshotStore, store.value),
       Effect.tap((doc) => task.reportProgress(null, `Saved a snapshot of what the previous run left (thread ${doc.sessionId ?? "none"})`)),
       Effect.tap(() => task.markHasSavedState),
       Effect.catch((error) => task.reportProgress(null, `Could not snapshot what the previous run left: ${error.message}`))

@@ -41,7 +41,7 @@ export class TeardownFailed extends Schema.TaggedError<TeardownFailed>()("Teardo
  */
 export interface TeardownLog {
   /** Runs a teardown step; its failure is reported in progress, logged and recorded, never raised. */
-  readonly step: <E>(name: string, effect: Effect.Effect<void, E, TaskContext>) => Effect.Effect<void, never, TaskContext>
+  readonly step: <E, R>(name: string, effect: Effect.Effect<void, E, R>) => Effect.Effect<void, never, TaskContext | R>
   /** Records a failure found outside a step. */
   readonly record: (name: string, message: string) => Effect.Effect<void, never, TaskContext>
   readonly failures: Effect.Effect<ReadonlyArray<TeardownFailure>>

@@ -78,6 +78,11 @@ export interface NewSnapshot<E, R> {
  * @since 0.1.0
  */
 export class SnapshotStore extends Context.Service<SnapshotStore, {
+  /**
+   * False only for `Store.layerNone` (a worker without a store): nothing is kept, and a task that
+   * needs a store (a seed, seed capture, resume) is refused before it starts.
+   */
+  readonly persistent: boolean
   /** Streams the blob in, then records the document; a failed upload leaves nothing behind. */
   readonly insert: <E, R>(input: NewSnapshot<E, R>) => Effect.Effect<SnapshotDoc, StoreUnavailable | E, R>
   /** The newest snapshot of a process. */

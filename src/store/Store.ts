@@ -8,7 +8,8 @@
  *   and leases (safe across OS processes) and atomically written blob files under `dataDir`;
  * - `Store.layerMongo({ uri, database, prefix })` — MongoDB with the reference's layout
  *   (`{prefix}_codex_seeds`, `{prefix}_codex_session_snapshots`, GridFS bucket `fs`), so Python
- *   and TypeScript workers can share one database.
+ *   and TypeScript workers can share one database;
+ * - `Store.layerNone` — a worker that keeps nothing: tasks run without seeds or resume.
  *
  * @since 0.1.0
  */
@@ -21,6 +22,7 @@ import { makeMemoryBackend, MemoryStoreState } from "./memory/MemoryBackend.ts"
 import type { MongoStoreOptions } from "./mongo/MongoBackend.ts"
 import { loadOptionalPackage } from "../package/OptionalPackage.ts"
 import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
+import { noStores } from "./NoStore.ts"
 import { makeStores } from "./StoreBackend.ts"
 import type { StoreBackend, StoreServices } from "./StoreBackend.ts"
 import type { StoreUnavailable } from "./StoreError.ts"
@@ -66,6 +68,14 @@ const layerMongo = (options: MongoStoreOptions): Layer.Layer<StoreServices, Stor
   )
 
 /**
+ * No store: the store services of a worker that keeps nothing (`persistent: false`). A task that
+ * needs one — a seed, seed capture, resume — is refused with `PersistenceNotConfigured` before it
+ * starts; no snapshot is taken at teardown. Needs no `BlobCrypto`.
+ * @category layers
+ */
+const layerNone: Layer.Layer<StoreServices> = Layer.succeedContext(noStores)
+
+/**
  * The embedded store's default data directory: `OPTIO_CODEX_DATA_DIR`, else
  * `$XDG_DATA_HOME/optio-codex` (an absolute `XDG_DATA_HOME` only, per the XDG spec), else
  * `<homeDir>/.local/share/optio-codex`. The caller passes its environment and home directory.
@@ -84,4 +94,4 @@ const defaultDataDir = (env: Readonly<Record<string, string | undefined>>, homeD
  * @category layers
  * @since 0.1.0
  */
-export const Store = { layerMemory, layerEmbedded, layerMongo, defaultDataDir } as const
+export const Store = { layerMemory, layerEmbedded, layerMongo, layerNone, defaultDataDir } as const

@@ -216,6 +216,7 @@ export const makeStores = (
     ).pipe(Effect.withSpan("SeedStore.writeBlob", { attributes: { seedId, generation: expected.generation } }))
 
   const seeds = SeedStore.of({
+    persistent: true,
     create,
     get: (seedId) => findKnown(seedId).pipe(Effect.withSpan("SeedStore.get")),
     list: (options) => backend.listSeeds(options?.poolKey).pipe(Effect.withSpan("SeedStore.list")),
@@ -258,6 +259,7 @@ export const makeStores = (
   const release = (grant: LeaseGrant) =>
     backend.release(grant).pipe(Effect.withSpan("Lease.release", { attributes: { seedId: grant.seedId, epoch: grant.epoch } }))
   const leases = Lease.of({
+    persistent: true,
     acquire,
     acquireSeed: (seedId, holder, options) =>
       (isObjectIdHex(seedId) ? backend.acquireById(seedId, holder, ttlOf(options)) : Effect.succeedNone).pipe(
@@ -304,6 +306,7 @@ export const makeStores = (
     ).pipe(Effect.withSpan("SnapshotStore.insert", { attributes: { processId: input.processId } }))
 
   const snapshots = SnapshotStore.of({
+    persistent: true,
     insert,
     latest: (processId) =>
       backend.listSnapshots(processId, 1).pipe(

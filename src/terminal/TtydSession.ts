@@ -112,10 +112,16 @@ export class TtydSession extends Context.Service<TtydSession, {
   readonly serve: (
     tmux: TmuxSession,
     options?: ServeOptions
-  ) => Effect.Effect<TerminalEndpoint, TerminalError, Host | Scope.Scope>
+  ) => Effect.Effect<TerminalEndpoint, TerminalError, Scope.Scope>
 }>()("optio-codex/TtydSession") {
-  /** The live web terminal. */
-  static readonly layer: Layer.Layer<TtydSession> = Layer.sync(TtydSession, () => TtydSession.of({ serve }))
+  /** The live web terminal; each viewer's `tmux attach` runs on the Host the layer was built with. */
+  static readonly layer: Layer.Layer<TtydSession, never, Host> = Layer.effect(
+    TtydSession,
+    Effect.gen(function*() {
+      const host = yield* Host
+      return TtydSession.of({ serve: (tmux, options) => serve(host, tmux, options) })
+    })
+  )
 
   /** Serves nothing: every call returns the same endpoint on port `port`, with credential `credential`. */
   static readonly layerTest = (options: { readonly port?: number; readonly credential?: string } = {}) =>
@@ -136,8 +142,7 @@ const SHUTDOWN_GRACE = Duration.millis(500)
 
 // --- the server ------------------------------------------------------------------------------
 
-const serve = Effect.fn("TtydSession.serve")(function*(tmux: TmuxSession, options: ServeOptions = {}) {
-  const host = yield* Host
+const serve = Effect.fn("TtydSession.serve")(function*(host: HostShape, tmux: TmuxSession, options: ServeOptions = {}) {
   const bindHost = options.bindHost ?? "127.0.0.1"
   const requestedPort = options.port ?? 0
   const assets = yield* loadAssets

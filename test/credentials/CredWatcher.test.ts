@@ -111,7 +111,7 @@ const failingN = (count: { n: number }, operation: string) =>
 for (const backend of backends) {
   describe(`CredWatcher (${backend.name} store)`, () => {
     const env = (settings: CredWatcherSettings = FAST) =>
-      Layer.mergeAll(backend.store(), countingHost, CredWatcher.layerWith(settings))
+      CredWatcher.layerWith(settings).pipe(Layer.provideMerge(Layer.merge(backend.store(), countingHost)))
 
     it.live("saves each rotation back, fenced, and the final save-back catches the last one", () =>
       Effect.gen(function*() {
@@ -265,10 +265,8 @@ for (const backend of backends) {
         renew: (grant, options) => Effect.andThen(failingN(renewOutage, "renew lease"), real.renew(grant, options))
       })))
       const store = backend.store()
-      const layers = Layer.mergeAll(
-        Layer.provideMerge(Layer.mergeAll(flaky, flakyLease), store),
-        countingHost,
-        CredWatcher.layerWith({ ...FAST, renewInterval: "100 millis", leaseTtl: "3 seconds" })
+      const layers = CredWatcher.layerWith({ ...FAST, renewInterval: "100 millis", leaseTtl: "3 seconds" }).pipe(
+        Layer.provideMerge(Layer.merge(Layer.provideMerge(Layer.mergeAll(flaky, flakyLease), store), countingHost))
       )
       return Effect.gen(function*() {
         const { seed, baseline, codexHome, authPath } = yield* plantedSeed({ poolKey: "pool" })
@@ -300,10 +298,8 @@ for (const backend of backends) {
         writeBlob: (seedId, expected, blob) =>
           Effect.andThen(Effect.sync(() => calls.n++), Effect.andThen(failingN(outage, "swap seed blob"), real.writeBlob(seedId, expected, blob)))
       })))
-      const layers = Layer.mergeAll(
-        Layer.provideMerge(down, backend.store()),
-        countingHost,
-        CredWatcher.layerWith({ ...FAST, pollInterval: "1 hour" })
+      const layers = CredWatcher.layerWith({ ...FAST, pollInterval: "1 hour" }).pipe(
+        Layer.provideMerge(Layer.merge(Layer.provideMerge(down, backend.store()), countingHost))
       )
       return Effect.gen(function*() {
         const { seed, baseline, codexHome, authPath } = yield* plantedSeed()
@@ -326,7 +322,7 @@ for (const backend of backends) {
 }
 
 describe("CredWatcher: auth.json planted by a hostile agent", () => {
-  const env = () => Layer.mergeAll(backends[0].store(), countingHost, CredWatcher.layerWith(FAST))
+  const env = () => CredWatcher.layerWith(FAST).pipe(Layer.provideMerge(Layer.merge(backends[0].store(), countingHost)))
 
   it.live("finding 4: a symlinked auth.json is not saved into the seed", () =>
     Effect.gen(function*() {

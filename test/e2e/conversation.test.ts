@@ -2,6 +2,7 @@
  * Conversation mode end to end: the real codex app-server, the scripted model server, the real
  * listener over HTTP/SSE, and the optio.log channel deciding the outcome.
  */
+import { noStoreServices } from "../support/sessionServices.ts"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Option, Redacted, Stream } from "effect"
 import { existsSync, mkdirSync, rmSync } from "node:fs"
@@ -28,7 +29,7 @@ const root = join(repoRoot, ".cache", "test", `e2e-conversation-${process.pid}`)
 let counter = 0
 
 const services = (processId: string) =>
-  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, ConversationListener.layer, TtydSession.layer, Tmux.layer, AppServerClient.layer).pipe(
+  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, ConversationListener.layer, TtydSession.layer, Tmux.layer, AppServerClient.layer, noStoreServices).pipe(
     Layer.provideMerge(LocalHost.layer())
   )
 

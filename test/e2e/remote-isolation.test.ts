@@ -4,6 +4,7 @@
  * app-server, tool commands — get none of them: every codex launch carries an exact environment
  * (`env -i` on the remote side).
  */
+import { noStoreServices } from "../support/sessionServices.ts"
 import { Tmux } from "../../src/terminal/Tmux.ts"
 import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { assert, describe, it } from "@effect/vitest"
@@ -42,7 +43,7 @@ const sshd = sshdForSuite(join(root, "known_hosts"), [
 ])
 
 const services = (processId: string) =>
-  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
+  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
     Layer.provideMerge(Layer.unwrap(Effect.sync(() =>
       RemoteHost.layer({
         host: "127.0.0.1",

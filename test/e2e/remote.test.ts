@@ -2,6 +2,7 @@
  * Both modes on a "remote" host: a private sshd on 127.0.0.1 started by the test, real codex and
  * tmux on the far side of an SSH connection, the web terminal and listener on the worker.
  */
+import { noStoreServices } from "../support/sessionServices.ts"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Redacted } from "effect"
 import { mkdirSync, readFileSync, rmSync } from "node:fs"
@@ -84,7 +85,7 @@ describe("remote host over SSH", () => {
     Effect.gen(function*() {
       const model = yield* ScriptedModelServer.start([ModelScript.text("never finishes", { holdOpen: true })])
       const workdir = hostileWorkdir("dropped")
-      const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "remote-drop" }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
+      const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "remote-drop" }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
         Layer.provideMerge(remoteHost)
       )
       const fiber = yield* runCodexSession({ consumerInstructions: DEMO_PROMPT, autoStart: true, ...demoTaskSettings(model.baseUrl) }, { workdir, stopGracePeriod: "2 seconds" }).pipe(
@@ -118,7 +119,7 @@ describe("remote host over SSH", () => {
       const workdirA = hostileWorkdir("browser")
       const workdirB = hostileWorkdir("second")
       const services = (processId: string) =>
-        Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer)
+        Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices)
       const base = yield* Layer.build(remoteHost)
       const session = (processId: string, model: typeof modelA, workdir: string) =>
         Effect.gen(function*() {

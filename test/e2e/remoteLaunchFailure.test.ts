@@ -4,6 +4,7 @@
  * the app-server's stderr travels over the SSH channel, the part that differs from a local host
  * (TUI mode reads the pane through tmux, the same on both).
  */
+import { noStoreServices } from "../support/sessionServices.ts"
 import { Tmux } from "../../src/terminal/Tmux.ts"
 import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { assert, describe, it } from "@effect/vitest"
@@ -31,7 +32,7 @@ writeFileSync(standIn, `#!/bin/sh\necho '${STAND_IN_STDERR}' >&2\nexit 3\n`)
 chmodSync(standIn, 0o755)
 
 const services = (processId: string) =>
-  Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layerTest(standIn), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
+  Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layerTest(standIn), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
     Layer.provideMerge(Layer.unwrap(Effect.sync(() =>
       RemoteHost.layer({
         host: "127.0.0.1",

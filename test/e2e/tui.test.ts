@@ -2,6 +2,7 @@
  * TUI mode end to end: the real codex TUI in tmux, the scripted model server, the built-in web
  * terminal in headless chromium, cancellation, failure and two concurrent sessions.
  */
+import { noStoreServices } from "../support/sessionServices.ts"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Redacted } from "effect"
 import type { Duration } from "effect"
@@ -39,7 +40,7 @@ const freshWorkdir = () => {
 }
 
 const services = (processId: string) =>
-  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
+  Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
     Layer.provideMerge(LocalHost.layer())
   )
 

@@ -3,6 +3,7 @@
  * — the dashboard's iframe, through a stand-in of optio-api's widget proxy, with exactly what the
  * session published (upstream URL, Basic inner auth, `iframeSrc`).
  */
+import { noStoreServices } from "../support/sessionServices.ts"
 import { Tmux } from "../../src/terminal/Tmux.ts"
 import { AppServerClient } from "../../src/appserver/AppServerClient.ts"
 import { assert, describe, it } from "@effect/vitest"
@@ -27,7 +28,7 @@ import { startWidgetProxy } from "../support/widgetProxy.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-tui-proxied-${process.pid}`)
 
-const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "tui-proxied" }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
+const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "tui-proxied" }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
   Layer.provideMerge(LocalHost.layer())
 )
 

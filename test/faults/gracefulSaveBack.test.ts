@@ -71,9 +71,8 @@ describe("fault: codex rotates credentials while it shuts down", () => {
       BinaryCache.layerTest(fakeCodex(dirs.root)),
       TtydSession.layer, Tmux.layer, AppServerClient.layer,
       ConversationListener.layer,
-      CredWatcher.layerWith({ pollInterval: "1 hour", renewInterval: "1 second" }),
-      Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext))
-    ).pipe(Layer.provideMerge(LocalHost.layer()))
+      CredWatcher.layerWith({ pollInterval: "1 hour", renewInterval: "1 second" })
+    ).pipe(Layer.provideMerge(Layer.merge(Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext)), LocalHost.layer())))
     return Effect.gen(function*() {
       const seed = yield* SeedStore.use((seeds) =>
         seeds.create({ blob: Stream.succeed(packSeedArchive([{ name: AUTH_MEMBER, bytes: new TextEncoder().encode(PLANTED), mode: 0o600 }])), poolKey: "p11" })

@@ -125,6 +125,8 @@ interface LayerOptions {
   readonly failSnapshots?: boolean
   /** The seed store refuses every blob write (credentials cannot be saved back). */
   readonly failSeedWrites?: boolean
+  /** A worker without a store (`Store.layerNone`). */
+  readonly noStore?: boolean
 }
 
 const outage = (operation: string) => Effect.fail(new StoreUnavailable({ backend: "memory", operation, detail: "injected outage" }))
@@ -172,14 +174,13 @@ const layersOf = (harness: Harness, options: LayerOptions = {}) => {
   })).pipe(Layer.provide(ConversationListener.layerTest()))
   return Layer.mergeAll(
     task,
-    stores,
     BinaryCache.layerTest(CODEX),
     terminal,
     listener,
     Tmux.layerTest(harness.tmux),
     AppServerClient.layerTest(harness.appServer),
     CredWatcher.layerWith({ pollInterval: "5 seconds", renewInterval: options.renewInterval ?? "10 seconds", leaseTtl: "60 seconds" })
-  ).pipe(Layer.provideMerge(Layer.succeed(Host, host)))
+  ).pipe(Layer.provideMerge(Layer.merge(options.noStore === true ? Store.layerNone : stores, Layer.succeed(Host, host))))
 }
 
 type Services = Layer.Success<ReturnType<typeof layersOf>>
@@ -853,5 +854,38 @@ describe("runCodexSession on swapped layers (TestClock)", () => {
         assert.isTrue(yield* harness.appServer.closed)
         assert.strictEqual(Option.getOrUndefined(Option.map(yield* latestSnapshot(harness.state), (doc) => doc.endState)), "cancelled")
       }))
+  })
+
+  describe("a worker without a store (Store.layerNone)", () => {
+    it.effect("runs a resumable task to its end and takes no snapshot", () =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (codex) => codex.log("DONE: ok") })
+        const { exit, record } = yield* runOn(harness, tui({ supportsResume: true }), { noStore: true })
+        assert.strictEqual(succeeded(exit).summary, "ok")
+        assert.notInclude(progressText(record), "snapshot")
+        assert.isTrue(yield* harness.tmux.stopped)
+      }))
+
+    const refusedBeforeStart = (
+      config: Record<string, unknown>,
+      options: { readonly resume?: boolean; readonly hooks?: CodexTaskHooks },
+      feature: string
+    ) =>
+      Effect.gen(function*() {
+        const harness = yield* makeHarness({ tui: (codex) => codex.log("DONE: ok") })
+        const { exit } = yield* runOn(harness, config, { noStore: true, ...options })
+        const error = failureOf(exit)
+        assert.strictEqual(tagOf(error), "PersistenceNotConfigured")
+        assert.strictEqual((error as { feature: string }).feature, feature)
+        assert.match(String((error as Error).message), /Store\.layerNone/)
+        assert.deepStrictEqual(yield* harness.tmux.starts, [], "codex never started")
+        assert.isFalse(yield* harness.memory.host.exists(harness.paths.taskdir), "nothing was laid out")
+      })
+
+    it.effect("refuses a seeded task before anything starts", () => refusedBeforeStart(tui({ seedId: "0123456789abcdef01234567" }), {}, "seeds"))
+    it.effect("refuses a pooled task before anything starts", () => refusedBeforeStart(tui({ seedPool: "p" }), {}, "seeds"))
+    it.effect("refuses seed capture before anything starts", () =>
+      refusedBeforeStart(tui(), { hooks: { onSeedSaved: () => Effect.void } }, "seed capture"))
+    it.effect("refuses a resume before anything starts", () => refusedBeforeStart(tui({ supportsResume: true }), { resume: true }, "resume"))
   })
 })

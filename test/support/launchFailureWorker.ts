@@ -11,6 +11,7 @@ import { chmodSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { BinaryCache } from "../../src/binary/BinaryCache.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
+import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
@@ -35,8 +36,8 @@ const services = Layer.mergeAll(
   BinaryCache.layerTest(standIn),
   TtydSession.layer, Tmux.layer, AppServerClient.layer,
   ConversationListener.layer,
-  Store.layerMemory({}).pipe(Layer.provide(BlobCrypto.layerPlaintext))
-).pipe(Layer.provideMerge(LocalHost.layer()))
+  CredWatcher.layer
+).pipe(Layer.provideMerge(Layer.merge(Store.layerMemory({}).pipe(Layer.provide(BlobCrypto.layerPlaintext)), LocalHost.layer())))
 
 const program = Effect.gen(function*() {
   const outcome = yield* runCodexSession(

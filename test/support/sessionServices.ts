@@ -26,7 +26,7 @@ export interface SessionServicesOptions<E> {
   readonly state?: MemoryStoreState
   /** Another store instead of the in-memory one. */
   readonly stores?: Layer.Layer<SeedStore | Lease | SnapshotStore, E>
-  /** A CredWatcher with these cadences (default: the session's own default watcher). */
+  /** A CredWatcher with these cadences (default: `CredWatcher.layer`). */
   readonly credWatcher?: Parameters<typeof CredWatcher.layerWith>[0]
 }
 
@@ -36,6 +36,13 @@ export const sessionServices = <E = never>(processId: string, options: SessionSe
     sharedBinaryCache,
     TtydSession.layer, Tmux.layer, AppServerClient.layer,
     ConversationListener.layer,
-    options.stores ?? Store.layerMemory(options.state === undefined ? {} : { state: options.state }).pipe(Layer.provide(BlobCrypto.layerPlaintext)),
-    options.credWatcher === undefined ? Layer.empty : CredWatcher.layerWith(options.credWatcher)
-  ).pipe(Layer.provideMerge(LocalHost.layer()))
+    options.credWatcher === undefined ? CredWatcher.layer : CredWatcher.layerWith(options.credWatcher)
+  ).pipe(
+    Layer.provideMerge(Layer.merge(
+      options.stores ?? Store.layerMemory(options.state === undefined ? {} : { state: options.state }).pipe(Layer.provide(BlobCrypto.layerPlaintext)),
+      LocalHost.layer()
+    ))
+  )
+
+/** A store-less worker's stores (`Store.layerNone`) and the credential watcher over them. */
+export const noStoreServices = Layer.merge(Store.layerNone, CredWatcher.layer.pipe(Layer.provide(Store.layerNone)))

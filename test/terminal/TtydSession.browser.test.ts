@@ -64,5 +64,5 @@ describe("TtydSession in a browser", () => {
       yield* Effect.tryPromise(() => second.goto(`${endpoint.url}?token=${encodeURIComponent(Redacted.value(endpoint.credential))}`))
       yield* waitUntil("the second page shows the pane", bufferText(second).pipe(Effect.map((screen) => screen.includes("echo: hello") ? true : undefined)), "8 seconds")
       assert.strictEqual(new URL(second.url()).pathname, new URL(Redacted.value(endpoint.viewerUrl)).pathname)
-    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(TtydSession.layer, LocalHost.layer()))), 45_000)
+    }).pipe(Effect.scoped, Effect.provide(TtydSession.layer.pipe(Layer.provideMerge(LocalHost.layer())))), 45_000)
 })

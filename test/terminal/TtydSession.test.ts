@@ -14,7 +14,7 @@ import { basicAuth, cookieFrom, openViewer, request, viewerCookie, viewerShows, 
 const fx = makeFixtures("ttyd")
 afterAll(removeFixtures)
 
-const Live = Layer.mergeAll(TtydSession.layer, LocalHost.layer())
+const Live = TtydSession.layer.pipe(Layer.provideMerge(LocalHost.layer()))
 const ROUTES = ["/", "/ws", "/control", "/health", "/assets/xterm.js", "/assets/xterm.css", "/assets/addon-fit.js", "/assets/terminal.js", "/nope"]
 
 // A fake TUI in tmux (input lines logged to `log`), served as a web terminal.

@@ -84,5 +84,5 @@ describe("the web terminal through the dashboard's widget proxy", () => {
       assert.isTrue(proxy.forwarded().every((path) => !path.includes("token")))
       assert.isTrue(proxy.forwarded().includes("/ws"))
       assert.strictEqual((yield* Effect.promise(() => fetch(endpoint.url))).status, 401)
-    }).pipe(Effect.scoped, Effect.provide(Layer.mergeAll(TtydSession.layer, LocalHost.layer()))), 60_000)
+    }).pipe(Effect.scoped, Effect.provide(TtydSession.layer.pipe(Layer.provideMerge(LocalHost.layer())))), 60_000)
 })
