@@ -9,8 +9,8 @@
  */
 import { Context, Deferred, Duration, Effect, Layer, PubSub, Ref, Stream } from "effect"
 import type { Scope } from "effect"
-import { ConversationClosed } from "../conversation/ConversationHandle.ts"
-import type { ConversationEvent, PermissionBehavior } from "../conversation/ConversationHandle.ts"
+import { ConversationClosed } from "./ConversationHandle.ts"
+import type { ConversationEvent, PermissionBehavior } from "./ConversationHandle.ts"
 import { Host } from "../host/Host.ts"
 import { AppServerExited, AppServerRequestTimedOut } from "./AppServerProtocol.ts"
 import { ClientMethod, ServerNotificationMethod } from "./AppServerSchema.ts"

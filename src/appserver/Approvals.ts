@@ -17,7 +17,7 @@
  */
 import { Deferred, Effect } from "effect"
 import type { Duration, Scope } from "effect"
-import type { ConversationEvent, PermissionBehavior } from "../conversation/ConversationHandle.ts"
+import type { ConversationEvent, PermissionBehavior } from "./ConversationHandle.ts"
 import type { JsonObject, RequestId } from "./AppServerProtocol.ts"
 import type { ApprovalDecision } from "./AppServerSchema.ts"
 

@@ -21,8 +21,8 @@
  */
 import { Deferred, Duration, Effect, PubSub, Ref, Schedule, Schema, Stream, SubscriptionRef } from "effect"
 import type { Scope } from "effect"
-import { ConversationClosed, InvalidControl } from "../conversation/ConversationHandle.ts"
-import type { ConversationEvent, ConversationHandle } from "../conversation/ConversationHandle.ts"
+import { ConversationClosed, InvalidControl } from "./ConversationHandle.ts"
+import type { ConversationEvent, ConversationHandle } from "./ConversationHandle.ts"
 import { Host } from "../host/Host.ts"
 import type { HostError, HostProcess, HostShape } from "../host/Host.ts"
 import * as AppServerProtocol from "./AppServerProtocol.ts"
@@ -516,18 +516,6 @@ interface Bootstrap {
   readonly effort: string | null
   readonly history: ReadonlyArray<HistoryTurn>
 }
-
-/**
- * {@link startConversationOn} on the provided {@link Host} (the `AppServerClient` service's live
- * layer captures the host instead).
- * @category constructors
- * @since 0.1.0
- */
-export const startConversation = (options: ConversationOptions) =>
-  Effect.gen(function*() {
-    const host = yield* Host
-    return yield* startConversationOn(host, options)
-  })
 
 /** Spec §3.5 as corrected for 0.169: strictly sequential, the thread request last. */
 const runBootstrap = Effect.fnUntraced(function*(

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { Schema } from "effect"
-import type { SessionControl } from "../conversation/ConversationHandle.ts"
+import type { SessionControl } from "./ConversationHandle.ts"
 import { Model, ReasoningEffortOption } from "./AppServerSchema.ts"
 
 /**

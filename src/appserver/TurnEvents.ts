@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { Schema, Stream } from "effect"
-import type { ConversationEvent } from "../conversation/ConversationHandle.ts"
+import type { ConversationEvent } from "./ConversationHandle.ts"
 import {
   AgentMessageDeltaNotification,
   AgentMessageThreadItem,

@@ -24,7 +24,7 @@ import { BlobCrypto } from "../store/BlobCrypto.ts"
 import type { BlobKeyInvalid } from "../store/BlobCrypto.ts"
 import { Store } from "../store/Store.ts"
 import type { StoreServices } from "../store/Store.ts"
-import type { StoreUnavailable } from "../store/StoreError.ts"
+import type { StoreUnavailable } from "../persistence/StoreError.ts"
 
 /**
  * The MongoDB database used when neither `--mongodb-db`, `OPTIO_CODEX_MONGODB_DB` nor the URI's

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import type { ConversationEvent } from "./ConversationHandle.ts"
+import type { ConversationEvent } from "../appserver/ConversationHandle.ts"
 
 /** The server requests CodexView renders as approval cards. */
 const APPROVAL_METHODS: ReadonlySet<string> = new Set([

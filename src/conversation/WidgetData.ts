@@ -9,7 +9,7 @@
  * @since 0.1.0
  */
 import type { CodexTaskConfig, ThinkingVerbosity, ToolVerbosity } from "../config/CodexTaskConfig.ts"
-import type { SessionControl } from "./ConversationHandle.ts"
+import type { SessionControl } from "../appserver/ConversationHandle.ts"
 
 /**
  * The configuration fields the widget data is built from.

@@ -22,7 +22,7 @@
  */
 import { Context, Duration, Schema } from "effect"
 import type { Effect, Option, Scope } from "effect"
-import type { StoreUnavailable } from "../store/StoreError.ts"
+import type { StoreUnavailable } from "../persistence/StoreError.ts"
 
 /**
  * The reference's fixed lease time-to-live (spec §5.1).

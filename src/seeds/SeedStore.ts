@@ -26,8 +26,8 @@
  */
 import { Context, Schema } from "effect"
 import type { Effect, Option, Stream } from "effect"
-import type { BlobDecryptFailed } from "../store/BlobCrypto.ts"
-import type { BlobMissing, StoreUnavailable } from "../store/StoreError.ts"
+import type { BlobDecryptFailed } from "../persistence/StoreError.ts"
+import type { BlobMissing, StoreUnavailable } from "../persistence/StoreError.ts"
 
 /**
  * A seed's pool status. Absent in a stored document reads as `alive`; only `dead` is skipped by

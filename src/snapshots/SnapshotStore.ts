@@ -18,8 +18,8 @@
  */
 import { Context } from "effect"
 import type { Effect, Option, Stream } from "effect"
-import type { BlobDecryptFailed } from "../store/BlobCrypto.ts"
-import type { BlobMissing, StoreUnavailable } from "../store/StoreError.ts"
+import type { BlobDecryptFailed } from "../persistence/StoreError.ts"
+import type { BlobMissing, StoreUnavailable } from "../persistence/StoreError.ts"
 
 /**
  * Snapshots kept per process by default (spec §8.1).

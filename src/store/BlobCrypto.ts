@@ -38,6 +38,7 @@
 import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes } from "node:crypto"
 import type { KeyObject } from "node:crypto"
+import { BlobDecryptFailed } from "../persistence/StoreError.ts"
 
 /**
  * Which kind of blob a cipher protects; each scope has its own key.
@@ -45,42 +46,7 @@ import type { KeyObject } from "node:crypto"
  */
 export type BlobScope = "seed" | "snapshot"
 
-/**
- * A stored blob could not be decrypted; `reason` says why. Nothing is emitted before the blob
- * authenticates, and nothing is written.
- * @category errors
- */
-export class BlobDecryptFailed extends Schema.TaggedError<BlobDecryptFailed>()("BlobDecryptFailed", {
-  scope: Schema.Literals(["seed", "snapshot"]),
-  reason: Schema.Literals([
-    "authentication-failed",
-    "not-encrypted",
-    "encrypted-without-key",
-    "wrong-scope",
-    "unsupported-version",
-    "truncated",
-    "malformed"
-  ])
-}) {
-  override get message(): string {
-    switch (this.reason) {
-      case "authentication-failed":
-        return `the ${this.scope} blob does not authenticate: wrong key, or the blob is corrupt`
-      case "not-encrypted":
-        return `the ${this.scope} blob is not encrypted, but a ${this.scope} key is configured`
-      case "encrypted-without-key":
-        return `the ${this.scope} blob is encrypted, but no ${this.scope} key is configured`
-      case "wrong-scope":
-        return `the blob was encrypted for another key scope than ${this.scope}`
-      case "unsupported-version":
-        return `the ${this.scope} blob uses an unsupported encryption format version`
-      case "truncated":
-        return `the ${this.scope} blob ends before its final frame (truncated)`
-      case "malformed":
-        return `the ${this.scope} blob is not in the expected encrypted format`
-    }
-  }
-}
+export { BlobDecryptFailed }
 
 /**
  * A configured key cannot be used (empty or too short).

@@ -12,7 +12,7 @@ import { Lease } from "../lease/Lease.ts"
 import { SeedStore } from "../seeds/SeedStore.ts"
 import { SnapshotStore } from "../snapshots/SnapshotStore.ts"
 import type { StoreServices } from "./StoreBackend.ts"
-import { StoreUnavailable } from "./StoreError.ts"
+import { StoreUnavailable } from "../persistence/StoreError.ts"
 
 const refuse = (operation: string) =>
   new StoreUnavailable({

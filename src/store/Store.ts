@@ -25,7 +25,7 @@ import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { noStores } from "./NoStore.ts"
 import { makeStores } from "./StoreBackend.ts"
 import type { StoreBackend, StoreServices } from "./StoreBackend.ts"
-import type { StoreUnavailable } from "./StoreError.ts"
+import type { StoreUnavailable } from "../persistence/StoreError.ts"
 
 export type { EmbeddedStoreOptions } from "./embedded/EmbeddedBackend.ts"
 export { MemoryStoreState } from "./memory/MemoryBackend.ts"

@@ -21,8 +21,8 @@ import { SNAPSHOT_RETENTION, SnapshotStore } from "../snapshots/SnapshotStore.ts
 import type { NewSnapshot, SnapshotCodec, SnapshotDoc, SnapshotEndState } from "../snapshots/SnapshotStore.ts"
 import type { BlobCrypto } from "./BlobCrypto.ts"
 import { isObjectIdHex } from "./ids.ts"
-import { StoreUnavailable } from "./StoreError.ts"
-import type { BlobMissing } from "./StoreError.ts"
+import { StoreUnavailable } from "../persistence/StoreError.ts"
+import type { BlobMissing } from "../persistence/StoreError.ts"
 
 /**
  * What a blob is, for its stored name and metadata (GridFS file name `seed` / `workdir`).

@@ -8,7 +8,7 @@
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Redacted, Ref } from "effect"
-import type { ConversationHandle } from "../conversation/ConversationHandle.ts"
+import type { ConversationHandle } from "../appserver/ConversationHandle.ts"
 
 /**
  * The live conversation of a conversation-mode task, as the worker gets it (the reference's

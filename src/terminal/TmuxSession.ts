@@ -122,7 +122,7 @@ export interface TmuxSession {
 }
 
 /**
- * Options of {@link startTmuxSession}.
+ * Options of `Tmux.start`.
  * @category models
  */
 export interface TmuxSessionOptions {
@@ -338,17 +338,6 @@ export const startTmuxSessionOn = Effect.fn("TmuxSession.start")(function*(host:
   }
   return session
 })
-
-/**
- * {@link startTmuxSessionOn} on the provided {@link Host} (the `Tmux` service's live layer
- * captures the host instead).
- * @category constructors
- */
-export const startTmuxSession = (options: TmuxSessionOptions) =>
-  Effect.gen(function*() {
-    const host = yield* Host
-    return yield* startTmuxSessionOn(host, options)
-  })
 
 // --- helpers -------------------------------------------------------------------------------
 

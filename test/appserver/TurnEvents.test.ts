@@ -4,7 +4,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Stream } from "effect"
 import { turnEvents } from "../../src/appserver/TurnEvents.ts"
-import type { ConversationEvent } from "../../src/conversation/ConversationHandle.ts"
+import type { ConversationEvent } from "../../src/appserver/ConversationHandle.ts"
 
 const T = "thread-1"
 const started = (turnId: string, threadId = T): ConversationEvent => ({

@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Deferred, Effect, Exit, Fiber, Redacted, Scope } from "effect"
-import type { ConversationEvent } from "../../src/conversation/ConversationHandle.ts"
+import type { ConversationEvent } from "../../src/appserver/ConversationHandle.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import type { ListenerEndpoint, ServeOptions } from "../../src/conversation/ConversationListener.ts"
 import { waitUntil } from "../support/waitUntil.ts"

@@ -1,7 +1,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { decodeCodexTaskConfig } from "../../src/config/CodexTaskConfig.ts"
-import type { SessionControl } from "../../src/conversation/ConversationHandle.ts"
+import type { SessionControl } from "../../src/appserver/ConversationHandle.ts"
 import { conversationWidgetData } from "../../src/conversation/WidgetData.ts"
 import { modelControl } from "./harness.ts"
 

@@ -21,7 +21,7 @@ import { Lease } from "../../src/lease/Lease.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
-import { StoreUnavailable } from "../../src/store/StoreError.ts"
+import { StoreUnavailable } from "../../src/persistence/StoreError.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 

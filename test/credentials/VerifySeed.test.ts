@@ -14,7 +14,7 @@ import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
-import { StoreUnavailable } from "../../src/store/StoreError.ts"
+import { StoreUnavailable } from "../../src/persistence/StoreError.ts"
 import { closedPort } from "../support/closedPort.ts"
 
 const DAY = 24 * 3600 * 1000

@@ -29,7 +29,7 @@ import {
 import type { CaptureSnapshotOptions } from "../../src/snapshots/WorkdirSnapshot.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
-import { StoreUnavailable } from "../../src/store/StoreError.ts"
+import { StoreUnavailable } from "../../src/persistence/StoreError.ts"
 
 const root = join(process.cwd(), ".cache", "test-runs", `snapshots-${process.pid}`)
 fs.rmSync(root, { recursive: true, force: true })

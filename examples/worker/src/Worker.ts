@@ -6,7 +6,7 @@
 import { Cause, Context, Deferred, Effect, Exit, Fiber, Layer } from "effect"
 import type { Scope } from "effect"
 import { runCodexSession, TaskContext } from "optio-codex"
-import type { AppServerClient, BinaryCache, ConversationListener, Host, Tmux, TtydSession } from "optio-codex"
+import type { CodexSessionServices } from "optio-codex"
 import { ModelScript, offlineTaskSettings, ScriptedModelServer } from "optio-codex/testing"
 
 /** One codex task: its name (also its process id), how codex runs, and what the model does. */
@@ -54,8 +54,8 @@ export const printingTaskContext = (processId: string, print: (line: string) => 
   }))
 }
 
-/** The services every task shares: the codex binary cache, web terminal, listener and host. */
-export type SharedServices = BinaryCache | TtydSession | Tmux | AppServerClient | ConversationListener | Host
+/** The services every task shares: all a session needs but its TaskContext (the host, the stores, codex's services). */
+export type SharedServices = Exclude<CodexSessionServices, TaskContext>
 
 /** Runs one task to its end; `midTurn` completes once the model is answering its first request. */
 export class CodexRunner extends Context.Service<CodexRunner, {

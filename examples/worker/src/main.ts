@@ -7,16 +7,15 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect, Layer } from "effect"
 import { resolve } from "node:path"
-import { AppServerClient, BinaryCache, ConversationListener, LocalHost, Tmux, TtydSession } from "optio-codex"
+import { layerCodexServices, LocalHost, Store } from "optio-codex"
 import { CodexRunner, exampleTasks, runTasks } from "./Worker.ts"
 
 const workRoot = resolve(process.argv[2] ?? "work")
 
 const services = CodexRunner.layerOffline(workRoot, Console.log).pipe(
   Layer.provide(
-    Layer.mergeAll(BinaryCache.layer(), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer).pipe(
-      Layer.provideMerge(LocalHost.layer())
-    )
+    // This worker keeps nothing between runs: no seeds, no resume (Store.layerEmbedded would).
+    layerCodexServices().pipe(Layer.provideMerge(Layer.merge(Store.layerNone, LocalHost.layer())))
   )
 )
 

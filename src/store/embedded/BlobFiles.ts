@@ -15,7 +15,7 @@ import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
 import { newObjectIdHex } from "../ids.ts"
 import type { BlobInfo } from "../StoreBackend.ts"
-import { BlobMissing, describeCause, StoreUnavailable } from "../StoreError.ts"
+import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
 
 /**
  * Blob file operations rooted at a directory.

@@ -29,7 +29,7 @@ import type { SnapshotDoc } from "../../snapshots/SnapshotStore.ts"
 import { newObjectIdHex } from "../ids.ts"
 import { fenceHolds } from "../StoreBackend.ts"
 import type { DeleteOutcome, StoreBackend } from "../StoreBackend.ts"
-import { describeCause, StoreUnavailable } from "../StoreError.ts"
+import { describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
 import { makeBlobFiles } from "./BlobFiles.ts"
 import type { BlobFiles } from "./BlobFiles.ts"
 

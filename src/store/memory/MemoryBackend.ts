@@ -15,7 +15,7 @@ import type { SnapshotDoc } from "../../snapshots/SnapshotStore.ts"
 import { newObjectIdHex } from "../ids.ts"
 import { fenceHolds } from "../StoreBackend.ts"
 import type { BlobInfo, StoreBackend } from "../StoreBackend.ts"
-import { BlobMissing } from "../StoreError.ts"
+import { BlobMissing } from "../../persistence/StoreError.ts"
 
 interface StoredSeed {
   readonly doc: SeedDoc

@@ -27,7 +27,7 @@ import type { LeaseGrant } from "../../lease/Lease.ts"
 import type { SeedDoc, SeedFence } from "../../seeds/SeedStore.ts"
 import { isObjectIdHex } from "../ids.ts"
 import type { BlobInfo, DeleteOutcome, StoreBackend } from "../StoreBackend.ts"
-import { BlobMissing, describeCause, StoreUnavailable } from "../StoreError.ts"
+import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
 import { SeedDocument, SnapshotDocument, toSeedDoc, toSnapshotDoc } from "./MongoDocuments.ts"
 
 /**
