@@ -11,7 +11,9 @@ import { createInterface } from "node:readline"
 import { Result } from "effect"
 import { DEMO_MODEL, demoTaskSettings } from "../src/cli/OfflineDemo.ts"
 import { alivePids, readProcessTable, signalAll, treeOf } from "../src/host/ProcessTree.ts"
+import { offlineCodexConfig, offlineCodexEnv } from "../src/modelserver/OfflineCodexConfig.ts"
 import { renderCodexConfig } from "../src/workdir/CodexConfigToml.ts"
+import { stringify } from "smol-toml"
 
 /** A codex home with its workdir, and the environment codex runs with. */
 export interface BareHome {
@@ -47,6 +49,30 @@ export const freshHome = (root: string, baseUrl: string): BareHome => {
     XDG_CACHE_HOME: join(home, ".cache"),
     ...settings.env
   })
+  return { root, home, codexHome, workdir, env }
+}
+
+/**
+ * The minimal bare client's home (issue 19's baseline): a clean environment (PATH, the home
+ * variables and the provider's key only, nothing of the worker's) and a config.toml with only
+ * what reaching the scripted server needs — the model, its provider, and no update check.
+ */
+export const minimalHome = (root: string, baseUrl: string): BareHome => {
+  const home = join(root, "home")
+  const codexHome = join(home, ".codex")
+  const workdir = join(root, "work")
+  const tmp = join(root, "tmp")
+  for (const dir of [codexHome, workdir, tmp]) mkdirSync(dir, { recursive: true })
+  const full = offlineCodexConfig({ baseUrl, model: DEMO_MODEL })
+  const minimal = { model: full["model"], model_provider: full["model_provider"], model_providers: full["model_providers"], check_for_update_on_startup: false }
+  writeFileSync(join(codexHome, "config.toml"), stringify(minimal), { mode: 0o600 })
+  const env: Record<string, string> = {
+    PATH: process.env["PATH"] ?? "/usr/bin:/bin",
+    HOME: home,
+    CODEX_HOME: codexHome,
+    TMPDIR: tmp,
+    ...offlineCodexEnv()
+  }
   return { root, home, codexHome, workdir, env }
 }
 
