@@ -26,6 +26,8 @@ export const runTurns = (ctx: BenchContext) =>
     const bareAck: Array<number> = []
     // Bare turn/start → the model request reaching the scripted server (codex's own work).
     const bareToModel: Array<number> = []
+    // The library's send → the model request reaching the scripted server.
+    const libraryToModel: Array<number> = []
     const { turnRounds, turnsPerRound, warmup } = ctx.counts
     for (let round = 0; round < warmup + turnRounds; round++) {
       const timed = round >= warmup
@@ -70,9 +72,15 @@ export const runTurns = (ctx: BenchContext) =>
 
         for (let index = 0; index < turnsPerRound; index++) {
           const text = `turn ${index + 1}`
+          const libraryFirst = (yield* server.requests).length
+          const libraryModel = yield* server.awaitRequests((requests) => requests.length > libraryFirst, "60 seconds").pipe(
+            Effect.map(() => now()),
+            Effect.forkChild({ startImmediately: true })
+          )
           const t0 = now()
           const libraryAcked = yield* turn(text)
           const t1 = now()
+          const libraryModelAt = yield* Fiber.join(libraryModel)
           const seen = (yield* server.requests).length
           const modelRequest = yield* server.awaitRequests((requests) => requests.length > seen, "60 seconds").pipe(
             Effect.map(() => now()),
@@ -100,6 +108,7 @@ export const runTurns = (ctx: BenchContext) =>
           libraryAck.push(libraryAcked - t0)
           bareAck.push(bareAcked - t1)
           bareToModel.push(modelAt - t1)
+          libraryToModel.push(libraryModelAt - t0)
           minimal.push(leastDone - leastStart)
           minimalToModel.push(leastModelAt - leastStart)
           sdk.push(t3 - sdkStart)
@@ -127,7 +136,9 @@ export const runTurns = (ctx: BenchContext) =>
           met: lib <= summarize(bare).median + 2,
           notes: `library − bare = ${(lib - summarize(bare).median).toFixed(1)} ms (median of paired turns ${median(paired)} ms); ` +
             `send → ack ${median(libraryAck)} vs ${median(bareAck)} ms, ack → completed ` +
-            `${median(afterAck(library, libraryAck))} vs ${median(afterAck(bare, bareAck))} ms`
+            `${median(afterAck(library, libraryAck))} vs ${median(afterAck(bare, bareAck))} ms; ` +
+            `send → model request ${median(libraryToModel)} vs ${median(bareToModel)} ms, model request → completed ` +
+            `${median(afterAck(library, libraryToModel))} vs ${median(afterAck(bare, bareToModel))} ms`
         },
         {
           name: "turns/bare",
