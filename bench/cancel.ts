@@ -6,12 +6,11 @@
  */
 import { Effect, Fiber } from "effect"
 import { ScriptedModelServer } from "../src/modelserver/ScriptedModelServer.ts"
-import { Host } from "../src/host/Host.ts"
-import { taskPaths, taskRootOn } from "../src/workdir/TaskPaths.ts"
+import { taskPaths } from "../src/workdir/TaskPaths.ts"
 import type { BenchContext, BenchResult } from "./context.ts"
 import { now, quantile } from "./harness.ts"
 import type { Row } from "./harness.ts"
-import { awaitPublished, startSession } from "./library.ts"
+import { awaitPublished, benchTaskRoot, startSession } from "./library.ts"
 import { killAll, processesMentioning } from "./system.ts"
 import type { ProcessSeen } from "./system.ts"
 
@@ -77,8 +76,8 @@ const cancelCycle = (ctx: BenchContext, mode: Mode, baseUrl: string, index: numb
   Effect.gen(function*() {
     const workdir = ctx.space.fresh(`cancel-${mode}`)
     const processId = `bench-cancel-${mode}-${index}`
-    // The task root the session itself resolves on the host, so the tmux socket needle is its own.
-    const paths = yield* taskPaths({ processId, taskRoot: yield* taskRootOn(yield* Host), workdir })
+    // The session's own task root, so the tmux socket needle is its own.
+    const paths = yield* taskPaths({ processId, taskRoot: benchTaskRoot(workdir), workdir })
     const needles = mode === "tui" ? [workdir, paths.tmuxSocket] : [workdir]
     const session = yield* startSession({ mode, processId, workdir, baseUrl })
     yield* awaitPublished(session)

@@ -42,6 +42,14 @@ export interface ProbedSession {
 }
 
 /**
+ * The task root of a bench session: beside its workdir, on the run's work tree (tmpfs when it
+ * can), like the bare clients' homes. The default root (on the host's disk) would make every
+ * rollout and state-database write of codex's turn slower than the baselines' for reasons of
+ * the disk, not of the library.
+ */
+export const benchTaskRoot = (workdir: string): string => `${workdir}.root`
+
+/**
  * Starts `runCodexSession` in a fiber of the current scope, in `workdir`, against the scripted
  * server at `baseUrl`. Conversation mode serves the conversation UI (as the dashboard uses it).
  */
@@ -70,6 +78,7 @@ export const startSession = (options: {
     const startedAt = now()
     const fiber = yield* runCodexSession(config, {
       workdir: options.workdir,
+      taskRoot: benchTaskRoot(options.workdir),
       stopGracePeriod: "2 seconds",
       onConversation: (started) => Deferred.succeed(conversation, started)
     }).pipe(
