@@ -110,9 +110,14 @@ export interface BareAppServer {
 }
 
 /** Spawns `codex app-server` for `home` (cwd = its workdir); resolves once the process exists. */
-export const startAppServer = (binary: string, home: BareHome, clock: () => number): Promise<BareAppServer> =>
+export const startAppServer = (
+  binary: string,
+  home: BareHome,
+  clock: () => number,
+  args: ReadonlyArray<string> = []
+): Promise<BareAppServer> =>
   new Promise((resolve, reject) => {
-    const child: ChildProcessWithoutNullStreams = spawn(binary, ["app-server"], { cwd: home.workdir, env: home.env })
+    const child: ChildProcessWithoutNullStreams = spawn(binary, ["app-server", ...args], { cwd: home.workdir, env: home.env })
     const pending = new Map<number, { readonly resolve: (value: unknown) => void; readonly reject: (error: Error) => void }>()
     const waiters = new Set<{ readonly accept: (n: Notification) => boolean; readonly resolve: (n: Notification) => void }>()
     let nextId = 1

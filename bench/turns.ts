@@ -12,6 +12,7 @@ import { freshHome, initialize, minimalHome, runTurn, startAppServer, startThrea
 import type { BenchContext, BenchResult } from "./context.ts"
 import { now, summarize } from "./harness.ts"
 import { awaitConversation, awaitPublished, startSession, turnRunner } from "./library.ts"
+import { runTurnParts } from "./turnParts.ts"
 
 export const runTurns = (ctx: BenchContext) =>
   Effect.gen(function*() {
@@ -120,6 +121,7 @@ export const runTurns = (ctx: BenchContext) =>
           `bare ${summarize(bare).median.toFixed(1)} ms, sdk ${summarize(sdk).median.toFixed(1)} ms (medians so far)`)
       }
     }
+    const parts = yield* runTurnParts(ctx, server, turnRounds * turnsPerRound + 1)
     const lib = summarize(library).median
     const median = (samples: ReadonlyArray<number>) => summarize(samples).median.toFixed(1)
     const paired = library.map((value, index) => value - (bare[index] ?? Number.NaN))
@@ -167,7 +169,8 @@ export const runTurns = (ctx: BenchContext) =>
           goal: "≥ 4.5× the library",
           met: summarize(sdk).median >= 4.5 * lib
         }
-      ]
+      ],
+      sections: [parts]
     }
     return result
   }).pipe(Effect.scoped)
