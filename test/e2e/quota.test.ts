@@ -112,4 +112,29 @@ describe("quota with the real codex", () => {
       console.log("PROGRESS", JSON.stringify((yield* recorder.current).progress.map((p) => p.message)))
       assert.isTrue(true)
     }).pipe(Effect.scoped, Effect.provide(runLayer(new MemoryStoreState(), "quota-probe"))), 120_000)
+
+  it.live("PROBE usage limit", () =>
+    Effect.gen(function*() {
+      const issuer = yield* startStandInIssuer({ accountId: "acct-x" })
+      const quotas = yield* ScriptedQuota.make
+      const resetsAt = new Date(Date.now() + 3_600_000)
+      yield* quotas.set("acct-x", { planType: "plus", exhausted: true, primary: { usedPercent: 100, windowMinutes: 300, resetsAt } })
+      const server = yield* ScriptedModelServer.start([ModelScript.text("hello")], { quotas })
+      yield* pooledSeed(issuer, server.baseUrl, "x")
+      const conversation = yield* Deferred.make<CodexConversation>()
+      const workdir = freshDir("x")
+      const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl, { seedPool: "x" }), {
+        workdir, stopGracePeriod: "2 seconds", onConversation: (live) => Deferred.succeed(conversation, live)
+      }).pipe(Effect.forkChild)
+      const live = yield* Deferred.await(conversation)
+      const events = yield* live.subscribe
+      const seen = yield* events.pipe(Stream.filter((e) => e["method"] !== "item/agentMessage/delta"), Stream.takeUntil((e) => e["method"] === "turn/completed"), Stream.runCollect, Effect.forkChild)
+      yield* live.sendTurn("hi")
+      const got = yield* Fiber.join(seen).pipe(Effect.timeout("60 seconds"))
+      console.log("EVENTS", JSON.stringify(got))
+      yield* Effect.sleep("1 second")
+      console.log("ROLLOUT", rolloutLines(codexHomeOf(workdir)).filter((l) => l.includes("rate_limits") || l.includes("error")).join("\n"))
+      console.log("REQS", JSON.stringify((yield* server.requests).map((r) => [r.path, r.answer])))
+      yield* Fiber.interrupt(session)
+    }).pipe(Effect.scoped, Effect.provide(runLayer(new MemoryStoreState(), "quota-x"))), 120_000)
 })
