@@ -26,6 +26,7 @@ import { captureSeed, plantSeed } from "../credentials/SeedEngine.ts"
 import { Host } from "../host/Host.ts"
 import { Lease } from "../lease/Lease.ts"
 import type { LeaseGrant, LeaseLost } from "../lease/Lease.ts"
+import { describeHeadroom, exhaustionOf } from "../quota/SeedQuota.ts"
 import { SeedStore } from "../seeds/SeedStore.ts"
 import type { SeedDoc } from "../seeds/SeedStore.ts"
 import { TaskContext } from "../task/TaskContext.ts"
@@ -160,10 +161,19 @@ const leaseSeed = (source: SeedSource, holder: string, processId: string, servic
         return yield* byId(source.seedId)
       case "Pool": {
         const grant = yield* services.leases.acquire(source.poolKey, holder)
-        if (Option.isNone(grant)) {
-          return yield* new SeedUnavailable({ source: `pool ${source.poolKey}`, detail: "every live seed of the pool is leased (or the pool is empty)" })
-        }
-        return grant.value
+        if (Option.isSome(grant)) return grant.value
+        // Why nothing could be leased, and until when: every seed exhausted is QuotaExhausted.
+        const headroom = yield* services.leases.headroom(source.poolKey)
+        const task = yield* TaskContext
+        yield* task.reportProgress(null, `No seed leased: ${describeHeadroom(headroom)}`)
+        const exhausted = exhaustionOf(headroom)
+        if (Option.isSome(exhausted)) return yield* exhausted.value
+        return yield* new SeedUnavailable({
+          source: `pool ${source.poolKey}`,
+          detail: headroom.leased + headroom.exhausted.length > 0
+            ? describeHeadroom(headroom)
+            : "every live seed of the pool is leased (or the pool is empty)"
+        })
       }
       case "Provider": {
         const chosen = yield* source.provide(holder).pipe(
