@@ -3,7 +3,7 @@
  * per-account usage windows (ScriptedQuota) and the stand-in issuer.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Deferred, Effect, Fiber, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
 import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
@@ -12,6 +12,9 @@ import { ModelScript } from "../../src/modelserver/ModelScript.ts"
 import { chatgptCodexConfig, chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { ScriptedQuota } from "../../src/modelserver/ScriptedQuota.ts"
+import type { AccountQuota, ScriptedQuotas } from "../../src/modelserver/ScriptedQuota.ts"
+import { Lease } from "../../src/lease/Lease.ts"
+import { SeedQuota } from "../../src/quota/SeedQuota.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import type { StandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
@@ -78,63 +81,186 @@ const rolloutLines = (codexHome: string): Array<string> => {
   return out
 }
 
-describe("quota with the real codex", () => {
-  it.live("codex parses the scripted rate-limit headers (rollout token_count + app-server notification)", () =>
-    Effect.gen(function*() {
-      const issuer = yield* startStandInIssuer({ accountId: "acct-probe" })
-      const quotas = yield* ScriptedQuota.make
-      const resetsAt = new Date(Date.now() + 3_600_000)
-      yield* quotas.set("acct-probe", {
-        planType: "plus",
-        primary: { usedPercent: 42, windowMinutes: 300, resetsAt },
-        secondary: { usedPercent: 7, windowMinutes: 10080, resetsAt: new Date(resetsAt.getTime() + 86_400_000) }
-      })
-      const server = yield* ScriptedModelServer.start([ModelScript.text("hello")], { quotas })
-      yield* pooledSeed(issuer, server.baseUrl, "probe")
-      const conversation = yield* Deferred.make<CodexConversation>()
-      const workdir = freshDir("probe")
-      const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl, { seedPool: "probe" }), {
-        workdir,
-        stopGracePeriod: "2 seconds",
-        onConversation: (live) => Deferred.succeed(conversation, live)
-      }).pipe(Effect.forkChild)
-      const live = yield* Deferred.await(conversation)
-      const events = yield* live.subscribe
-      const seen = yield* events.pipe(Stream.filter((e) => typeof e["method"] === "string" && e["method"].startsWith("account/")), Stream.take(1), Stream.runCollect, Effect.forkChild)
-      yield* live.sendTurn("hi")
-      const got = yield* Fiber.join(seen).pipe(Effect.timeout("60 seconds"))
-      console.log("NOTIFICATIONS", JSON.stringify(got))
-      yield* waitUntil("token_count", Effect.sync(() => rolloutLines(codexHomeOf(workdir)).find((l) => l.includes("rate_limits") && l.includes("token_count"))), "30 seconds").pipe(
-        Effect.tap((line) => Effect.sync(() => console.log("ROLLOUT", line)))
-      )
-      const recorder = yield* TaskRecorder
-      yield* Fiber.interrupt(session)
-      console.log("PROGRESS", JSON.stringify((yield* recorder.current).progress.map((p) => p.message)))
-      assert.isTrue(true)
-    }).pipe(Effect.scoped, Effect.provide(runLayer(new MemoryStoreState(), "quota-probe"))), 120_000)
+const minutesFromNow = (minutes: number) => new Date(Date.now() + minutes * 60_000)
+const fiveHours = (usedPercent: number, resetsAt: Date) => ({ usedPercent, windowMinutes: 300, resetsAt })
 
-  it.live("PROBE usage limit", () =>
+/** A pool of seeds, each its own ChatGPT account (one stand-in issuer per account). */
+const accountsPool = (baseUrl: string, poolKey: string, accounts: ReadonlyArray<string>) =>
+  Effect.forEach(accounts, (accountId) =>
     Effect.gen(function*() {
-      const issuer = yield* startStandInIssuer({ accountId: "acct-x" })
+      const issuer = yield* startStandInIssuer({ accountId })
+      const seed = yield* pooledSeed(issuer, baseUrl, poolKey)
+      return { accountId, issuer, seed }
+    }))
+
+const progressOf = TaskRecorder.use((recorder) => recorder.current).pipe(Effect.map((record) => record.progress.map((p) => p.message ?? "")))
+
+/** Runs a conversation session, sends one turn, waits for its answer on the model server, cancels. */
+const oneTurn = (
+  issuer: StandInIssuer,
+  server: ScriptedModelServer.ScriptedModelServerHandle,
+  source: Record<string, unknown>,
+  name: string
+) =>
+  Effect.gen(function*() {
+    const conversation = yield* Deferred.make<CodexConversation>()
+    const before = (yield* server.requests).filter((r) => r.path === "/v1/responses").length
+    const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl, source), {
+      workdir: freshDir(name),
+      stopGracePeriod: "2 seconds",
+      onConversation: (live) => Deferred.succeed(conversation, live)
+    }).pipe(Effect.forkChild)
+    const live = yield* Deferred.await(conversation)
+    yield* live.sendTurn(`turn of ${name}`)
+    yield* server.awaitRequests((all) => all.filter((r) => r.path === "/v1/responses").length > before, "60 seconds")
+    yield* waitUntil("the turn is over", live.activeTurn.pipe(Effect.map((turn) => turn === null ? true : undefined)), "30 seconds")
+    yield* Fiber.interrupt(session)
+    return yield* progressOf
+  }).pipe(Effect.provide(runLayer(state, name)))
+
+let state = new MemoryStoreState()
+
+const quotaRecord = (seedId: string) =>
+  SeedStore.use((seeds) => seeds.get(seedId)).pipe(
+    Effect.map((seed) => Option.flatMap(seed, SeedQuota.quotaOf))
+  )
+
+const setQuotas = (quotas: ScriptedQuotas, table: Record<string, AccountQuota>) =>
+  Effect.forEach(Object.entries(table), ([account, quota]) => quotas.set(account, quota), { discard: true })
+
+describe("quota with the real codex", () => {
+  it.live("a pool of three learns each seed's quota from codex; leases go to the most headroom; an exhausted seed waits for its reset", () =>
+    Effect.gen(function*() {
+      state = new MemoryStoreState()
       const quotas = yield* ScriptedQuota.make
-      const resetsAt = new Date(Date.now() + 3_600_000)
-      yield* quotas.set("acct-x", { planType: "plus", exhausted: true, primary: { usedPercent: 100, windowMinutes: 300, resetsAt } })
-      const server = yield* ScriptedModelServer.start([ModelScript.text("hello")], { quotas })
-      yield* pooledSeed(issuer, server.baseUrl, "x")
-      const conversation = yield* Deferred.make<CodexConversation>()
-      const workdir = freshDir("x")
-      const session = yield* runCodexSession(chatgptTask(issuer, server.baseUrl, { seedPool: "x" }), {
-        workdir, stopGracePeriod: "2 seconds", onConversation: (live) => Deferred.succeed(conversation, live)
-      }).pipe(Effect.forkChild)
-      const live = yield* Deferred.await(conversation)
-      const events = yield* live.subscribe
-      const seen = yield* events.pipe(Stream.filter((e) => e["method"] !== "item/agentMessage/delta"), Stream.takeUntil((e) => e["method"] === "turn/completed"), Stream.runCollect, Effect.forkChild)
-      yield* live.sendTurn("hi")
-      const got = yield* Fiber.join(seen).pipe(Effect.timeout("60 seconds"))
-      console.log("EVENTS", JSON.stringify(got))
-      yield* Effect.sleep("1 second")
-      console.log("ROLLOUT", rolloutLines(codexHomeOf(workdir)).filter((l) => l.includes("rate_limits") || l.includes("error")).join("\n"))
-      console.log("REQS", JSON.stringify((yield* server.requests).map((r) => [r.path, r.answer])))
-      yield* Fiber.interrupt(session)
-    }).pipe(Effect.scoped, Effect.provide(runLayer(new MemoryStoreState(), "quota-x"))), 120_000)
+      const server = yield* ScriptedModelServer.start([], { quotas, exhaustedText: "ok" })
+      const [busy, roomy, spent] = yield* accountsPool(server.baseUrl, "trio", ["acct-busy", "acct-roomy", "acct-spent"]).pipe(
+        Effect.provide(runLayer(state, "trio-setup"))
+      )
+      const spentReset = new Date(Date.now() + 20_000)
+      yield* setQuotas(quotas, {
+        "acct-busy": { planType: "plus", primary: fiveHours(70, minutesFromNow(120)), secondary: { usedPercent: 30, windowMinutes: 10080, resetsAt: minutesFromNow(5000) } },
+        "acct-roomy": { planType: "plus", primary: fiveHours(20, minutesFromNow(200)) },
+        "acct-spent": { planType: "plus", primary: fiveHours(100, spentReset) }
+      })
+      // Nothing known yet: one task on each seed (by id) lets codex report its windows.
+      for (const member of [busy!, roomy!, spent!]) yield* oneTurn(member.issuer, server, { seedId: member.seed.seedId }, `learn-${member.accountId}`)
+
+      const stores = runLayer(state, "trio-check")
+      const recorded = yield* Effect.forEach([busy!, roomy!, spent!], (m) => quotaRecord(m.seed.seedId)).pipe(Effect.provide(stores))
+      const [busyQuota, roomyQuota, spentQuota] = recorded.map((r) => Option.getOrThrow(r))
+      assert.strictEqual(busyQuota!.plan, "plus", "the plan from the seed's id token")
+      assert.strictEqual(busyQuota!.primary?.usedPercent, 70)
+      assert.strictEqual(busyQuota!.primary?.windowMinutes, 300)
+      assert.strictEqual(busyQuota!.secondary?.usedPercent, 30)
+      assert.strictEqual(roomyQuota!.primary?.usedPercent, 20)
+      assert.strictEqual(spentQuota!.primary?.resetsAtMs, Math.floor(spentReset.getTime() / 1000) * 1000)
+
+      const headroom = yield* Lease.use((lease) => lease.headroom("trio")).pipe(Effect.provide(stores))
+      assert.deepStrictEqual(headroom.candidates.map((c) => c.seed.seedId), [roomy!.seed.seedId, busy!.seed.seedId])
+      assert.deepStrictEqual(headroom.exhausted.map((e) => e.seed.seedId), [spent!.seed.seedId])
+      console.log(`pool headroom: ${SeedQuota.describeHeadroom(headroom)}`)
+
+      // A pool task gets the roomiest seed.
+      const progress = yield* oneTurn(roomy!.issuer, server, { seedPool: "trio" }, "pool-task")
+      assert.include(progress, `Leased seed ${roomy!.seed.seedId}`)
+
+      // With the two good seeds held, the pool has nothing: the exhausted one is skipped.
+      const held = yield* Effect.gen(function*() {
+        const lease = yield* Lease
+        const first = Option.getOrThrow(yield* lease.acquire("trio", "holder-1"))
+        const second = Option.getOrThrow(yield* lease.acquire("trio", "holder-2"))
+        assert.isTrue(Option.isNone(yield* lease.acquire("trio", "holder-3")), "the exhausted seed is not leased before its reset")
+        return [first, second]
+      }).pipe(Effect.provide(stores))
+      assert.sameMembers(held.map((g) => g.seedId), [roomy!.seed.seedId, busy!.seed.seedId])
+      // After its reset it is leasable again (its window counts as fresh).
+      const after = yield* waitUntil("the spent seed's window has reset", Lease.use((lease) => lease.acquire("trio", "holder-3")).pipe(
+        Effect.map(Option.getOrUndefined)
+      ), "40 seconds").pipe(Effect.provide(stores))
+      assert.strictEqual(after.seedId, spent!.seed.seedId)
+    }), 300_000)
+
+  it.live("a task that hits the usage limit mid-conversation hands off to another seed of its pool and re-runs the turn", () =>
+    Effect.gen(function*() {
+      state = new MemoryStoreState()
+      const quotas = yield* ScriptedQuota.make
+      const server = yield* ScriptedModelServer.start([ModelScript.text("answered on the second seed")], { quotas })
+      const [first, second] = yield* accountsPool(server.baseUrl, "relay", ["acct-first", "acct-second"]).pipe(
+        Effect.provide(runLayer(state, "relay-setup"))
+      )
+      const reset = minutesFromNow(90)
+      yield* setQuotas(quotas, {
+        "acct-first": { planType: "plus", primary: fiveHours(100, reset), exhausted: true },
+        "acct-second": { planType: "pro", primary: fiveHours(10, minutesFromNow(240)) }
+      })
+      const services = runLayer(state, "relay-task")
+      yield* Effect.gen(function*() {
+        const conversation = yield* Deferred.make<CodexConversation>()
+        const session = yield* runCodexSession(chatgptTask(first!.issuer, server.baseUrl, { seedPool: "relay" }), {
+          workdir: freshDir("relay"),
+          stopGracePeriod: "2 seconds",
+          onConversation: (live) => Deferred.succeed(conversation, live)
+        }).pipe(Effect.forkChild)
+        const live = yield* Deferred.await(conversation)
+        yield* live.sendTurn("please do the thing")
+        const answered = yield* server.awaitRequests(
+          (all) => all.some((r) => r.answer._tag === "Step" && r.headers["chatgpt-account-id"] === "acct-second"),
+          "90 seconds"
+        )
+        const limited = answered.filter((r) => r.answer._tag === "UsageLimit")
+        assert.isAbove(limited.length, 0)
+        assert.isTrue(limited.every((r) => r.headers["chatgpt-account-id"] === "acct-first"))
+        const rerun = answered.find((r) => r.answer._tag === "Step")!
+        assert.include(rerun.userTexts.join("\n"), "please do the thing", "the failed turn's input is sent again")
+        const progress = yield* waitUntil("the hand-off is reported", progressOf.pipe(
+          Effect.map((lines) => lines.some((l) => l.startsWith("Handed off")) ? lines : undefined)
+        ), "30 seconds")
+        console.log(`HAND-OFF PROGRESS\n${progress.join("\n")}`)
+        assert.include(progress, `Leased seed ${first!.seed.seedId}`)
+        assert.include(progress, `Planted seed ${second!.seed.seedId}`)
+        assert.isTrue(progress.some((l) => l.startsWith(`Seed ${first!.seed.seedId} hit its usage limit`)))
+        assert.include(progress, `Handed off from seed ${first!.seed.seedId} to seed ${second!.seed.seedId} (pool relay); codex continues thread ${live.threadId}`)
+        // The exhausted seed is marked until its reset and released; the second is held.
+        const spent = Option.getOrThrow(yield* quotaRecord(first!.seed.seedId))
+        assert.strictEqual(Option.getOrThrow(SeedQuota.exhaustedUntil(spent, Date.now())), Math.floor(reset.getTime() / 1000) * 1000)
+        const pool = yield* SeedStore.use((seeds) => seeds.listPool("relay"))
+        assert.isFalse(pool.find((s) => s.seedId === first!.seed.seedId)!.leased)
+        assert.isTrue(pool.find((s) => s.seedId === second!.seed.seedId)!.leased)
+        yield* waitUntil("the second seed's plan is recorded", quotaRecord(second!.seed.seedId).pipe(
+          Effect.map((r) => Option.isSome(r) && r.value.primary?.usedPercent === 10 ? true : undefined)
+        ), "20 seconds")
+        yield* Fiber.interrupt(session)
+      }).pipe(Effect.provide(services))
+    }), 300_000)
+
+  it.live("with no seed left in the pool, the usage limit ends the task with QuotaExhausted naming the earliest reset", () =>
+    Effect.gen(function*() {
+      state = new MemoryStoreState()
+      const quotas = yield* ScriptedQuota.make
+      const server = yield* ScriptedModelServer.start([ModelScript.text("never played")], { quotas })
+      const [only] = yield* accountsPool(server.baseUrl, "solo", ["acct-only"]).pipe(Effect.provide(runLayer(state, "solo-setup")))
+      const reset = minutesFromNow(45)
+      yield* quotas.set("acct-only", { planType: "plus", primary: fiveHours(100, reset), exhausted: true })
+      yield* Effect.gen(function*() {
+        const conversation = yield* Deferred.make<CodexConversation>()
+        const session = yield* runCodexSession(chatgptTask(only!.issuer, server.baseUrl, { seedPool: "solo" }), {
+          workdir: freshDir("solo"),
+          stopGracePeriod: "2 seconds",
+          onConversation: (live) => Deferred.succeed(conversation, live)
+        }).pipe(Effect.forkChild)
+        const live = yield* Deferred.await(conversation)
+        yield* live.sendTurn("anything")
+        const exit = yield* Fiber.await(session).pipe(Effect.timeout("90 seconds"))
+        assert.isTrue(Exit.isFailure(exit))
+        const error = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
+        const failure = Option.getOrThrow(error) as { readonly _tag: string; readonly poolKey?: string; readonly earliestReset?: Date }
+        assert.strictEqual(failure._tag, "QuotaExhausted")
+        assert.strictEqual(failure.poolKey, "solo")
+        assert.strictEqual(failure.earliestReset?.getTime(), Math.floor(reset.getTime() / 1000) * 1000)
+        const progress = yield* progressOf
+        console.log(`QUOTA-EXHAUSTED PROGRESS\n${progress.join("\n")}`)
+        assert.isTrue(progress.some((l) => l.startsWith("No hand-off: every seed of pool solo has hit its usage limit")))
+      }).pipe(Effect.provide(runLayer(state, "solo-task")))
+    }), 300_000)
 })
