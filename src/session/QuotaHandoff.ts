@@ -104,7 +104,7 @@ export const watchQuotaAndHandOff = <E, R1, R2>(options: {
           return
         }
         yield* task.reportProgress(null, `Seed ${from} hit its usage limit (resets ${clock(until)}): handing off to another seed of pool ${pool}`)
-        const next = yield* slot.leaseNext.pipe(
+        const next = yield* slot.leaseNext(until).pipe(
           Effect.tapError((error) => task.reportProgress(null, `No hand-off: ${error.message}`))
         )
         yield* task.reportProgress(null, `Leased seed ${next.seedId} of pool ${pool} for the hand-off`)

@@ -19,12 +19,13 @@
 import { Clock, Effect, Option, Scope, Stream, SubscriptionRef } from "effect"
 import { posix } from "node:path"
 import type { TeardownLog } from "./Teardown.ts"
+import type { SeedDoc } from "../seeds/SeedStore.ts"
 import { Host } from "../host/Host.ts"
 import type { LeaseGrant, LeaseLost } from "../lease/Lease.ts"
 import { latestRolloutObservation, planOfAuthJson, recordQuota } from "../quota/QuotaRecorder.ts"
 import type { QuotaStores } from "../quota/QuotaRecorder.ts"
 import { describeHeadroom, exhaustionOf } from "../quota/SeedQuota.ts"
-import type { QuotaExhausted, QuotaObservation } from "../quota/SeedQuota.ts"
+import type { PoolHeadroom, QuotaExhausted, QuotaObservation } from "../quota/SeedQuota.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
 import { plantTaskSeed, SeedUnavailable } from "./SessionSeed.ts"
@@ -104,7 +105,8 @@ export const makeSeedSlot = (options: {
       }
     })
 
-    const leaseNext = Effect.gen(function*() {
+    // The current seed is leased by this task, but for the hand-off it counts as what it is: exhausted.
+    const leaseNext = (ownUntilMs: number) => Effect.gen(function*() {
       const poolKey = options.poolKey
       if (poolKey === undefined) {
         return yield* new SeedUnavailable({ source: "seed", detail: "the task names its seed: there is no pool to hand off to" })
@@ -118,6 +120,12 @@ export const makeSeedSlot = (options: {
             onNone: (): Effect.Effect<LeaseGrant, QuotaExhausted | SeedUnavailable> =>
               stores.leases.headroom(poolKey).pipe(
                 Effect.mapError((error) => new SeedUnavailable({ source: `pool ${poolKey}`, detail: error.message })),
+                Effect.flatMap((seen) =>
+                  stores.seeds.get(grant.seedId).pipe(
+                    Effect.map(Option.match({ onNone: () => seen, onSome: (own) => ownExhausted(seen, own, ownUntilMs) })),
+                    Effect.mapError((error) => new SeedUnavailable({ source: `pool ${poolKey}`, detail: error.message }))
+                  )
+                ),
                 Effect.flatMap((headroom) =>
                   Option.match(exhaustionOf(headroom), {
                     onSome: (exhausted): Effect.Effect<never, QuotaExhausted | SeedUnavailable> => Effect.fail(exhausted),
@@ -162,3 +170,11 @@ export const makeSeedSlot = (options: {
       switchTo
     }
   })
+
+/** The pool as the hand-off sees it: this task's own seed moved from "leased" to "exhausted". */
+const ownExhausted = (headroom: PoolHeadroom, own: SeedDoc, untilMs: number): PoolHeadroom =>
+  headroom.leased === 0 ? headroom : {
+    ...headroom,
+    leased: headroom.leased - 1,
+    exhausted: [...headroom.exhausted, { seed: own, untilMs }].sort((a, b) => a.untilMs - b.untilMs)
+  }
