@@ -20,6 +20,8 @@ import { Schema, SchemaGetter } from "effect"
 export const ClientMethod = {
   initialize: "initialize",
   accountRead: "account/read",
+  /** The account's usage windows, from the ChatGPT backend (`/wham/usage`). */
+  accountRateLimitsRead: "account/rateLimits/read",
   modelList: "model/list",
   threadStart: "thread/start",
   threadResume: "thread/resume",
@@ -257,6 +259,13 @@ export const RateLimitSnapshot = Schema.Struct({
 export const AccountRateLimitsUpdatedNotification = Schema.Struct({ rateLimits: RateLimitSnapshot })
 
 /**
+ * Result of `account/rateLimits/read` (we read the single-bucket view).
+ * @category models
+ */
+export const GetAccountRateLimitsResponse = Schema.Struct({ rateLimits: RateLimitSnapshot })
+export type RateLimitSnapshot = typeof RateLimitSnapshot.Type
+
+/**
  * A turn; `items` are kept raw (forwarded to viewers unmodified).
  * @category models
  */
@@ -433,6 +442,8 @@ export const WireContract = {
   clientRequests: {
     [ClientMethod.initialize]: "InitializeParams",
     [ClientMethod.accountRead]: "GetAccountParams",
+    // Its params are nullable (`anyOf`); we send none, so only the name is relied on.
+    [ClientMethod.accountRateLimitsRead]: null,
     [ClientMethod.modelList]: "ModelListParams",
     [ClientMethod.threadStart]: "ThreadStartParams",
     [ClientMethod.threadResume]: "ThreadResumeParams",
@@ -494,7 +505,8 @@ export const WireContract = {
     ErrorNotification,
     RateLimitWindow,
     RateLimitSnapshot,
-    AccountRateLimitsUpdatedNotification
+    AccountRateLimitsUpdatedNotification,
+    GetAccountRateLimitsResponse
   },
   enums: {
     SandboxMode: SandboxMode.literals,

@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Deferred, Duration, Effect, Option, Random, Schema, Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, Random, Schema, Scope, Stream, SubscriptionRef } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import { trackConnections } from "../http/ConnectionTracker.ts"
@@ -28,7 +28,7 @@ import { decide, message } from "./ModelScript.ts"
 import type { RenderedReply, ResponsesEvent } from "./ResponsesStream.ts"
 import { encodeEvent, renderReply } from "./ResponsesStream.ts"
 import type { ScriptedQuotas } from "./ScriptedQuota.ts"
-import { rateLimitHeaders, usageLimitBody } from "./ScriptedQuota.ts"
+import { rateLimitHeaders, USAGE_PATH, usageLimitBody, usagePayload } from "./ScriptedQuota.ts"
 
 /**
  * The server could not listen on its address.
@@ -76,6 +76,8 @@ export type Answer =
   | { readonly _tag: "NotFound" }
   /** The account's scripted quota is exhausted: HTTP 429 `usage_limit_reached`, no step consumed. */
   | { readonly _tag: "UsageLimit" }
+  /** The ChatGPT backend's usage read (`account/rateLimits/read`), answered from the quota. */
+  | { readonly _tag: "Usage" }
 
 /**
  * A request as recorded, with the answer it got.
@@ -257,6 +259,17 @@ const handle = (
       headers: request.headers,
       body: text === "" ? undefined : Option.getOrUndefined(decodeJson(text))
     })
+    if (quotas !== undefined && decoded.method === "GET" && decoded.path === USAGE_PATH) {
+      const usage = yield* quotas.forRequest(decoded)
+      const answer: Answer = usage === undefined ? { _tag: "NotFound" } : { _tag: "Usage" }
+      yield* SubscriptionRef.update(state, (current) => ({
+        ...current,
+        records: [...current.records, { ...decoded, seq: current.records.length, answer, callIds: [] }]
+      }))
+      return usage === undefined
+        ? HttpServerResponse.jsonUnsafe({ detail: "no scripted usage" }, { status: 404 })
+        : HttpServerResponse.jsonUnsafe(usagePayload(usage, yield* Clock.currentTimeMillis), { status: 200 })
+    }
     const quota = quotas !== undefined && decoded.path === "/v1/responses" ? yield* quotas.forRequest(decoded) : undefined
     const plan = yield* SubscriptionRef.modify(state, (current) => {
       const { answer, plan, next } = quota?.exhausted === true

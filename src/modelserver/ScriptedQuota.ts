@@ -121,4 +121,33 @@ export const usageLimitBody = (quota: AccountQuota): unknown => {
   }
 }
 
+/**
+ * Where codex's app-server reads an account's usage (`account/rateLimits/read`) under the
+ * `chatgpt_base_url` the offline configuration points at the scripted server.
+ * @category constants
+ */
+export const USAGE_PATH = "/backend-api/wham/usage"
+
+const backendWindow = (window: ScriptedWindow | undefined, nowMs: number) =>
+  window === undefined ? null : {
+    used_percent: window.usedPercent,
+    limit_window_seconds: window.windowMinutes * 60,
+    reset_after_seconds: Math.max(0, Math.round((window.resetsAt.getTime() - nowMs) / 1000)),
+    reset_at: Math.floor(window.resetsAt.getTime() / 1000)
+  }
+
+/**
+ * The ChatGPT backend's usage answer for an account.
+ * @category encoding
+ */
+export const usagePayload = (quota: AccountQuota, nowMs: number = 0): unknown => ({
+  ...(quota.planType === undefined ? {} : { plan_type: quota.planType }),
+  rate_limit: {
+    allowed: quota.exhausted !== true,
+    limit_reached: quota.exhausted === true,
+    primary_window: backendWindow(quota.primary, nowMs),
+    secondary_window: backendWindow(quota.secondary, nowMs)
+  }
+})
+
 export * as ScriptedQuota from "./ScriptedQuota.ts"

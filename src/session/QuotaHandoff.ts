@@ -1,6 +1,7 @@
 /**
  * QuotaHandoff: conversation mode's quota watch. It records what codex reports of the seed's
- * quota (the plan from `account/read`, each `account/rateLimits/updated`) on the current seed,
+ * quota (the plan from `account/read`, the windows from `account/rateLimits/read` at start and
+ * each `account/rateLimits/updated`) on the current seed,
  * and when a turn fails with the usage limit (`codexErrorInfo: "usageLimitExceeded"`) it hands
  * the task off at that turn boundary: the exhausted seed is marked exhausted until its reset,
  * another seed of the same pool is leased (none left: the session ends with `QuotaExhausted`
@@ -84,10 +85,14 @@ export const watchQuotaAndHandOff = <E, R1, R2>(options: {
   Effect.gen(function*() {
     const { conversation, slot } = options
     const task = yield* TaskContext
+    // What app-server read at start: the plan (`account/read`) and the windows (`account/rateLimits/read`).
     const planOf = (incarnation: CodexConversation) =>
-      incarnation.account?.planType === undefined || incarnation.account.planType === null
-        ? Effect.void
-        : slot.record({ plan: incarnation.account.planType, source: "app-server" })
+      Effect.gen(function*() {
+        const plan = incarnation.account?.planType
+        if (plan !== undefined && plan !== null) yield* slot.record({ plan, source: "app-server" })
+        const windows = observationOfSnapshot(incarnation.rateLimits, "app-server")
+        if (Option.isSome(windows)) yield* slot.record(windows.value)
+      })
     yield* planOf(conversation)
     const inputs = new Map<string, string>()
     let last: QuotaObservation | undefined

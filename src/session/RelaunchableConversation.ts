@@ -96,6 +96,9 @@ export const makeRelaunchable = (first: CodexConversation) =>
       get account() {
         return SubscriptionRef.getUnsafe(current).account
       },
+      get rateLimits() {
+        return SubscriptionRef.getUnsafe(current).rateLimits
+      },
       get models() {
         return SubscriptionRef.getUnsafe(current).models
       },

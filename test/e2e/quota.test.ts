@@ -181,6 +181,40 @@ describe("quota with the real codex", () => {
       assert.strictEqual(after.seedId, spent!.seed.seedId)
     }), 300_000)
 
+  it.live("conversation mode reads the quota at start (account/rateLimits/read against the scripted backend) and after every answer", () =>
+    Effect.gen(function*() {
+      state = new MemoryStoreState()
+      const quotas = yield* ScriptedQuota.make
+      const server = yield* ScriptedModelServer.start([ModelScript.text("one"), ModelScript.text("two")], { quotas })
+      const [member] = yield* accountsPool(server.baseUrl, "watch", ["acct-watch"]).pipe(Effect.provide(runLayer(state, "watch-setup")))
+      yield* quotas.set("acct-watch", { planType: "pro", primary: fiveHours(12, minutesFromNow(100)), secondary: { usedPercent: 3, windowMinutes: 10080, resetsAt: minutesFromNow(9000) } })
+      yield* Effect.gen(function*() {
+        const conversation = yield* Deferred.make<CodexConversation>()
+        const session = yield* runCodexSession(chatgptTask(member!.issuer, server.baseUrl, { seedPool: "watch" }), {
+          workdir: freshDir("watch"),
+          stopGracePeriod: "2 seconds",
+          onConversation: (live) => Deferred.succeed(conversation, live)
+        }).pipe(Effect.forkChild)
+        const live = yield* Deferred.await(conversation)
+        const seedId = member!.seed.seedId
+        // Before any turn: the usage read at start.
+        const atStart = yield* waitUntil("the windows read at start are recorded", quotaRecord(seedId).pipe(
+          Effect.map((r) => Option.isSome(r) && r.value.primary?.usedPercent === 12 ? r.value : undefined)
+        ), "30 seconds")
+        assert.strictEqual(atStart.secondary?.usedPercent, 3)
+        assert.isTrue((yield* server.requests).some((r) => r.answer._tag === "Usage"), "codex read the usage from the scripted backend")
+        // A later answer's headers move the record.
+        yield* quotas.set("acct-watch", { planType: "pro", primary: fiveHours(57, minutesFromNow(100)) })
+        yield* live.sendTurn("go")
+        const after = yield* waitUntil("the answer's windows are recorded", quotaRecord(seedId).pipe(
+          Effect.map((r) => Option.isSome(r) && r.value.primary?.usedPercent === 57 ? r.value : undefined)
+        ), "30 seconds")
+        assert.strictEqual(after.plan, "pro")
+        assert.strictEqual(after.secondary?.usedPercent, 3, "a sparse update keeps the window it does not mention")
+        yield* Fiber.interrupt(session)
+      }).pipe(Effect.provide(runLayer(state, "watch-task")))
+    }), 300_000)
+
   it.live("a task that hits the usage limit mid-conversation hands off to another seed of its pool and re-runs the turn", () =>
     Effect.gen(function*() {
       state = new MemoryStoreState()
