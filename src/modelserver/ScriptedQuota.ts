@@ -22,6 +22,7 @@ import type { ModelRequest } from "./ModelRequest.ts"
 /**
  * One usage window as the server reports it.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedWindow {
   readonly usedPercent: number
@@ -32,6 +33,7 @@ export interface ScriptedWindow {
 /**
  * An account's scripted quota.
  * @category models
+ * @since 0.1.0
  */
 export interface AccountQuota {
   readonly planType?: string | undefined
@@ -44,6 +46,7 @@ export interface AccountQuota {
 /**
  * The quotas of a scripted server, changeable while it runs.
  * @category models
+ * @since 0.1.0
  */
 export interface ScriptedQuotas {
   readonly set: (accountId: string, quota: AccountQuota | undefined) => Effect.Effect<void>
@@ -54,6 +57,7 @@ export interface ScriptedQuotas {
 /**
  * A fresh, empty quota table.
  * @category constructors
+ * @since 0.1.0
  */
 export const make: Effect.Effect<ScriptedQuotas> = Effect.gen(function*() {
   const table = yield* Ref.make<ReadonlyMap<string, AccountQuota>>(new Map())
@@ -85,6 +89,7 @@ const windowHeaders = (name: "primary" | "secondary", window: ScriptedWindow | u
 /**
  * The response headers codex parses into a rate-limit snapshot.
  * @category encoding
+ * @since 0.1.0
  */
 export const rateLimitHeaders = (quota: AccountQuota): Record<string, string> => ({
   ...windowHeaders("primary", quota.primary),
@@ -95,6 +100,7 @@ export const rateLimitHeaders = (quota: AccountQuota): Record<string, string> =>
  * When the exhausted account's usage resets: the latest reset of a window at 100 %, else the
  * earliest reset scripted.
  * @category encoding
+ * @since 0.1.0
  */
 export const exhaustedUntil = (quota: AccountQuota): Date | undefined => {
   const windows = [quota.primary, quota.secondary].filter((w): w is ScriptedWindow => w !== undefined)
@@ -108,6 +114,7 @@ export const exhaustedUntil = (quota: AccountQuota): Date | undefined => {
  * The 429 body of a usage-limit failure (codex: `UsageLimitReached`, shown as "You've hit your
  * usage limit").
  * @category encoding
+ * @since 0.1.0
  */
 export const usageLimitBody = (quota: AccountQuota): unknown => {
   const until = exhaustedUntil(quota)
@@ -125,6 +132,7 @@ export const usageLimitBody = (quota: AccountQuota): unknown => {
  * Where codex's app-server reads an account's usage (`account/rateLimits/read`) under the
  * `chatgpt_base_url` the offline configuration points at the scripted server.
  * @category constants
+ * @since 0.1.0
  */
 export const USAGE_PATH = "/backend-api/wham/usage"
 
@@ -139,6 +147,7 @@ const backendWindow = (window: ScriptedWindow | undefined, nowMs: number) =>
 /**
  * The ChatGPT backend's usage answer for an account.
  * @category encoding
+ * @since 0.1.0
  */
 export const usagePayload = (quota: AccountQuota, nowMs: number = 0): unknown => ({
   ...(quota.planType === undefined ? {} : { plan_type: quota.planType }),

@@ -21,6 +21,7 @@ import type { QuotaObservation, SeedQuotaRecord } from "./SeedQuota.ts"
 /**
  * The stores the recorder writes through.
  * @category models
+ * @since 0.1.0
  */
 export interface QuotaStores {
   readonly seeds: Context.Service.Shape<typeof SeedStore>
@@ -31,6 +32,7 @@ export interface QuotaStores {
  * Records an observation on the grant's seed while the grant is held; returns the new record, or
  * none when nothing was written (lease lost, seed gone, store down — each logged).
  * @category constructors
+ * @since 0.1.0
  */
 export const recordQuota = (stores: QuotaStores, grant: LeaseGrant, observation: QuotaObservation) =>
   Effect.gen(function*() {
@@ -56,6 +58,7 @@ const MAX_ROLLOUT_BYTES = 64 * 1024 * 1024
  * another seed. CODEX_HOME lies outside the agent's writable roots; the reads are still guarded
  * (regular files only, no symlinks, size-capped, inside the home).
  * @category constructors
+ * @since 0.1.0
  */
 export const latestRolloutObservation = (codexHome: string, sinceMs: number) =>
   Effect.gen(function*() {
@@ -102,6 +105,7 @@ const tokenCountObservation = (line: string): { readonly atMs: number; readonly 
  * `chatgpt_plan_type`); none when absent or unreadable. The signature is not checked: the file
  * is the task's own credentials, written by the worker or codex.
  * @category decoding
+ * @since 0.1.0
  */
 export const planOfAuthJson = (bytes: Uint8Array): Option.Option<string> => {
   try {

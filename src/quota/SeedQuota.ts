@@ -34,7 +34,11 @@
 import { Option, Schema } from "effect"
 import type { SeedDoc } from "../seeds/SeedStore.ts"
 
-/** The metadata key the quota record lives under. */
+/**
+ * The metadata key the quota record lives under.
+ * @category constants
+ * @since 0.1.0
+ */
 export const QUOTA_METADATA_KEY = "quota"
 
 const FALLBACK_LIMIT_MS = 5 * 60 * 60 * 1000
@@ -42,6 +46,7 @@ const FALLBACK_LIMIT_MS = 5 * 60 * 60 * 1000
 /**
  * One usage window as observed.
  * @category models
+ * @since 0.1.0
  */
 export const QuotaWindow = Schema.Struct({
   usedPercent: Schema.Number,
@@ -54,6 +59,7 @@ export type QuotaWindow = typeof QuotaWindow.Type
 /**
  * A seed's quota record.
  * @category models
+ * @since 0.1.0
  */
 export const SeedQuotaRecord = Schema.Struct({
   plan: Schema.NullOr(Schema.String),
@@ -73,12 +79,14 @@ const decodeRecord = Schema.decodeUnknownOption(SeedQuotaRecord)
 /**
  * The quota recorded on a seed; none when never observed (or unreadable).
  * @category accessors
+ * @since 0.1.0
  */
 export const quotaOf = (seed: SeedDoc): Option.Option<SeedQuotaRecord> => decodeRecord(seed.metadata[QUOTA_METADATA_KEY])
 
 /**
  * A sparse observation: what one report said (absent members keep their earlier value).
  * @category models
+ * @since 0.1.0
  */
 export interface QuotaObservation {
   readonly plan?: string | null | undefined
@@ -91,6 +99,7 @@ export interface QuotaObservation {
 /**
  * Merges an observation into the previous record (codex's updates are sparse).
  * @category combinators
+ * @since 0.1.0
  */
 export const mergeObservation = (
   previous: SeedQuotaRecord | undefined,
@@ -111,6 +120,7 @@ const windows = (record: SeedQuotaRecord): ReadonlyArray<QuotaWindow> =>
 /**
  * Until when a seed is exhausted at `nowMs`; none when it has headroom.
  * @category accessors
+ * @since 0.1.0
  */
 export const exhaustedUntil = (record: SeedQuotaRecord, nowMs: number): Option.Option<number> => {
   const ends: Array<number> = []
@@ -128,6 +138,7 @@ export const exhaustedUntil = (record: SeedQuotaRecord, nowMs: number): Option.O
  * The highest used percent of a seed's windows at `nowMs`; a window past its reset counts as 0.
  * None when no window was ever observed.
  * @category accessors
+ * @since 0.1.0
  */
 export const usedPercentAt = (record: SeedQuotaRecord, nowMs: number): Option.Option<number> => {
   const observed = windows(record)
@@ -138,6 +149,7 @@ export const usedPercentAt = (record: SeedQuotaRecord, nowMs: number): Option.Op
 /**
  * How a pool stands at one moment (store clock).
  * @category models
+ * @since 0.1.0
  */
 export interface PoolHeadroom {
   readonly poolKey: string
@@ -155,6 +167,7 @@ const lastLeased = (seed: SeedDoc) => seed.lastLeasedAt?.getTime() ?? -Infinity
 /**
  * Ranks a pool's seeds for leasing at store time `now` (see the module docs).
  * @category constructors
+ * @since 0.1.0
  */
 export const rankPool = (poolKey: string, members: ReadonlyArray<SeedDoc>, now: Date): PoolHeadroom => {
   const nowMs = now.getTime()
@@ -206,6 +219,7 @@ const clock = (ms: number): string => new Date(ms).toISOString().slice(11, 16) +
  * A one-line account of why nothing in the pool can be leased, e.g.
  * `pool p: 2 seeds exhausted until 18:05 UTC, 1 leased`.
  * @category formatting
+ * @since 0.1.0
  */
 export const describeHeadroom = (headroom: PoolHeadroom): string => {
   const parts: Array<string> = []
@@ -241,6 +255,7 @@ export class QuotaExhausted extends Schema.TaggedError<QuotaExhausted>()("QuotaE
  * The quota error for a pool that has no candidate, when exhaustion is the reason (some seed is
  * exhausted and none is merely leased); none otherwise.
  * @category constructors
+ * @since 0.1.0
  */
 export const exhaustionOf = (headroom: PoolHeadroom): Option.Option<QuotaExhausted> => {
   const first = headroom.exhausted[0]
@@ -259,6 +274,7 @@ export const exhaustionOf = (headroom: PoolHeadroom): Option.Option<QuotaExhaust
  * Reads a rate-limit snapshot in either of codex's spellings (app-server camelCase, rollout
  * snake_case) into an observation; none when it holds no window.
  * @category decoding
+ * @since 0.1.0
  */
 export const observationOfSnapshot = (snapshot: unknown, source: string): Option.Option<QuotaObservation> => {
   if (typeof snapshot !== "object" || snapshot === null) return Option.none()

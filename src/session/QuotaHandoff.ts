@@ -75,6 +75,7 @@ const clock = (ms: number) => new Date(ms).toISOString().slice(11, 16) + " UTC"
  * `launch` starts app-server on the given thread (with the credentials now in CODEX_HOME);
  * `relaunched` is told about each new incarnation (to record its process).
  * @category constructors
+ * @since 0.1.0
  */
 export const watchQuotaAndHandOff = <E, R1, R2>(options: {
   readonly conversation: RelaunchableConversation

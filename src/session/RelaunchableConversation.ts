@@ -21,6 +21,7 @@ const isClosedEvent = (event: ConversationEvent) => event["type"] === "x-optio-c
 /**
  * A conversation that can be relaunched.
  * @category models
+ * @since 0.1.0
  */
 export interface RelaunchableConversation extends CodexConversation {
   /**
@@ -37,6 +38,7 @@ export interface RelaunchableConversation extends CodexConversation {
 /**
  * Wraps the first incarnation; forwarding lives as long as the enclosing scope.
  * @category constructors
+ * @since 0.1.0
  */
 export const makeRelaunchable = (first: CodexConversation) =>
   Effect.gen(function*() {

@@ -45,6 +45,7 @@ interface Current {
  * (hand-off step 1: `QuotaExhausted` when every other seed is exhausted, `SeedUnavailable` when
  * some are merely leased) and `switchTo` (step 2, after codex has stopped).
  * @category models
+ * @since 0.1.0
  */
 export type SeedSlot = Effect.Success<ReturnType<typeof makeSeedSlot>>
 
@@ -52,6 +53,7 @@ export type SeedSlot = Effect.Success<ReturnType<typeof makeSeedSlot>>
  * Builds the slot around the seed the session leased and planted; records the plan named in
  * its credentials at once.
  * @category constructors
+ * @since 0.1.0
  */
 export const makeSeedSlot = (options: {
   readonly poolKey: string | undefined
