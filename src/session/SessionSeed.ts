@@ -241,7 +241,7 @@ export const leaseTaskSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
     const task = yield* TaskContext
     const holder = holderFor(config, task.processId)
     const grant = yield* Effect.acquireRelease(
-      leaseSeed(source, holder, task.processId, services, config.seedPoolWaitSeconds),
+      leaseSeed(source, holder, task.processId, services, config.seedPoolWaitSeconds ?? 0),
       (held) =>
         services.leases.release(held).pipe(
           Effect.catch((error) => Effect.logWarning(`releasing the lease on seed ${held.seedId} failed (its TTL will reclaim it): ${error.message}`))
