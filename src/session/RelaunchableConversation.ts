@@ -5,14 +5,15 @@
  * unstable external-auth mode). Every member acts on the incarnation running now; `events` and
  * `subscribe` carry all incarnations' events in order, without the closing event of one that
  * was stopped for a relaunch; `exited` resolves only when an incarnation exits that was not
- * stopped for a relaunch.
+ * stopped for a relaunch; a send, interrupt, control change or liveness probe that meets a
+ * stopped incarnation waits for the next one and goes there.
  *
  * Not carried over: `turns` follows the incarnation current when it is subscribed; `pid`,
  * `serverInfo`, `account`, `models` and `history` read the current one at each access.
  *
  * @since 0.1.0
  */
-import { Effect, PubSub, Scope, Stream, SubscriptionRef } from "effect"
+import { Effect, Option, PubSub, Scope, Stream, SubscriptionRef } from "effect"
 import type { CodexConversation } from "../appserver/CodexConversation.ts"
 import type { ConversationEvent } from "../conversation/ConversationHandle.ts"
 
@@ -61,15 +62,34 @@ export const makeRelaunchable = (first: CodexConversation) =>
     yield* forward(first)
 
     const now = SubscriptionRef.get(current)
+    // A call that lands on an incarnation stopped for a relaunch waits for the next one and goes
+    // there instead of failing with ConversationClosed (a message sent mid-hand-off is not lost).
+    const onCurrent = <A, E>(call: (incarnation: CodexConversation) => Effect.Effect<A, E>): Effect.Effect<A, E> =>
+      Effect.gen(function*() {
+        const incarnation = yield* now
+        return yield* call(incarnation).pipe(
+          Effect.catchIf(
+            (error) => replaced.has(incarnation) && typeof error === "object" && error !== null && "_tag" in error && error._tag === "ConversationClosed",
+            () =>
+              replacedBy(incarnation).pipe(Effect.andThen(onCurrent(call)))
+          )
+        )
+      })
     const subscribe = PubSub.subscribe(hub).pipe(
       Effect.map((subscription) => Stream.fromSubscription(subscription).pipe(Stream.takeUntil(isClosedEvent)))
     )
+    const replacedBy = (incarnation: CodexConversation) =>
+      SubscriptionRef.changes(current).pipe(Stream.filter((next) => next !== incarnation), Stream.runHead, Effect.asVoid)
+    // Follows the current incarnation: one that was replaced (exited or not) hands over to the next.
     const exited: CodexConversation["exited"] = Effect.gen(function*() {
       while (true) {
         const incarnation = yield* now
-        const code = yield* incarnation.exited
-        if (!replaced.has(incarnation)) return code
-        yield* SubscriptionRef.changes(current).pipe(Stream.filter((next) => next !== incarnation), Stream.runHead)
+        const ended = yield* Effect.raceFirst(
+          incarnation.exited.pipe(Effect.map(Option.some)),
+          replacedBy(incarnation).pipe(Effect.as(Option.none<number>()))
+        )
+        if (Option.isSome(ended) && !replaced.has(incarnation)) return ended.value
+        if (Option.isSome(ended)) yield* replacedBy(incarnation)
       }
     })
 
@@ -112,16 +132,16 @@ export const makeRelaunchable = (first: CodexConversation) =>
       events: Stream.unwrap(subscribe),
       subscribe,
       turns: Stream.unwrap(Effect.map(now, (c) => c.turns)),
-      send: (text) => Effect.flatMap(now, (c) => c.send(text)),
-      sendTurn: (text) => Effect.flatMap(now, (c) => c.sendTurn(text)),
-      interrupt: Effect.flatMap(now, (c) => c.interrupt),
-      setControl: (id, value) => Effect.flatMap(now, (c) => c.setControl(id, value)),
+      send: (text) => onCurrent((c) => c.send(text)),
+      sendTurn: (text) => onCurrent((c) => c.sendTurn(text)),
+      interrupt: onCurrent((c) => c.interrupt),
+      setControl: (id, value) => onCurrent((c) => c.setControl(id, value)),
       controls: Effect.flatMap(now, (c) => c.controls),
       answerPermission: (requestId, behavior) => Effect.flatMap(now, (c) => c.answerPermission(requestId, behavior)),
       pendingPermissions: Effect.flatMap(now, (c) => c.pendingPermissions),
       activeTurn: Effect.flatMap(now, (c) => c.activeTurn),
       awaitIdle: Effect.flatMap(now, (c) => c.awaitIdle),
-      ping: (timeout) => Effect.flatMap(now, (c) => c.ping(timeout)),
+      ping: (timeout) => onCurrent((c) => c.ping(timeout)),
       exited,
       close: Effect.flatMap(now, (c) => c.close),
       relaunch,
