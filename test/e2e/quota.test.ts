@@ -1,10 +1,13 @@
 /**
  * Quota awareness end to end with the real codex app-server against the scripted model server's
- * per-account usage windows (ScriptedQuota) and the stand-in issuer.
+ * per-account usage windows (ScriptedQuota) and one stand-in issuer per account: codex reports the
+ * windows (usage read at start, rate-limit headers after every answer) and they land on the seed;
+ * a pool leases by headroom and skips an exhausted seed until its reset; a usage-limit failure
+ * mid-conversation hands the task off to another seed of its pool, or ends it with QuotaExhausted.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Option, Stream } from "effect"
-import { mkdirSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { mkdirSync } from "node:fs"
 import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive } from "../../src/credentials/SeedArchive.ts"
@@ -24,12 +27,10 @@ import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { sessionServices } from "../support/sessionServices.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { waitUntil } from "../support/waitUntil.ts"
-import { layoutOf } from "../support/taskLayout.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-quota-${process.pid}`)
 const taskRoot = join(root, "tasks")
 process.env["OPTIO_CODEX_TASK_ROOT"] = taskRoot
-const codexHomeOf = (workdir: string) => layoutOf({ processId: "any", taskRoot, workdir }).codexHome
 
 const runLayer = (state: MemoryStoreState, processId: string) =>
   sessionServices(processId, {
@@ -66,19 +67,6 @@ const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<strin
     env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl },
     ...extra
   }
-}
-
-const rolloutLines = (codexHome: string): Array<string> => {
-  const out: Array<string> = []
-  const walk = (dir: string): void => {
-    for (const entry of readdirSync(dir)) {
-      const path = join(dir, entry)
-      if (statSync(path).isDirectory()) walk(path)
-      else if (entry.endsWith(".jsonl")) out.push(...readFileSync(path, "utf8").split("\n").filter((l) => l !== ""))
-    }
-  }
-  walk(join(codexHome, "sessions"))
-  return out
 }
 
 const minutesFromNow = (minutes: number) => new Date(Date.now() + minutes * 60_000)
