@@ -200,6 +200,10 @@ describe("quota with the real codex", () => {
         assert.strictEqual(after.plan, "pro")
         assert.strictEqual(after.secondary?.usedPercent, 3, "a sparse update keeps the window it does not mention")
         yield* Fiber.interrupt(session)
+        // Teardown (codex stopped, lease still held) records the rollouts' last token_count: the TUI's only source.
+        const final = Option.getOrThrow(yield* quotaRecord(seedId))
+        assert.strictEqual(final.source, "rollout")
+        assert.strictEqual(final.primary?.usedPercent, 57)
       }).pipe(Effect.provide(runLayer(state, "watch-task")))
     }), 300_000)
 
