@@ -256,7 +256,13 @@ describe("quota with the real codex", () => {
         yield* waitUntil("the second seed's plan is recorded", quotaRecord(second!.seed.seedId).pipe(
           Effect.map((r) => Option.isSome(r) && r.value.primary?.usedPercent === 10 ? true : undefined)
         ), "20 seconds")
-        yield* Fiber.interrupt(session)
+        // The lease watch follows the hand-off: losing the NEW seed's lease ends the task.
+        const held = Option.getOrThrow(yield* SeedStore.use((seeds) => seeds.get(second!.seed.seedId))).lease!
+        yield* Lease.use((lease) => lease.release({ seedId: second!.seed.seedId, holder: held.holder, epoch: held.epoch, expiresAt: held.expiresAt }))
+        yield* Lease.use((lease) => lease.acquireSeed(second!.seed.seedId, "thief"))
+        const exit = yield* Fiber.await(session).pipe(Effect.timeout("30 seconds"))
+        const lost = Exit.isFailure(exit) ? Cause.findErrorOption(exit.cause) : Option.none()
+        assert.strictEqual((Option.getOrThrow(lost) as { readonly _tag: string })._tag, "LeaseLost")
       }).pipe(Effect.provide(services))
     }), 300_000)
 
