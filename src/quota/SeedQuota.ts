@@ -15,9 +15,14 @@
  *   and app-server sends `account/rateLimits/updated` `{rateLimits: {limitId, primary:
  *   {usedPercent, windowDurationMins, resetsAt}, secondary, planType, ...}}` — a SPARSE update:
  *   absent members do not clear earlier values. `planType` is null there (no header carries it).
- * - `account/rateLimits/read` (no params) answers `{rateLimits: <same snapshot>, rateLimitsByLimitId}`
- *   from the ChatGPT backend (`/wham/usage`); `account/read` answers `{account: {type: "chatgpt",
- *   email, planType}}`. Against a stand-in backend both fail — that means "unknown", never fatal.
+ * - `account/rateLimits/read` (no params) answers `{rateLimits: <same snapshot, planType set>,
+ *   rateLimitsByLimitId}` from the ChatGPT backend: `GET {chatgpt_base_url}/wham/usage` answering
+ *   `{plan_type, rate_limit: {allowed, limit_reached, primary_window: {used_percent,
+ *   limit_window_seconds, reset_after_seconds, reset_at}, secondary_window}}` (the scripted model
+ *   server serves that shape, and codex 0.171 accepts it). `account/read` answers `{account:
+ *   {type: "chatgpt", email, planType}}` but needs `wham/accounts/check`, which a stand-in backend
+ *   lacks. Either failing means "unknown", never fatal; the id token's `chatgpt_plan_type` claim
+ *   names the plan too.
  * - The usage limit is HTTP 429 `{"error": {"type": "usage_limit_reached", "plan_type", "resets_at"}}`;
  *   app-server fails the turn with `error.codexErrorInfo = "usageLimitExceeded"`.
  *
