@@ -22,6 +22,8 @@ export {
   PersistenceNotConfigured
 } from "./session/SessionErrors.ts"
 export { SeedUnavailable } from "./session/SessionSeed.ts"
+export { QuotaExhausted, SeedQuota } from "./quota/SeedQuota.ts"
+export type { PoolHeadroom, QuotaWindow, SeedQuotaRecord } from "./quota/SeedQuota.ts"
 export { TeardownFailed } from "./session/Teardown.ts"
 
 export {

@@ -37,6 +37,8 @@ export type {
   ScriptedModelServerHandle,
   ScriptedModelServerOptions
 } from "./modelserver/ScriptedModelServer.ts"
+export { ScriptedQuota } from "./modelserver/ScriptedQuota.ts"
+export type { AccountQuota, ScriptedQuotas, ScriptedWindow } from "./modelserver/ScriptedQuota.ts"
 export { CODEX_CLIENT_ID, startStandInIssuer } from "./modelserver/StandInIssuer.ts"
 export type { MintedAuth, RefreshOutcome, StandInIssuer, StandInIssuerOptions } from "./modelserver/StandInIssuer.ts"
 export { MemoryStoreState } from "./store/Store.ts"

@@ -185,6 +185,7 @@ export const makeScriptedAppServer = (options: ScriptedAppServerOptions = {}): E
           pid: options.pid ?? 5151,
           serverInfo: { userAgent: "scripted-codex" },
           account: null,
+          rateLimits: null,
           models: emptyCatalog,
           history: options.history ?? [],
           currentModel: Effect.succeed(startOptions.model ?? null),

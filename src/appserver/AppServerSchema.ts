@@ -20,6 +20,8 @@ import { Schema, SchemaGetter } from "effect"
 export const ClientMethod = {
   initialize: "initialize",
   accountRead: "account/read",
+  /** The account's usage windows, from the ChatGPT backend (`/wham/usage`). */
+  accountRateLimitsRead: "account/rateLimits/read",
   modelList: "model/list",
   threadStart: "thread/start",
   threadResume: "thread/resume",
@@ -46,7 +48,9 @@ export const ServerNotificationMethod = {
   itemCompleted: "item/completed",
   agentMessageDelta: "item/agentMessage/delta",
   error: "error",
-  commandExecutionOutputDelta: "item/commandExecution/outputDelta"
+  commandExecutionOutputDelta: "item/commandExecution/outputDelta",
+  /** A sparse rate-limit snapshot after each model answer (from codex's `x-codex-*` headers). */
+  accountRateLimitsUpdated: "account/rateLimits/updated"
 } as const
 
 /**
@@ -119,7 +123,12 @@ export const GetAccountParams = Schema.Struct({ refreshToken: Schema.Boolean })
  * The account codex is logged in with, as far as we read it.
  * @category models
  */
-export const Account = Schema.Struct({ type: Schema.String, email: optionalNullable(Schema.String) })
+export const Account = Schema.Struct({
+  type: Schema.String,
+  email: optionalNullable(Schema.String),
+  /** The ChatGPT plan (`plus`, `pro`, …); what the seed's quota record shows. */
+  planType: optionalNullable(Schema.String)
+})
 export type Account = typeof Account.Type
 
 /**
@@ -216,7 +225,45 @@ export type TurnStatus = typeof TurnStatus.Type
  * Why a turn failed.
  * @category models
  */
-export const TurnError = Schema.Struct({ message: Schema.String })
+export const TurnError = Schema.Struct({
+  message: Schema.String,
+  /** Why the turn failed, e.g. `usageLimitExceeded` (a string, or an object for HTTP failures). */
+  codexErrorInfo: Schema.optionalKey(Schema.Unknown)
+})
+
+/**
+ * One usage window of a rate-limit snapshot (`resetsAt` in unix seconds).
+ * @category models
+ */
+export const RateLimitWindow = Schema.Struct({
+  usedPercent: Schema.Number,
+  windowDurationMins: optionalNullable(Schema.Number),
+  resetsAt: optionalNullable(Schema.Number)
+})
+
+/**
+ * A rate-limit snapshot (`account/rateLimits/updated`, `account/rateLimits/read`); sparse.
+ * @category models
+ */
+export const RateLimitSnapshot = Schema.Struct({
+  limitId: optionalNullable(Schema.String),
+  primary: optionalNullable(RateLimitWindow),
+  secondary: optionalNullable(RateLimitWindow),
+  planType: optionalNullable(Schema.String)
+})
+
+/**
+ * The `account/rateLimits/updated` notification.
+ * @category models
+ */
+export const AccountRateLimitsUpdatedNotification = Schema.Struct({ rateLimits: RateLimitSnapshot })
+
+/**
+ * Result of `account/rateLimits/read` (we read the single-bucket view).
+ * @category models
+ */
+export const GetAccountRateLimitsResponse = Schema.Struct({ rateLimits: RateLimitSnapshot })
+export type RateLimitSnapshot = typeof RateLimitSnapshot.Type
 
 /**
  * A turn; `items` are kept raw (forwarded to viewers unmodified).
@@ -395,6 +442,8 @@ export const WireContract = {
   clientRequests: {
     [ClientMethod.initialize]: "InitializeParams",
     [ClientMethod.accountRead]: "GetAccountParams",
+    // Its params are nullable (`anyOf`); we send none, so only the name is relied on.
+    [ClientMethod.accountRateLimitsRead]: null,
     [ClientMethod.modelList]: "ModelListParams",
     [ClientMethod.threadStart]: "ThreadStartParams",
     [ClientMethod.threadResume]: "ThreadResumeParams",
@@ -410,7 +459,8 @@ export const WireContract = {
     [ServerNotificationMethod.itemCompleted]: "ItemCompletedNotification",
     [ServerNotificationMethod.agentMessageDelta]: "AgentMessageDeltaNotification",
     [ServerNotificationMethod.error]: "ErrorNotification",
-    [ServerNotificationMethod.commandExecutionOutputDelta]: null
+    [ServerNotificationMethod.commandExecutionOutputDelta]: null,
+    [ServerNotificationMethod.accountRateLimitsUpdated]: "AccountRateLimitsUpdatedNotification"
   },
   serverRequests: {
     [ServerRequestMethod.commandExecutionRequestApproval]: "CommandExecutionRequestApprovalParams",
@@ -452,7 +502,11 @@ export const WireContract = {
     FileChangeRequestApprovalParams,
     CommandExecutionRequestApprovalResponse,
     FileChangeRequestApprovalResponse,
-    ErrorNotification
+    ErrorNotification,
+    RateLimitWindow,
+    RateLimitSnapshot,
+    AccountRateLimitsUpdatedNotification,
+    GetAccountRateLimitsResponse
   },
   enums: {
     SandboxMode: SandboxMode.literals,
@@ -460,6 +514,8 @@ export const WireContract = {
     TurnStatus: TurnStatus.to.members[0].literals,
     CommandExecutionApprovalDecision: ApprovalDecision.literals,
     FileChangeApprovalDecision: ApprovalDecision.literals,
-    ThreadItem: ["agentMessage", "userMessage"]
+    ThreadItem: ["agentMessage", "userMessage"],
+    /** The turn failure a seed hand-off reacts to. */
+    CodexErrorInfo: ["usageLimitExceeded"]
   }
 } as const

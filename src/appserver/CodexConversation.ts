@@ -31,6 +31,7 @@ import type { AppServerRequestError, AppServerRequestTimedOut, Incoming, JsonObj
 import {
   ClientMethod,
   ClientNotificationMethod,
+  GetAccountRateLimitsResponse,
   GetAccountResponse,
   InitializeResponse,
   ModelListResponse,
@@ -42,7 +43,7 @@ import {
   TurnStartedNotification,
   TurnStartResponse
 } from "./AppServerSchema.ts"
-import type { Account, SandboxMode, TurnStatus } from "./AppServerSchema.ts"
+import type { Account, RateLimitSnapshot, SandboxMode, TurnStatus } from "./AppServerSchema.ts"
 import * as Approvals from "./Approvals.ts"
 import { buildControls, ControlId, defaultEffortOf, emptyCatalog, findModel, orFallback, parseModelList } from "./ModelCatalog.ts"
 import type { ControlValues, ModelCatalog } from "./ModelCatalog.ts"
@@ -132,6 +133,8 @@ export interface CodexConversation extends ConversationHandle {
   readonly serverInfo: InitializeResponse
   /** The account, or null when unknown (API key, offline, or `account/read` failed). */
   readonly account: Account | null
+  /** The usage windows at start (`account/rateLimits/read`), or null when unknown (API key, offline, a failed read). */
+  readonly rateLimits: RateLimitSnapshot | null
   readonly models: ModelCatalog
   /** The turns of a resumed thread (empty for a new one). */
   readonly history: ReadonlyArray<HistoryTurn>
@@ -188,6 +191,7 @@ const APPROVAL_METHODS: ReadonlyArray<string> = Object.values(ServerRequestMetho
 
 const decodeInitialize = Schema.decodeUnknownOption(InitializeResponse)
 const decodeAccount = Schema.decodeUnknownOption(GetAccountResponse)
+const decodeRateLimits = Schema.decodeUnknownOption(GetAccountRateLimitsResponse)
 const decodeModelPage = Schema.decodeUnknownOption(ModelListResponse)
 const decodeThread = Schema.decodeUnknownOption(ThreadStartResponse)
 const decodeTurn = Schema.decodeUnknownOption(Turn)
@@ -484,6 +488,7 @@ export const startConversationOn = Effect.fn("CodexConversation.start")(function
     pid: appServer.pid,
     serverInfo: bootstrap.serverInfo,
     account: bootstrap.account,
+    rateLimits: bootstrap.rateLimits,
     models: bootstrap.models,
     history: bootstrap.history,
     currentModel: Ref.get(controlState).pipe(Effect.map((state) => state.model)),
@@ -511,6 +516,7 @@ interface Bootstrap {
   readonly threadId: string
   readonly serverInfo: InitializeResponse
   readonly account: Account | null
+  readonly rateLimits: RateLimitSnapshot | null
   readonly models: ModelCatalog
   readonly model: string | null
   readonly effort: string | null
@@ -543,6 +549,19 @@ const runBootstrap = Effect.fnUntraced(function*(
     })
   )
 
+  // Like the account: unknown is normal (the read goes to the ChatGPT backend, absent offline).
+  const readRateLimits = protocol.request(ClientMethod.accountRateLimitsRead, undefined).pipe(
+    Effect.map((result) => {
+      const decoded = decodeRateLimits(result)
+      return decoded._tag === "Some" ? decoded.value.rateLimits : null
+    }),
+    Effect.catchTags({
+      AppServerRequestFailed: (error) =>
+        Effect.logDebug("account/rateLimits/read failed; the usage windows are unknown", { code: error.code }).pipe(Effect.as(null)),
+      AppServerRequestTimedOut: () => Effect.logWarning("account/rateLimits/read timed out; the usage windows are unknown").pipe(Effect.as(null))
+    })
+  )
+
   const policy = options.permissionGate ? "on-request" as const : "never" as const
   const method = options.resumeThreadId === undefined ? ClientMethod.threadStart : ClientMethod.threadResume
   const threadParams = {
@@ -553,8 +572,8 @@ const runBootstrap = Effect.fnUntraced(function*(
     ...(options.model === undefined ? {} : { model: options.model })
   }
   // Independent requests, pipelined: codex answers them while the others are in flight.
-  const [account, models, started] = yield* Effect.all(
-    [readAccount, listModels(protocol), protocol.request(method, threadParams)],
+  const [account, rateLimits, models, started] = yield* Effect.all(
+    [readAccount, readRateLimits, listModels(protocol), protocol.request(method, threadParams)],
     { concurrency: "unbounded" }
   )
   const threadResult = decodeThread(started)
@@ -567,6 +586,7 @@ const runBootstrap = Effect.fnUntraced(function*(
     threadId: thread.thread.id,
     serverInfo: serverInfo._tag === "Some" ? serverInfo.value : {},
     account,
+    rateLimits,
     models,
     model: thread.model ?? options.model ?? null,
     effort: thread.reasoningEffort ?? null,

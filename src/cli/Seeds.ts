@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { Config, Console, Effect, Layer, Logger, Option, Redacted, Runtime, Schema } from "effect"
+import { Clock, Config, Console, Effect, Layer, Logger, Option, Redacted, Runtime, Schema } from "effect"
 import { Argument, Command, Flag } from "effect/cli"
 import { FetchHttpClient } from "effect/http"
 import { writeFileSync } from "node:fs"
@@ -21,6 +21,8 @@ import { join, resolve } from "node:path"
 import { BinaryCache } from "../binary/BinaryCache.ts"
 import { OPENAI_ISSUER, verifyAndRefreshSeed, verifySeedWithProbe } from "../credentials/VerifySeed.ts"
 import type { VerifyOutcome } from "../credentials/VerifySeed.ts"
+import { Lease } from "../lease/Lease.ts"
+import { SeedQuota } from "../quota/SeedQuota.ts"
 import type { PoolEntry, SeedDoc } from "../seeds/SeedStore.ts"
 import { SeedStore, UnknownSeed } from "../seeds/SeedStore.ts"
 import type { StoreServices } from "../store/Store.ts"
@@ -52,7 +54,56 @@ export interface SeedListing {
   readonly lastRefreshedAt: string | null
   readonly manifestVersion: number
   readonly metadata: Readonly<Record<string, unknown>>
+  /** The quota last observed (also raw under `metadata.quota`); null when never observed. */
+  readonly quota: QuotaListing | null
 }
+
+/**
+ * A seed's quota as the listings print it (times as ISO strings).
+ * @category models
+ * @since 0.1.0
+ */
+export interface QuotaListing {
+  readonly plan: string | null
+  readonly primary: WindowListing | null
+  readonly secondary: WindowListing | null
+  /** Exhausted until then (a window at 100 % or a usage-limit failure); null when not exhausted now. */
+  readonly exhaustedUntil: string | null
+  readonly observedAt: string
+  readonly source: string
+}
+
+/**
+ * One usage window in a listing.
+ * @category models
+ * @since 0.1.0
+ */
+export interface WindowListing {
+  readonly usedPercent: number
+  readonly windowMinutes: number | null
+  readonly resetsAt: string | null
+}
+
+const windowListing = (window: SeedQuota.QuotaWindow | null): WindowListing | null =>
+  window === null ? null : {
+    usedPercent: window.usedPercent,
+    windowMinutes: window.windowMinutes,
+    resetsAt: window.resetsAtMs === null ? null : new Date(window.resetsAtMs).toISOString()
+  }
+
+// Exhaustion is judged at `nowMs`, else at the observation itself.
+const quotaListing = (seed: SeedDoc, nowMs: number | undefined): QuotaListing | null =>
+  Option.match(SeedQuota.quotaOf(seed), {
+    onNone: () => null,
+    onSome: (record) => ({
+      plan: record.plan,
+      primary: windowListing(record.primary),
+      secondary: windowListing(record.secondary),
+      exhaustedUntil: Option.match(SeedQuota.exhaustedUntil(record, nowMs ?? record.observedAtMs), { onNone: () => null, onSome: (ms) => new Date(ms).toISOString() }),
+      observedAt: new Date(record.observedAtMs).toISOString(),
+      source: record.source
+    })
+  })
 
 const iso = (date: Date | undefined) => date === undefined ? null : date.toISOString()
 
@@ -61,7 +112,7 @@ const iso = (date: Date | undefined) => date === undefined ? null : date.toISOSt
  * @category constructors
  * @since 0.1.0
  */
-export const seedListing = (seed: SeedDoc, leased: boolean): SeedListing => ({
+export const seedListing = (seed: SeedDoc, leased: boolean, nowMs?: number): SeedListing => ({
   seedId: seed.seedId,
   createdAt: seed.createdAt.toISOString(),
   poolKey: seed.poolKey ?? null,
@@ -74,7 +125,8 @@ export const seedListing = (seed: SeedDoc, leased: boolean): SeedListing => ({
   lastLeasedAt: iso(seed.lastLeasedAt),
   lastRefreshedAt: iso(seed.lastRefreshedAt),
   manifestVersion: seed.manifestVersion,
-  metadata: seed.metadata
+  metadata: seed.metadata,
+  quota: quotaListing(seed, nowMs)
 })
 
 // Seconds are enough for a table; JSON keeps the milliseconds.
@@ -88,17 +140,35 @@ const leaseCell = (row: SeedRow) =>
  * @category constructors
  * @since 0.1.0
  */
-export const seedTable = (rows: ReadonlyArray<{ readonly seed: SeedDoc; readonly leased: boolean }>): string => {
-  const header = ["ID", "CREATED", "POOL", "STATUS", "LEASE", "GEN", "LAST REFRESHED"]
-  const cells = rows.map((row) => [
-    row.seed.seedId,
-    short(row.seed.createdAt),
-    row.seed.poolKey ?? "-",
-    row.seed.status,
-    leaseCell(row),
-    String(row.seed.generation),
-    short(row.seed.lastRefreshedAt)
-  ])
+export const seedTable = (rows: ReadonlyArray<{ readonly seed: SeedDoc; readonly leased: boolean }>): string =>
+  alignedTable(
+    ["ID", "CREATED", "POOL", "STATUS", "LEASE", "GEN", "LAST REFRESHED", "PLAN", "PRIMARY", "SECONDARY", "QUOTA SEEN"],
+    rows.map((row) => [
+      row.seed.seedId,
+      short(row.seed.createdAt),
+      row.seed.poolKey ?? "-",
+      row.seed.status,
+      leaseCell(row),
+      String(row.seed.generation),
+      short(row.seed.lastRefreshedAt),
+      ...quotaCells(row.seed)
+    ])
+  )
+
+// `42%/300m resets 12-07 18:05Z`: the used share, the window's length, its reset.
+const windowCell = (window: SeedQuota.QuotaWindow | null) =>
+  window === null
+    ? "-"
+    : `${window.usedPercent}%${window.windowMinutes === null ? "" : `/${window.windowMinutes}m`}` +
+      (window.resetsAtMs === null ? "" : ` resets ${new Date(window.resetsAtMs).toISOString().slice(5, 16).replace("T", " ")}Z`)
+
+const quotaCells = (seed: SeedDoc): ReadonlyArray<string> =>
+  Option.match(SeedQuota.quotaOf(seed), {
+    onNone: () => ["-", "-", "-", "-"],
+    onSome: (record) => [record.plan ?? "-", windowCell(record.primary), windowCell(record.secondary), short(new Date(record.observedAtMs))]
+  })
+
+const alignedTable = (header: ReadonlyArray<string>, cells: ReadonlyArray<ReadonlyArray<string>>): string => {
   const widths = header.map((title, i) => Math.max(title.length, ...cells.map((line) => line[i]?.length ?? 0)))
   const line = (values: ReadonlyArray<string>) => values.map((value, i) => value.padEnd(widths[i] ?? 0)).join("  ").trimEnd()
   return [line(header), ...cells.map(line)].join("\n")
@@ -126,7 +196,7 @@ const poolRows = (entries: ReadonlyArray<PoolEntry>): ReadonlyArray<SeedRow> =>
 
 const printRows = (rows: ReadonlyArray<SeedRow>, json: boolean, empty: string) =>
   json
-    ? Console.log(JSON.stringify(rows.map((row) => seedListing(row.seed, row.leased)), null, 2))
+    ? Effect.flatMap(Clock.currentTimeMillis, (now) => Console.log(JSON.stringify(rows.map((row) => seedListing(row.seed, row.leased, now)), null, 2)))
     : rows.length === 0
     ? Console.log(empty)
     : Console.log(seedTable(rows))
@@ -191,7 +261,58 @@ const list = Command.make("list", {
         : yield* withLiveness(yield* seeds.list())
       yield* printRows(rows, flags.json, Option.isSome(flags.pool) ? `no seeds in pool ${flags.pool.value}` : "no seeds")
     }))
-  })).pipe(Command.withDescription("List seeds: id, created, pool, status, lease, generation, last refresh"))
+  })).pipe(Command.withDescription("List seeds: id, created, pool, status, lease, generation, last refresh, plan, usage windows, when the quota was seen"))
+
+/**
+ * The pool's headroom as `seeds status --pool` prints it: one summary line, then every seed in
+ * the order a lease would try it (`#1`, `#2`, …), then the exhausted (until when), leased and dead.
+ * @category constructors
+ * @since 0.1.0
+ */
+export const headroomTable = (headroom: SeedQuota.PoolHeadroom, entries: ReadonlyArray<PoolEntry>): string => {
+  const exhausted = new Map(headroom.exhausted.map((e) => [e.seed.seedId, e.untilMs]))
+  const rank = new Map(headroom.candidates.map((c, i) => [c.seed.seedId, i + 1]))
+  const stateOf = (entry: PoolEntry) => {
+    const position = rank.get(entry.seedId)
+    if (position !== undefined) return `next #${position}`
+    const until = exhausted.get(entry.seedId)
+    if (until !== undefined) return `exhausted until ${short(new Date(until))}`
+    if (entry.status === "dead") return "dead"
+    return entry.leased && entry.lease !== undefined ? `leased by ${entry.lease.holder}` : "leased"
+  }
+  const order = (entry: PoolEntry) => rank.get(entry.seedId) ?? (exhausted.has(entry.seedId) ? 1000 : 2000)
+  const sorted = [...entries].sort((a, b) => order(a) - order(b))
+  return [
+    SeedQuota.describeHeadroom(headroom),
+    alignedTable(["ID", "STATE", "PLAN", "PRIMARY", "SECONDARY", "QUOTA SEEN"], sorted.map((entry) => [entry.seedId, stateOf(entry), ...quotaCells(entry)]))
+  ].join("\n")
+}
+
+const status = Command.make("status", {
+  pool: Flag.String("pool").pipe(Flag.withDescription("the pool key")),
+  json: Flag.Boolean("json").pipe(Flag.withDescription("print JSON instead of a table"), Flag.withDefault(false))
+}, (flags) =>
+  Effect.gen(function*() {
+    const store = yield* seedsBase
+    yield* onStore(store, Effect.gen(function*() {
+      const headroom = yield* (yield* Lease).headroom(flags.pool)
+      const entries = yield* (yield* SeedStore).listPool(flags.pool)
+      if (flags.json) {
+        yield* Console.log(JSON.stringify({
+          poolKey: headroom.poolKey,
+          at: headroom.at.toISOString(),
+          summary: SeedQuota.describeHeadroom(headroom),
+          leaseOrder: headroom.candidates.map((c) => c.seed.seedId),
+          exhausted: headroom.exhausted.map((e) => ({ seedId: e.seed.seedId, until: new Date(e.untilMs).toISOString() })),
+          leased: headroom.leased,
+          dead: headroom.dead,
+          seeds: entries.map((entry) => seedListing(entry, entry.leased, headroom.at.getTime()))
+        }, null, 2))
+        return
+      }
+      yield* Console.log(entries.length === 0 ? `no seeds in pool ${flags.pool}` : headroomTable(headroom, entries))
+    }))
+  })).pipe(Command.withDescription("A pool's headroom: which seed a lease takes next, which are exhausted and until when"))
 
 const remove = Command.make("delete", { id: seedId, force }, (flags) =>
   Effect.gen(function*() {
@@ -385,8 +506,9 @@ const pool = Command.make("pool").pipe(
 )
 
 /**
- * `optio-codex seeds …`: list, delete, purge and pool management (`pool assign|remove|status|list`).
+ * `optio-codex seeds …`: list, status (a pool's headroom), delete, purge and pool management
+ * (`pool assign|remove|status|list`).
  * @category constructors
  * @since 0.1.0
  */
-export const seedsCommand = seedsBase.pipe(Command.withSubcommands([list, remove, purge, pool, verify]))
+export const seedsCommand = seedsBase.pipe(Command.withSubcommands([list, status, remove, purge, pool, verify]))

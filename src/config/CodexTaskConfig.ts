@@ -140,6 +140,11 @@ export const CodexTaskConfig = Schema.Struct({
   autoStart: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(false))),
   seedId: Schema.optionalKey(Schema.String),
   seedPool: Schema.optionalKey(Schema.String),
+  /**
+   * How long a pool lease waits when no seed can be leased (all leased or exhausted), saying why
+   * and until when in the task's progress; absent or 0 fails at once.
+   */
+  seedPoolWaitSeconds: Schema.optionalKey(Schema.Number),
   supportsResume: Schema.Boolean.pipe(Schema.withDecodingDefaultKey(Effect.succeed(true))),
   workdirExclude: Schema.optionalKey(Schema.Array(Schema.String)),
   snapshotCompression: SnapshotCompression.pipe(Schema.withDecodingDefaultKey(Effect.succeed<SnapshotCompression>("zstd"))),
@@ -305,6 +310,9 @@ const checkSeed: Rule = (c) => {
   }
   if (c.seedId !== undefined && !SEED_ID.test(c.seedId)) {
     return new ConfigError({ field: "seedId", value: c.seedId, message: `seedId must be 24 lower-case hex digits (a seed id as listed by "optio-codex seeds list")` })
+  }
+  if (c.seedPoolWaitSeconds !== undefined && (!Number.isFinite(c.seedPoolWaitSeconds) || c.seedPoolWaitSeconds < 0)) {
+    return new ConfigError({ field: "seedPoolWaitSeconds", value: c.seedPoolWaitSeconds, message: `seedPoolWaitSeconds must be a finite number of seconds, 0 or more` })
   }
   if (c.seedPool !== undefined && (c.seedPool === "" || /[\p{Cc}]/u.test(c.seedPool))) {
     return new ConfigError({ field: "seedPool", value: c.seedPool, message: `seedPool must be a non-empty pool key without control characters` })

@@ -1,6 +1,7 @@
 /**
- * Lease: exclusive, expiring use of a pooled seed (spec §5). It owns acquisition (round-robin by
- * last lease time, skipping dead seeds), renewal and release, all on the STORE's clock (MongoDB
+ * Lease: exclusive, expiring use of a pooled seed (spec §5). It owns acquisition (the free live
+ * seed with the most quota headroom, exhausted seeds skipped until their reset, round-robin by last
+ * lease time among equals — see `quota/SeedQuota.ts`), renewal and release, all on the STORE's clock (MongoDB
  * server time, SQLite's clock inside the transaction, the Effect `Clock` in memory), so workers
  * with skewed clocks agree on who holds what. It does not own the renewal cadence or what happens
  * on loss (the session's credential watcher), nor the seeds themselves (`SeedStore`).
@@ -13,7 +14,11 @@
  *
  * **Gotchas**
  *
- * - `acquire` does not wait: an exhausted pool yields none. Waiting is the caller's policy.
+ * - `acquire` does not wait: an exhausted pool yields none; `headroom` says why. Waiting is the
+ *   caller's policy.
+ * - The ranking reads the pool, then leases the best candidate with one conditional update (free,
+ *   still in the pool, not dead); a candidate taken meanwhile is skipped for the next. Quota is a
+ *   hint read at that moment, the lease itself stays atomic.
  * - An expired grant is not revived by `renew` (it fails with `LeaseLost` `expired`); acquire again.
  * - Stored documents keep the reference layout (`lease: {holder, expiresAt}`, `lastLeasedAt`) plus
  *   a top-level `leaseEpoch` counter, so Python workers can share a pool.
@@ -23,6 +28,7 @@
 import { Context, Duration, Schema } from "effect"
 import type { Effect, Option, Scope } from "effect"
 import type { StoreUnavailable } from "../persistence/StoreError.ts"
+import type { PoolHeadroom } from "../quota/SeedQuota.ts"
 
 /**
  * The reference's fixed lease time-to-live (spec §5.1).
@@ -83,8 +89,9 @@ export class Lease extends Context.Service<Lease, {
    */
   readonly persistent: boolean
   /**
-   * Leases the least recently leased free seed of `poolKey` that is not dead; none when every seed
-   * is leased, dead, or the pool is empty.
+   * Leases the free seed of `poolKey` that is not dead with the most quota headroom (seeds with an
+   * exhausted window are skipped until its reset; equals round-robin by last lease); none when
+   * every seed is leased, dead, exhausted, or the pool is empty.
    */
   readonly acquire: (
     poolKey: string,
@@ -108,6 +115,8 @@ export class Lease extends Context.Service<Lease, {
   ) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable, Scope.Scope>
   /** Extends a live grant from now (store clock); the returned grant has the new expiry. */
   readonly renew: (grant: LeaseGrant, options?: LeaseOptions) => Effect.Effect<LeaseGrant, LeaseLost | StoreUnavailable>
+  /** How the pool stands now (store clock): the lease order, exhausted seeds and until when. */
+  readonly headroom: (poolKey: string) => Effect.Effect<PoolHeadroom, StoreUnavailable>
   /** Clears the lease if it is still this grant's; false when it no longer was. */
   readonly release: (grant: LeaseGrant) => Effect.Effect<boolean, StoreUnavailable>
 }>()("optio-codex/Lease") {}

@@ -16,7 +16,7 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Deferred, Duration, Effect, Option, Random, Schema, Scope, Stream, SubscriptionRef } from "effect"
+import { Clock, Deferred, Duration, Effect, Option, Random, Schema, Scope, Stream, SubscriptionRef } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createServer } from "node:http"
 import { trackConnections } from "../http/ConnectionTracker.ts"
@@ -27,6 +27,8 @@ import type { OutputItem, Script } from "./ModelScript.ts"
 import { decide, message } from "./ModelScript.ts"
 import type { RenderedReply, ResponsesEvent } from "./ResponsesStream.ts"
 import { encodeEvent, renderReply } from "./ResponsesStream.ts"
+import type { ScriptedQuotas } from "./ScriptedQuota.ts"
+import { rateLimitHeaders, USAGE_PATH, usageLimitBody, usagePayload } from "./ScriptedQuota.ts"
 
 /**
  * The server could not listen on its address.
@@ -72,6 +74,10 @@ export type Answer =
   | { readonly _tag: "Exhausted" }
   | { readonly _tag: "Models" }
   | { readonly _tag: "NotFound" }
+  /** The account's scripted quota is exhausted: HTTP 429 `usage_limit_reached`, no step consumed. */
+  | { readonly _tag: "UsageLimit" }
+  /** The ChatGPT backend's usage read (`account/rateLimits/read`), answered from the quota. */
+  | { readonly _tag: "Usage" }
 
 /**
  * A request as recorded, with the answer it got.
@@ -126,6 +132,11 @@ export interface ScriptedModelServerOptions {
   readonly exhaustedText?: string | undefined
   /** Text answered when the next step's matcher rejects a request. */
   readonly unmatchedText?: string | undefined
+  /**
+   * Per-account usage windows: their rate-limit headers go on every model answer for that
+   * account, and an exhausted account gets the usage-limit failure (see ScriptedQuota).
+   */
+  readonly quotas?: ScriptedQuotas | undefined
 }
 
 /**
@@ -160,7 +171,7 @@ export const start: (
     Effect.mapError((error) => new ModelServerError({ host, port: options?.port ?? 0, cause: error.cause }))
   )
   const closing = yield* Deferred.make<void>()
-  yield* server.serve(handle(script, settings, state, closing))
+  yield* server.serve(handle(script, settings, state, closing, options?.quotas))
   // Registered after `serve`, so it runs before the server's own shutdown: held-open streams end
   // and the server closes at once instead of waiting out its grace period.
   // Then every connection is cut after a short grace (a client that keeps one open must not hold
@@ -235,7 +246,8 @@ const handle = (
   script: Script,
   settings: Settings,
   state: SubscriptionRef.SubscriptionRef<State>,
-  closing: Deferred.Deferred<void>
+  closing: Deferred.Deferred<void>,
+  quotas: ScriptedQuotas | undefined
 ) =>
   Effect.gen(function*() {
     const request = yield* HttpServerRequest.HttpServerRequest
@@ -247,19 +259,34 @@ const handle = (
       headers: request.headers,
       body: text === "" ? undefined : Option.getOrUndefined(decodeJson(text))
     })
+    if (quotas !== undefined && decoded.method === "GET" && decoded.path === USAGE_PATH) {
+      const usage = yield* quotas.forRequest(decoded)
+      const answer: Answer = usage === undefined ? { _tag: "NotFound" } : { _tag: "Usage" }
+      yield* SubscriptionRef.update(state, (current) => ({
+        ...current,
+        records: [...current.records, { ...decoded, seq: current.records.length, answer, callIds: [] }]
+      }))
+      return usage === undefined
+        ? HttpServerResponse.jsonUnsafe({ detail: "no scripted usage" }, { status: 404 })
+        : HttpServerResponse.jsonUnsafe(usagePayload(usage, yield* Clock.currentTimeMillis), { status: 200 })
+    }
+    const quota = quotas !== undefined && decoded.path === "/v1/responses" ? yield* quotas.forRequest(decoded) : undefined
     const plan = yield* SubscriptionRef.modify(state, (current) => {
-      const { answer, plan, next } = route(script, settings, current, decoded)
+      const { answer, plan, next } = quota?.exhausted === true
+        ? { answer: { _tag: "UsageLimit" } as const, plan: json(429, usageLimitBody(quota)), next: current }
+        : route(script, settings, current, decoded)
       const callIds = plan._tag === "Stream" ? plan.reply.callIds : []
       const record: RecordedRequest = { ...decoded, seq: current.records.length, answer, callIds }
       return [plan, { ...next, records: [...current.records, record] }] as const
     })
     if (decoded.path !== "/v1/responses") yield* Effect.logDebug("scripted model server: side endpoint", decoded.method, decoded.path)
+    const limits = quota === undefined ? {} : rateLimitHeaders(quota)
     if (plan._tag === "Json") {
-      return HttpServerResponse.jsonUnsafe(plan.body, { status: plan.status, headers: plan.headers })
+      return HttpServerResponse.jsonUnsafe(plan.body, { status: plan.status, headers: { ...plan.headers, ...limits } })
     }
     return HttpServerResponse.stream(sseBody(plan, closing), {
       contentType: "text/event-stream",
-      headers: { "cache-control": "no-cache" }
+      headers: { "cache-control": "no-cache", ...limits }
     })
   }).pipe(Effect.withSpan("ScriptedModelServer.request"))
 

@@ -21,6 +21,8 @@ import { recordLaunch } from "./Leftovers.ts"
 import { watchUntilOutcome } from "./LogWatch.ts"
 import type { SessionResult } from "./LogWatch.ts"
 import { afterExecute } from "./PrepareTask.ts"
+import { watchQuotaAndHandOff } from "./QuotaHandoff.ts"
+import { makeRelaunchable } from "./RelaunchableConversation.ts"
 import type { PreparedTask, SessionOptions } from "./PrepareTask.ts"
 import { AppServerUnresponsive, CodexExitedEarly } from "./SessionErrors.ts"
 
@@ -32,7 +34,8 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
   const { config, paths } = prepared
   const task = yield* TaskContext
   yield* task.reportProgress(null, "Launching Codex (conversation)…")
-  const conversation = yield* (yield* AppServerClient).start({
+  const client = yield* AppServerClient
+  const launch = (resumeThread: Option.Option<string>) => client.start({
     launchPath: paths.launchLink,
     args: appServerSandboxArgs(prepared.posture),
     env: prepared.env,
@@ -44,7 +47,7 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     ...(config.model === undefined ? {} : { model: config.model }),
     ...(config.reasoningEffort === undefined ? {} : { reasoningEffort: config.reasoningEffort }),
     ...(prepared.options.appServerRequestTimeout === undefined ? {} : { requestTimeout: prepared.options.appServerRequestTimeout }),
-    ...Option.match(prepared.resumeThread, { onNone: () => ({}), onSome: (resumeThreadId) => ({ resumeThreadId }) }),
+    ...Option.match(resumeThread, { onNone: () => ({}), onSome: (resumeThreadId) => ({ resumeThreadId }) }),
     // The same bound as the TUI's SIGTERM → SIGKILL wait.
     closeTimeout: prepared.options.stopGracePeriod ?? "5 seconds"
   }).pipe(
@@ -58,6 +61,8 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
       )),
     Effect.tapError((error) => task.reportProgress(null, error.message))
   )
+  // Relaunchable: a seed hand-off restarts app-server on the same thread under new credentials.
+  const conversation = yield* makeRelaunchable(yield* launch(prepared.resumeThread))
   yield* prepared.markLaunched
   yield* prepared.recordThread(conversation.threadId)
   // Recorded for the next start, should this worker die without its teardown.
@@ -110,6 +115,16 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
   yield* prepared.attachAgentChannel(conversation.send)
   // A hung app-server never exits, so optio.log and the exit alone would wait forever: the
   // liveness watch fails the session instead (the first of the two to finish decides).
+  const quotaWatch = Option.match(prepared.seedSlot, {
+    onNone: () => Effect.never,
+    onSome: (slot) =>
+      watchQuotaAndHandOff({
+        conversation,
+        slot,
+        launch: (threadId) => launch(Option.some(threadId)),
+        relaunched: (next) => recordLaunch(paths, { processes: [{ role: "codex app-server", pid: next.pid }] }).pipe(Effect.ignore)
+      })
+  })
   return yield* Effect.raceFirst(
     watchUntilOutcome({
       paths,
@@ -123,9 +138,12 @@ export const runConversationBody = Effect.fnUntraced(function*(prepared: Prepare
     }),
     Effect.raceFirst(
       watchLiveness(conversation, prepared.options.appServerLiveness ?? {}),
-      Deferred.await(closedByWorker).pipe(
-        Effect.andThen(task.reportProgress(null, "The worker closed the conversation")),
-        Effect.as<SessionResult>({ outcome: "done", endedBy: "worker", summary: null, workdir: paths.workdir })
+      Effect.raceFirst(
+        Deferred.await(closedByWorker).pipe(
+          Effect.andThen(task.reportProgress(null, "The worker closed the conversation")),
+          Effect.as<SessionResult>({ outcome: "done", endedBy: "worker", summary: null, workdir: paths.workdir })
+        ),
+        quotaWatch
       )
     )
   ).pipe(Effect.ensuring(afterExecute(prepared)))

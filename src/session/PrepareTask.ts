@@ -27,6 +27,8 @@ import { reapLeftovers } from "./Leftovers.ts"
 import { HookFailed } from "./SessionErrors.ts"
 import { leaseTaskSeed, plantTaskSeed, registerSeedCapture } from "./SessionSeed.ts"
 import type { ConsumedSeed } from "./SessionSeed.ts"
+import { makeSeedSlot } from "./SeedHandoff.ts"
+import type { SeedSlot } from "./SeedHandoff.ts"
 import { findResumePoint, registerSnapshot, restoreResumePoint, resumableThread, snapshotLeftovers } from "./SessionSnapshot.ts"
 import type { TeardownLog } from "./Teardown.ts"
 
@@ -94,6 +96,8 @@ export interface PreparedTask {
   readonly resuming: boolean
   /** Fails with `LeaseLost` when the seed's lease is lost; never completes otherwise. */
   readonly leaseLost: Effect.Effect<never, LeaseLost>
+  /** The seed the task runs on, with quota recording and hand-off; none without a seed. */
+  readonly seedSlot: Option.Option<SeedSlot>
   /** Bodies call it once codex runs: seed capture and the snapshot only follow a launch. */
   readonly markLaunched: Effect.Effect<void>
   /** Conversation mode records its thread id here, for the snapshot. */
@@ -143,10 +147,20 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
 
   yield* task.reportProgress(null, "Preparing the workdir…")
   let consumed: ConsumedSeed | undefined
+  let seedSlot: SeedSlot | undefined
   const restoreAndPlant = Effect.gen(function*() {
     if (Option.isSome(resumePoint)) yield* restoreResumePoint(resumePoint.value, paths)
     if (Option.isSome(leased)) {
       consumed = yield* plantTaskSeed(leased.value, paths, {
+        teardown,
+        keepTaskdir: Ref.set(keepTaskdir, true)
+      })
+      seedSlot = yield* makeSeedSlot({
+        poolKey: hooks.seedProvider === undefined && config.seedId === undefined ? config.seedPool : undefined,
+        grant: leased.value.grant,
+        consumed,
+        stores: leased.value.services,
+        paths,
         teardown,
         keepTaskdir: Ref.set(keepTaskdir, true)
       })
@@ -188,7 +202,8 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
     attachAgentChannel: hooksOn.attachAgentChannel,
     resumeThread,
     resuming: Option.isSome(resumePoint),
-    leaseLost: consumed === undefined ? Effect.never : consumed.lost,
+    leaseLost: seedSlot === undefined ? Effect.never : seedSlot.lost,
+    seedSlot: Option.fromNullishOr(seedSlot),
     markLaunched: Ref.set(launched, true),
     recordThread: (id) => Ref.set(threadId, Option.some(id))
   }

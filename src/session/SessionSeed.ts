@@ -14,7 +14,7 @@
  *
  * @since 0.1.0
  */
-import { Context, Effect, Option, Schema } from "effect"
+import { Clock, Context, Duration, Effect, Option, Schema } from "effect"
 import type { Scope } from "effect"
 import { randomBytes } from "node:crypto"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
@@ -26,6 +26,7 @@ import { captureSeed, plantSeed } from "../credentials/SeedEngine.ts"
 import { Host } from "../host/Host.ts"
 import { Lease } from "../lease/Lease.ts"
 import type { LeaseGrant, LeaseLost } from "../lease/Lease.ts"
+import { describeHeadroom, exhaustionOf } from "../quota/SeedQuota.ts"
 import { SeedStore } from "../seeds/SeedStore.ts"
 import type { SeedDoc } from "../seeds/SeedStore.ts"
 import { TaskContext } from "../task/TaskContext.ts"
@@ -143,7 +144,44 @@ const adoptHeldLease = (seed: SeedDoc, owners: ReadonlyArray<string>, services: 
     )
   })
 
-const leaseSeed = (source: SeedSource, holder: string, processId: string, services: SeedServices) =>
+/** How often a waiting pool lease looks again (sooner when a reset comes first). */
+const POOL_POLL_MS = 5_000
+
+/**
+ * Leases from a pool, waiting up to `waitSeconds` when nothing is leasable: the progress says why
+ * and until when (once per change of reason), and it looks again every few seconds or at the
+ * earliest reset. Then: `QuotaExhausted` when every seed is exhausted, else `SeedUnavailable`.
+ */
+const leaseFromPool = (poolKey: string, holder: string, services: SeedServices, waitSeconds: number) =>
+  Effect.gen(function*() {
+    const task = yield* TaskContext
+    const deadline = (yield* Clock.currentTimeMillis) + waitSeconds * 1000
+    let said = ""
+    while (true) {
+      const grant = yield* services.leases.acquire(poolKey, holder)
+      if (Option.isSome(grant)) return grant.value
+      const headroom = yield* services.leases.headroom(poolKey)
+      const why = describeHeadroom(headroom)
+      const now = yield* Clock.currentTimeMillis
+      if (now >= deadline) {
+        yield* task.reportProgress(null, `No seed leased: ${why}`)
+        const exhausted = exhaustionOf(headroom)
+        if (Option.isSome(exhausted)) return yield* exhausted.value
+        return yield* new SeedUnavailable({
+          source: `pool ${poolKey}`,
+          detail: headroom.leased + headroom.exhausted.length > 0 ? why : "every live seed of the pool is leased (or the pool is empty)"
+        })
+      }
+      if (why !== said) {
+        yield* task.reportProgress(null, `Waiting for a seed until ${new Date(deadline).toISOString().slice(11, 19)} UTC: ${why}`)
+        said = why
+      }
+      const reset = headroom.exhausted[0]?.untilMs ?? Infinity
+      yield* Effect.sleep(Duration.millis(Math.max(1, Math.min(deadline - now, POOL_POLL_MS, reset - now))))
+    }
+  })
+
+const leaseSeed = (source: SeedSource, holder: string, processId: string, services: SeedServices, waitSeconds: number) =>
   Effect.gen(function*() {
     const byId = (seedId: string) =>
       services.leases.acquireSeed(seedId, holder).pipe(
@@ -172,13 +210,8 @@ const leaseSeed = (source: SeedSource, holder: string, processId: string, servic
     switch (source._tag) {
       case "Id":
         return yield* byId(source.seedId)
-      case "Pool": {
-        const grant = yield* services.leases.acquire(source.poolKey, holder)
-        if (Option.isNone(grant)) {
-          return yield* new SeedUnavailable({ source: `pool ${source.poolKey}`, detail: "every live seed of the pool is leased (or the pool is empty)" })
-        }
-        return grant.value
-      }
+      case "Pool":
+        return yield* leaseFromPool(source.poolKey, holder, services, waitSeconds)
       case "Provider": {
         const chosen = yield* source.provide(holder).pipe(
           Effect.mapError((cause) => new SeedUnavailable({ source: "seedProvider", detail: cause instanceof Error ? cause.message : String(cause) }))
@@ -219,7 +252,7 @@ export const leaseTaskSeed = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
     const task = yield* TaskContext
     const holder = holderFor(config, task.processId)
     const grant = yield* Effect.acquireRelease(
-      leaseSeed(source, holder, task.processId, services),
+      leaseSeed(source, holder, task.processId, services, config.seedPoolWaitSeconds ?? 0),
       (held) =>
         services.leases.release(held).pipe(
           Effect.catch((error) => Effect.logWarning(`releasing the lease on seed ${held.seedId} failed (its TTL will reclaim it): ${error.message}`))

@@ -47,7 +47,8 @@ export const noStores: Context.Context<StoreServices> = Context.make(SeedStore, 
     acquireSeed: () => fail("Lease.acquireSeed"),
     acquireScoped: () => fail("Lease.acquireScoped"),
     renew: () => fail("Lease.renew"),
-    release: () => fail("Lease.release")
+    release: () => fail("Lease.release"),
+    headroom: () => fail("Lease.headroom")
   })),
   Context.add(SnapshotStore, SnapshotStore.of({
     persistent: false,

@@ -14,6 +14,7 @@
 import { Clock, Context, Duration, Effect, Option } from "effect"
 import type { Stream } from "effect"
 import { LEASE_TTL, Lease, LeaseLost } from "../lease/Lease.ts"
+import { quotaOf, rankPool } from "../quota/SeedQuota.ts"
 import type { LeaseGrant, LeaseOptions } from "../lease/Lease.ts"
 import { SeedInUse, SeedStore, SeedWriteRejected, UnknownSeed } from "../seeds/SeedStore.ts"
 import type { NewSeed, SeedDoc, SeedFence, SeedLease, SeedStatus, SeedWriteRejectedReason } from "../seeds/SeedStore.ts"
@@ -116,10 +117,15 @@ export interface StoreBackend {
   readonly acquire: (poolKey: string, holder: string, ttlMillis: number) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable>
   /**
    * Atomically, if the seed exists and its lease is absent or expired now (whatever its pool or
-   * status), records `lease = {holder, expiresAt: now + ttl}`, `lastLeasedAt = now` and the next
-   * epoch.
+   * status — with `inPool`, only if it is still in that pool and not `dead`), records
+   * `lease = {holder, expiresAt: now + ttl}`, `lastLeasedAt = now` and the next epoch.
    */
-  readonly acquireById: (seedId: string, holder: string, ttlMillis: number) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable>
+  readonly acquireById: (
+    seedId: string,
+    holder: string,
+    ttlMillis: number,
+    inPool?: string | undefined
+  ) => Effect.Effect<Option.Option<LeaseGrant>, StoreUnavailable>
   /** Atomically extends the lease to now + ttl if it is this grant's and unexpired; the new expiry. */
   readonly renew: (grant: LeaseGrant, ttlMillis: number) => Effect.Effect<Option.Option<Date>, StoreUnavailable>
   /** Atomically clears the lease if it is this grant's. */
@@ -254,8 +260,23 @@ export const makeStores = (
   })
 
   const ttlOf = (options: LeaseOptions | undefined) => Duration.toMillis(options?.ttl ?? LEASE_TTL)
+  const headroom = (poolKey: string) =>
+    Effect.gen(function*() {
+      const members = yield* backend.listSeeds(poolKey)
+      return { members, ranked: rankPool(poolKey, members, yield* backend.now) }
+    })
+  // A pool nobody has observed the quota of ranks exactly like the backend's own round-robin: one
+  // atomic step. Otherwise the ranked candidates are tried in order, each leased only if still free.
   const acquire = (poolKey: string, holder: string, options?: LeaseOptions) =>
-    backend.acquire(poolKey, holder, ttlOf(options)).pipe(Effect.withSpan("Lease.acquire", { attributes: { poolKey, holder } }))
+    Effect.gen(function*() {
+      const { members, ranked } = yield* headroom(poolKey)
+      if (!members.some((seed) => Option.isSome(quotaOf(seed)))) return yield* backend.acquire(poolKey, holder, ttlOf(options))
+      for (const { seed } of ranked.candidates) {
+        const grant = yield* backend.acquireById(seed.seedId, holder, ttlOf(options), poolKey)
+        if (Option.isSome(grant)) return grant
+      }
+      return Option.none<LeaseGrant>()
+    }).pipe(Effect.withSpan("Lease.acquire", { attributes: { poolKey, holder } }))
   const release = (grant: LeaseGrant) =>
     backend.release(grant).pipe(Effect.withSpan("Lease.release", { attributes: { seedId: grant.seedId, epoch: grant.epoch } }))
   const leases = Lease.of({
@@ -286,6 +307,7 @@ export const makeStores = (
       })
       return yield* new LeaseLost({ seedId: grant.seedId, holder: grant.holder, epoch: grant.epoch, reason })
     }),
+    headroom: (poolKey) => headroom(poolKey).pipe(Effect.map(({ ranked }) => ranked), Effect.withSpan("Lease.headroom")),
     release
   })
 

@@ -84,9 +84,10 @@ describe("CodexConversation (scripted peer)", () => {
       const { conversation, received } = yield* start()
       const messages = received()
       assert.deepStrictEqual(messages.slice(0, 2).map((message) => message["method"]), ["initialize", "initialized"])
-      // After the handshake the three independent requests go out together; page 2 of the model
+      // After the handshake the independent requests go out together; page 2 of the model
       // list follows page 1's answer.
       assert.deepStrictEqual(messages.slice(2).map((message) => message["method"]).sort(), [
+        "account/rateLimits/read",
         "account/read",
         "model/list",
         "model/list",
@@ -116,6 +117,7 @@ describe("CodexConversation (scripted peer)", () => {
       assert.isBelow(pageOne, pageTwo)
       assert.strictEqual(conversation.threadId, "fake-thread")
       assert.deepStrictEqual(conversation.account, { type: "apiKey" })
+      assert.deepStrictEqual(conversation.rateLimits?.primary, { usedPercent: 41, windowDurationMins: 300, resetsAt: 1900000000 })
       assert.strictEqual(conversation.serverInfo.userAgent, "optio_codex/0.169.0-fake")
       assert.deepStrictEqual(conversation.models, {
         models: [
@@ -134,6 +136,7 @@ describe("CodexConversation (scripted peer)", () => {
     Effect.gen(function*() {
       const { conversation, received } = yield* start({ permissionGate: true, model: "gpt-b" }, { FAKE_ACCOUNT: "fail" })
       assert.isNull(conversation.account)
+      assert.isNull(conversation.rateLimits, "a failed usage read is unknown, not fatal")
       assert.deepStrictEqual(sentWith(received, "thread/start")[0]?.["params"], {
         cwd: workdir,
         sandbox: "workspace-write",

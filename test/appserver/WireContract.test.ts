@@ -139,7 +139,7 @@ describe(`WireContract against codex app-server generate-json-schema (${PINNED_C
     for (const [method, params] of Object.entries(WireContract.clientRequests)) {
       const table = methodsOf["ClientRequest"]
       assert.isTrue(table?.has(method), `client request ${method}`)
-      assert.strictEqual(paramsRefOf(table?.get(method)), params, `params of ${method}`)
+      if (params !== null) assert.strictEqual(paramsRefOf(table?.get(method)), params, `params of ${method}`)
     }
   })
 

@@ -65,9 +65,9 @@ describe("optio-codex seeds (embedded store)", () => {
       const listed = yield* runCli(["seeds", "list"], env)
       assert.strictEqual(listed.exitCode, 0, shown(listed))
       const lines = listed.stdout.trim().split("\n")
-      assert.match(lines[0] ?? "", /^ID\s+CREATED\s+POOL\s+STATUS\s+LEASE\s+GEN\s+LAST REFRESHED$/)
+      assert.match(lines[0] ?? "", /^ID\s+CREATED\s+POOL\s+STATUS\s+LEASE\s+GEN\s+LAST REFRESHED\s+PLAN\s+PRIMARY\s+SECONDARY\s+QUOTA SEEN$/)
       assert.strictEqual(lines.length, 3, listed.stdout)
-      assert.match(lines[1] ?? "", new RegExp(`^${first.seedId}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+-\\s+alive\\s+free\\s+0\\s+-$`))
+      assert.match(lines[1] ?? "", new RegExp(`^${first.seedId}\\s+\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\dZ\\s+-\\s+alive\\s+free\\s+0\\s+-\\s+-\\s+-\\s+-\\s+-$`))
       assert.include(lines[2] ?? "", second.seedId)
       assert.notInclude(listed.stdout + listed.stderr, "SECRET-BLOB")
 
@@ -102,6 +102,65 @@ describe("optio-codex seeds (embedded store)", () => {
       const badStatus = yield* runCli(["seeds", "pool", "status", first.seedId, "sleepy"], env)
       assert.notStrictEqual(badStatus.exitCode, 0)
       assert.strictEqual(Option.getOrThrow(yield* store(getSeed(first.seedId))).status, "limited")
+    }).pipe(Effect.scoped), 180_000)
+
+  it.live("seeds list shows each seed's plan, windows and when they were seen; seeds status --pool shows the pool's headroom", () =>
+    Effect.gen(function*() {
+      const dataDir = yield* testRunDir("cli-seeds-quota")
+      const env = { OPTIO_CODEX_DATA_DIR: dataDir }
+      const store = inStore(dataDir)
+      const now = Date.now()
+      const quota = (usedPercent: number, resetsAtMs: number) => ({
+        quota: {
+          plan: "plus",
+          primary: { usedPercent, windowMinutes: 300, resetsAtMs },
+          secondary: { usedPercent: 12, windowMinutes: 10080, resetsAtMs: now + 5 * DAY },
+          limitedUntilMs: null,
+          observedAtMs: now,
+          source: "test"
+        }
+      })
+      const busy = yield* store(createSeed(text("busy"), "q"))
+      const roomy = yield* store(createSeed(text("roomy"), "q"))
+      const spent = yield* store(createSeed(text("spent"), "q"))
+      const fresh = yield* store(createSeed(text("fresh"), "q"))
+      const spentReset = now + 3_600_000
+      yield* store(SeedStore.use((seeds) => seeds.declareMetadata(busy.seedId, quota(75, now + 7_200_000))))
+      yield* store(SeedStore.use((seeds) => seeds.declareMetadata(roomy.seedId, quota(5, now + 7_200_000))))
+      yield* store(SeedStore.use((seeds) => seeds.declareMetadata(spent.seedId, quota(100, spentReset))))
+
+      const listed = yield* runCli(["seeds", "list", "--pool", "q"], env)
+      assert.strictEqual(listed.exitCode, 0, shown(listed))
+      const busyLine = listed.stdout.split("\n").find((line) => line.startsWith(busy.seedId)) ?? ""
+      assert.match(busyLine, /\splus\s+75%\/300m resets \d\d-\d\d \d\d:\d\dZ\s+12%\/10080m resets \d\d-\d\d \d\d:\d\dZ\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ$/)
+      const listedJson = JSON.parse((yield* runCli(["seeds", "list", "--pool", "q", "--json"], env)).stdout) as Array<{
+        seedId: string
+        quota: { plan: string; primary: { usedPercent: number; resetsAt: string }; exhaustedUntil: string | null } | null
+      }>
+      const spentRow = listedJson.find((row) => row.seedId === spent.seedId)
+      assert.strictEqual(spentRow?.quota?.exhaustedUntil, new Date(spentReset).toISOString())
+      assert.strictEqual(listedJson.find((row) => row.seedId === fresh.seedId)?.quota, null)
+
+      const status = yield* runCli(["seeds", "status", "--pool", "q"], env)
+      assert.strictEqual(status.exitCode, 0, shown(status))
+      const lines = status.stdout.trim().split("\n")
+      assert.match(lines[0] ?? "", /^pool q: 3 available, 1 seed exhausted until \d\d:\d\d UTC$/)
+      assert.match(lines[1] ?? "", /^ID\s+STATE\s+PLAN\s+PRIMARY\s+SECONDARY\s+QUOTA SEEN$/)
+      assert.deepStrictEqual(lines.slice(2).map((line) => line.split(/\s+/).slice(0, 3).join(" ")), [
+        `${roomy.seedId} next #1`,
+        `${busy.seedId} next #2`,
+        `${fresh.seedId} next #3`,
+        `${spent.seedId} exhausted until`
+      ])
+      const json = JSON.parse((yield* runCli(["seeds", "status", "--pool", "q", "--json"], env)).stdout) as {
+        leaseOrder: Array<string>
+        exhausted: Array<{ seedId: string; until: string }>
+      }
+      assert.deepStrictEqual(json.leaseOrder, [roomy.seedId, busy.seedId, fresh.seedId])
+      assert.deepStrictEqual(json.exhausted, [{ seedId: spent.seedId, until: new Date(spentReset).toISOString() }])
+      // The lease takes the order status printed.
+      const grant = Option.getOrThrow(yield* store(Lease.use((lease) => lease.acquire("q", "someone"))))
+      assert.strictEqual(grant.seedId, roomy.seedId)
     }).pipe(Effect.scoped), 180_000)
 
   it.live("a leased seed is refused for delete and purge without --force; delete keeps the blob, purge removes it; unknown ids fail", () =>

@@ -409,4 +409,14 @@ describe("compat: python-0.1 (item 12)", () => {
       const unknown = yield* Effect.flip(decodeCodexTaskConfig({ consumerInstructions: "x", compat: "python-0.2" }))
       assert.strictEqual(unknown.field, "compat")
     }))
+
+  it.effect("seedPoolWaitSeconds: absent means no wait; negative or not finite is refused", () =>
+    Effect.gen(function*() {
+      assert.isUndefined((yield* decodeCodexTaskConfig({ consumerInstructions: "x", seedPool: "p" })).seedPoolWaitSeconds)
+      assert.strictEqual((yield* decodeCodexTaskConfig({ consumerInstructions: "x", seedPool: "p", seedPoolWaitSeconds: 90 })).seedPoolWaitSeconds, 90)
+      for (const bad of [-1, Number.POSITIVE_INFINITY]) {
+        const refused = yield* Effect.flip(decodeCodexTaskConfig({ consumerInstructions: "x", seedPool: "p", seedPoolWaitSeconds: bad }))
+        assert.strictEqual(refused.field, "seedPoolWaitSeconds")
+      }
+    }))
 })

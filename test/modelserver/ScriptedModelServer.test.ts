@@ -6,6 +6,7 @@ import { Duration, Effect, Exit, Fiber, Scope } from "effect"
 import { zstdCompressSync } from "node:zlib"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
+import { ScriptedQuota } from "../../src/modelserver/ScriptedQuota.ts"
 
 interface SseMessage {
   readonly event: string
@@ -200,6 +201,41 @@ describe("ScriptedModelServer", () => {
       const [recorded] = yield* server.requests
       assert.deepStrictEqual(recorded?.userTexts, ["squeezed"])
     }))
+
+  it.live("per-account quota: rate-limit headers on every answer; an exhausted account gets 429 usage_limit_reached without consuming a step; the usage read", () =>
+    Effect.gen(function*() {
+      const quotas = yield* ScriptedQuota.make
+      const resetsAt = new Date(Date.parse("2026-12-07T18:05:00Z"))
+      yield* quotas.set("acct-a", { planType: "plus", primary: { usedPercent: 42, windowMinutes: 300, resetsAt } })
+      yield* quotas.set("acct-b", { planType: "pro", exhausted: true, primary: { usedPercent: 100, windowMinutes: 300, resetsAt } })
+      const server = yield* ScriptedModelServer.start([ModelScript.text("the step")], { quotas })
+      const limited = yield* post(`${server.baseUrl}/responses`, turn("hi"), { "chatgpt-account-id": "acct-b" })
+      assert.strictEqual(limited.status, 429)
+      assert.strictEqual(limited.headers.get("x-codex-primary-used-percent"), "100")
+      assert.deepStrictEqual(JSON.parse(yield* text(limited)), {
+        error: { type: "usage_limit_reached", message: "The usage limit has been reached", plan_type: "pro", resets_at: resetsAt.getTime() / 1000 }
+      })
+      assert.strictEqual(yield* server.remaining, 1, "no step consumed")
+      const answered = yield* post(`${server.baseUrl}/responses`, turn("hi"), { "chatgpt-account-id": "acct-a" })
+      assert.strictEqual(answered.status, 200)
+      assert.strictEqual(answered.headers.get("x-codex-primary-used-percent"), "42")
+      assert.strictEqual(answered.headers.get("x-codex-primary-window-minutes"), "300")
+      assert.strictEqual(answered.headers.get("x-codex-primary-reset-at"), String(resetsAt.getTime() / 1000))
+      assert.isNull(answered.headers.get("x-codex-secondary-used-percent"))
+      assert.include(yield* text(answered), "the step")
+      const unknown = yield* post(`${server.baseUrl}/responses`, turn("hi"), { "chatgpt-account-id": "acct-z" })
+      assert.isNull(unknown.headers.get("x-codex-primary-used-percent"), "no quota scripted: no headers")
+      yield* text(unknown)
+      const origin = new URL(server.baseUrl).origin
+      const usage = yield* Effect.tryPromise(() => fetch(`${origin}${ScriptedQuota.USAGE_PATH}`, { headers: { "chatgpt-account-id": "acct-a" } }))
+      const body = JSON.parse(yield* text(usage)) as { plan_type: string; rate_limit: { primary_window: { used_percent: number; limit_window_seconds: number; reset_at: number } } }
+      assert.strictEqual(body.plan_type, "plus")
+      assert.deepStrictEqual(
+        [body.rate_limit.primary_window.used_percent, body.rate_limit.primary_window.limit_window_seconds, body.rate_limit.primary_window.reset_at],
+        [42, 18000, resetsAt.getTime() / 1000]
+      )
+      assert.deepStrictEqual((yield* server.requests).map((r) => r.answer._tag), ["UsageLimit", "Step", "Exhausted", "Usage"])
+    }).pipe(Effect.scoped))
 
   it.live("fails with ModelServerError when the port is taken", () =>
     Effect.gen(function*() {

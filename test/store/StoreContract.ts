@@ -166,6 +166,41 @@ export const storeContract = (name: string, harness: Layer.Layer<StoreHarness, u
 
     // --- leases --------------------------------------------------------------------------------
 
+    test("quota: acquire picks the most headroom, skips exhausted and dead seeds, ranks unknown quota last", () =>
+      Effect.gen(function*() {
+        const seeds = yield* SeedStore
+        const lease = yield* Lease
+        const now = Date.now()
+        const window = (usedPercent: number, resetsAtMs: number) => ({ usedPercent, windowMinutes: 300, resetsAtMs })
+        const quota = (primary: ReturnType<typeof window>, limitedUntilMs: number | null = null) => ({
+          quota: { plan: "plus", primary, secondary: null, limitedUntilMs, observedAtMs: now, source: "test" }
+        })
+        const unknown = yield* pooledSeed("q", "unknown")
+        const busy = yield* pooledSeed("q", "busy")
+        const roomy = yield* pooledSeed("q", "roomy")
+        const full = yield* pooledSeed("q", "full")
+        const limited = yield* pooledSeed("q", "limited")
+        const reset = yield* pooledSeed("q", "reset")
+        const dead = yield* pooledSeed("q", "dead")
+        yield* seeds.declareMetadata(busy.seedId, quota(window(80, now + 3_600_000)))
+        yield* seeds.declareMetadata(roomy.seedId, quota(window(30, now + 3_600_000)))
+        yield* seeds.declareMetadata(full.seedId, quota(window(100, now + 3_600_000)))
+        yield* seeds.declareMetadata(limited.seedId, quota(window(10, now + 3_600_000), now + 7_200_000))
+        // A 95 % window whose reset has passed is a fresh window: 0 %.
+        yield* seeds.declareMetadata(reset.seedId, quota(window(95, now - 1000)))
+        yield* seeds.declareMetadata(dead.seedId, quota(window(0, now + 3_600_000)))
+        yield* seeds.setStatus(dead.seedId, "dead")
+        const order: Array<string> = []
+        for (let i = 0; i < 4; i++) order.push(someGrant(yield* lease.acquire("q", `h${i}`)).seedId)
+        assert.deepStrictEqual(order, [reset.seedId, roomy.seedId, busy.seedId, unknown.seedId])
+        assert.isTrue(Option.isNone(yield* lease.acquire("q", "h5")), "only exhausted seeds are left")
+        const headroom = yield* lease.headroom("q")
+        assert.deepStrictEqual(headroom.exhausted.map((e) => e.seed.seedId), [full.seedId, limited.seedId])
+        assert.strictEqual(headroom.exhausted[0]?.untilMs, now + 3_600_000)
+        assert.strictEqual(headroom.leased, 4)
+        assert.strictEqual(headroom.dead, 1)
+      }))
+
     test("acquire is round-robin by last lease time and skips dead seeds, other pools and unpooled seeds", () =>
       Effect.gen(function*() {
         const seeds = yield* SeedStore

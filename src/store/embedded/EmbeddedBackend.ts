@@ -262,14 +262,17 @@ const makeSqliteBackend = (db: DatabaseSync, blobs: BlobFiles): StoreBackend => 
         const seed = findSeedOrThrow(findRow, id)
         return Option.some({ seedId: id, holder, epoch: seed.lease?.epoch ?? 0, expiresAt: new Date(expiresAt) })
       }),
-    acquireById: (seedId, holder, ttlMillis) =>
+    acquireById: (seedId, holder, ttlMillis, inPool) =>
       transaction("acquire lease by id", (now) => {
         const expiresAt = now + ttlMillis
-        const changed = run(
-          `UPDATE seeds SET lease_holder = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1, last_leased_at = ?
-           WHERE id = ? AND (lease_holder IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?)`,
-          holder, expiresAt, now, seedId, now
-        ).changes
+        const free = "id = ? AND (lease_holder IS NULL OR lease_expires_at IS NULL OR lease_expires_at <= ?)"
+        const set = "UPDATE seeds SET lease_holder = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1, last_leased_at = ?"
+        const changed = (inPool === undefined
+          ? run(`${set} WHERE ${free}`, holder, expiresAt, now, seedId, now)
+          : run(
+            `${set} WHERE ${free} AND pool_key = ? AND (status IS NULL OR status != 'dead')`,
+            holder, expiresAt, now, seedId, now, inPool
+          )).changes
         if (changed !== 1) return Option.none<LeaseGrant>()
         const seed = findSeedOrThrow(findRow, seedId)
         return Option.some({ seedId, holder, epoch: seed.lease?.epoch ?? 0, expiresAt: new Date(expiresAt) })

@@ -150,10 +150,11 @@ export const makeMemoryBackend = (state: MemoryStoreState): StoreBackend => {
         put(chosen.doc.seedId, epoch, { ...chosen.doc, lease: { holder, epoch, expiresAt }, lastLeasedAt: date })
         return Option.some({ seedId: chosen.doc.seedId, holder, epoch, expiresAt })
       }),
-    acquireById: (seedId, holder, ttlMillis) =>
+    acquireById: (seedId, holder, ttlMillis, inPool) =>
       atNow((date) => {
         const stored = state.seeds.get(seedId)
         if (stored === undefined || liveAt(stored.doc, date)) return Option.none<LeaseGrant>()
+        if (inPool !== undefined && (stored.doc.poolKey !== inPool || stored.doc.status === "dead")) return Option.none<LeaseGrant>()
         const epoch = stored.epochCounter + 1
         const expiresAt = new Date(date.getTime() + ttlMillis)
         put(seedId, epoch, { ...stored.doc, lease: { holder, epoch, expiresAt }, lastLeasedAt: date })

@@ -253,13 +253,14 @@ const makeMongoBackend = (db: Db, prefix: string): StoreBackend & { readonly cre
           )).pipe(Effect.flatMap(decodeSeedOption("acquire lease")))
         return Option.map(granted, (seed): LeaseGrant => ({ seedId: seed.seedId, holder, epoch: seed.lease?.epoch ?? 0, expiresAt }))
       }),
-    acquireById: (seedId, holder, ttlMillis) =>
+    acquireById: (seedId, holder, ttlMillis, inPool) =>
       Effect.gen(function*() {
         const at = yield* now
         const expiresAt = new Date(at.getTime() + ttlMillis)
+        const pooled = inPool === undefined ? {} : { poolKey: inPool, status: { $ne: "dead" } }
         const granted = yield* attempt("acquire lease by id", () =>
           seeds.findOneAndUpdate(
-            { _id: new ObjectId(seedId), "lease.expiresAt": { $not: { $gt: at } } },
+            { _id: new ObjectId(seedId), "lease.expiresAt": { $not: { $gt: at } }, ...pooled },
             { $set: { lease: { holder, expiresAt }, lastLeasedAt: at }, $inc: { leaseEpoch: 1 } },
             { returnDocument: "after" }
           )).pipe(Effect.flatMap(decodeSeedOption("acquire lease by id")))
