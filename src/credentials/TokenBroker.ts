@@ -41,6 +41,7 @@ import type { SeedArchiveInvalid } from "./SeedArchive.ts"
 import type { AuthObject } from "./AuthJson.ts"
 import { encodeAuthJson } from "./AuthJson.ts"
 import { readStoredCredentials, refreshFenced } from "./SeedRefresh.ts"
+import { HANDLE_PREFIX } from "./TokenHandle.ts"
 import type { FencedRefresh, StoredCredentials } from "./SeedRefresh.ts"
 
 /**
@@ -49,11 +50,7 @@ import type { FencedRefresh, StoredCredentials } from "./SeedRefresh.ts"
  */
 export const BROKER_HOLDER = "optio-codex-token-broker"
 
-/**
- * Every handle starts with this, so a save-back can recognise (and refuse) one.
- * @category constants
- */
-export const HANDLE_PREFIX = "optio-handle."
+export { HANDLE_PREFIX } from "./TokenHandle.ts"
 
 /**
  * The path of the broker's token endpoint.
