@@ -9,6 +9,7 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, References, Stream } from "effect"
 import { FetchHttpClient } from "effect/http"
+import { spawn } from "node:child_process"
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
@@ -221,5 +222,78 @@ describe("token broker with the real codex", () => {
         Effect.provide(captureLogs)
       )
     }).pipe(Effect.scoped), 180_000)
+
+  it.live("two worker processes on one embedded store, 401 to both at once: one upstream refresh, both continue, no refresh token anywhere", () =>
+    Effect.gen(function*() {
+      const dataDir = freshDir("shared-store")
+      const stores = Store.layerEmbedded({ dataDir }).pipe(Layer.provide(BlobCrypto.layerPlaintext), Layer.orDie)
+      const issuer = yield* startStandInIssuer()
+      const servers = [
+        yield* ScriptedModelServer.start([expired401(), expired401(), ModelScript.text("parent continues")]),
+        yield* ScriptedModelServer.start([expired401(), expired401(), ModelScript.text("child continues")])
+      ] as const
+      const storeContext = yield* Layer.build(stores)
+      const { seed, minted } = yield* seedFor(issuer, servers[0].baseUrl).pipe(Effect.provideContext(storeContext))
+      const broker = yield* Layer.build(brokerLayer(issuer, stores))
+      const services = yield* Layer.build(Layer.mergeAll(sessionServices("broker-parent", { stores }), captureLogs))
+      const parentWorkdir = freshDir("broker-parent")
+      const parent = yield* startTask(chatgptTask(issuer, servers[0].baseUrl, { seedId: seed.seedId }), parentWorkdir).pipe(
+        Effect.provideContext(services),
+        Effect.provideContext(broker)
+      )
+
+      // The second worker: another node process with its own broker over the same store.
+      const childWorkdir = freshDir("broker-child")
+      const child = spawn(process.execPath, [join(repoRoot, "test", "support", "brokerWorker.ts"), JSON.stringify({
+        dataDir, seedId: seed.seedId, processId: "broker-child", workdir: childWorkdir, baseUrl: servers[1].baseUrl, issuerTokenUrl: issuer.tokenUrl
+      })], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, OPTIO_CODEX_TASK_ROOT: taskRoot } })
+      yield* Effect.addFinalizer(() => Effect.sync(() => child.kill("SIGKILL")))
+      let childOut = ""
+      let childLogs = ""
+      child.stdout.on("data", (chunk: Buffer) => void (childOut += chunk.toString("utf8")))
+      child.stderr.on("data", (chunk: Buffer) => void (childLogs += chunk.toString("utf8")))
+      yield* waitUntil("the second worker's codex is live", Effect.suspend(() =>
+        childOut.includes("@@failed") || child.exitCode !== null
+          ? Effect.die(new Error(`the second worker failed: ${childOut}\n${childLogs.slice(-4000)}`))
+          : Effect.succeed(childOut.includes("@@ready") ? true : undefined)
+      ), "90 seconds")
+
+      // Both turns at once: each worker's codex gets 401 twice and asks its own broker.
+      child.stdin.write("go\n")
+      yield* parent.live.sendTurn("go")
+      const continued = yield* Effect.all(servers.map(answered), { concurrency: "unbounded" })
+
+      const grants = (yield* issuer.tokenRequests).filter((request) => request.grantType === "refresh_token")
+      assert.strictEqual(grants.length, 1, "exactly one upstream refresh across both workers")
+      assert.strictEqual(grants[0]?.refreshToken, minted.refreshToken)
+      const rotated = grants[0]!.issuedRefreshToken!
+      const newAccess = (yield* issuer.accessTokens).at(-1)!
+      for (const request of continued) assert.strictEqual(request.bearerFingerprint, tokenFingerprint(newAccess), "continued on the new access token")
+      const stored = Option.getOrThrow(yield* readStoredCredentials(seed.seedId).pipe(Effect.provideContext(storeContext)))
+      assert.strictEqual(stored.refreshToken, rotated, "the store holds the rotated token")
+
+      child.stdin.write("stop\n")
+      yield* waitUntil("the second worker stopped", Effect.sync(() => childOut.includes("@@done") ? true : undefined), "60 seconds")
+      const childStats = JSON.parse(childOut.split("@@done ")[1]!.split("\n")[0]!) as { upstreamRefreshes: number; served: number }
+      const parentStats = yield* TokenBroker.use((b) => b.stats).pipe(Effect.provideContext(broker))
+      assert.strictEqual(childStats.upstreamRefreshes + parentStats.upstreamRefreshes, 1)
+      assert.strictEqual(childStats.served + parentStats.served, 2, "each codex refreshed once, at its own worker's broker")
+      yield* Fiber.interrupt(parent.session)
+
+      const secrets = [minted.refreshToken, rotated]
+      assert.deepStrictEqual(filesHolding([taskRoot, parentWorkdir, childWorkdir], secrets), [], "no refresh token in either task tree")
+      for (const name of ["broker-parent", "broker-child"]) {
+        const restored = freshDir(`${name}-snapshot`)
+        const doc = Option.getOrThrow(yield* SnapshotStore.use((store) => store.latest(name)).pipe(Effect.provideContext(storeContext)))
+        yield* restoreSnapshot(doc, restored).pipe(Effect.provideContext(storeContext), Effect.provide(LocalHost.layer()))
+        assert.deepStrictEqual(filesHolding([restored], secrets), [], `none in ${name}'s snapshot`)
+      }
+      assert.isTrue(childLogs.length > 0, "the second worker logged")
+      for (const logs of [childLogs, childOut, logged.join("\n")]) {
+        assert.isFalse(secrets.some((secret) => logs.includes(secret)), "none in the workers' logs")
+      }
+      assert.deepStrictEqual(processesMentioning(parentWorkdir), [])
+      assert.deepStrictEqual(processesMentioning(childWorkdir), [])
+    }).pipe(Effect.scoped), 300_000)
 })
 
