@@ -265,6 +265,8 @@ const make = (settings: TokenBrokerSettings) =>
           requestTimeout: settings.requestTimeout,
           claimTimeout: settings.claimTimeout
         }).pipe(
+          // A store blip (another process holding the database) is retried before codex hears of it.
+          Effect.retry({ schedule: Schedule.exponential("100 millis"), times: 3, while: (error) => error._tag === "StoreUnavailable" }),
           Effect.catchTag("SeedWriteRejected", (rejected) =>
             Effect.gen(function*() {
               if (rejected.reason.startsWith("lease")) {
@@ -317,6 +319,7 @@ const make = (settings: TokenBrokerSettings) =>
             }
           }
           task.servedGeneration = seed.current.generation
+          yield* Effect.logDebug(`answered a refresh for seed ${seed.seedId} with generation ${seed.current.generation}`)
           return { _tag: "Tokens", auth: seed.current.auth, handle: presented } satisfies Answer
         }))
       })

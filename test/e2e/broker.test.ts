@@ -268,7 +268,10 @@ describe("token broker with the real codex", () => {
       assert.strictEqual(grants[0]?.refreshToken, minted.refreshToken)
       const rotated = grants[0]!.issuedRefreshToken!
       const newAccess = (yield* issuer.accessTokens).at(-1)!
-      for (const request of continued) assert.strictEqual(request.bearerFingerprint, tokenFingerprint(newAccess), "continued on the new access token")
+      for (const [index, request] of continued.entries()) {
+        assert.strictEqual(request.bearerFingerprint, tokenFingerprint(newAccess),
+          `${index === 0 ? "parent" : "child"} continued on the new access token (minted ${tokenFingerprint(minted.accessToken)}); child log tail:\n${childLogs.slice(-3000)}`)
+      }
       const stored = Option.getOrThrow(yield* readStoredCredentials(seed.seedId).pipe(Effect.provideContext(storeContext)))
       assert.strictEqual(stored.refreshToken, rotated, "the store holds the rotated token")
 
