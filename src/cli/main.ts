@@ -8,9 +8,11 @@
 import { NodeRuntime, NodeServices } from "@effect/platform-node"
 import { Console, Effect, Layer, Option, Queue, Result, Schema, Stream } from "effect"
 import { Command, Flag } from "effect/cli"
+import { FetchHttpClient } from "effect/http"
 import { isAbsolute, resolve } from "node:path"
 import { createInterface } from "node:readline"
 import { BinaryCache } from "../binary/BinaryCache.ts"
+import { TokenBroker } from "../credentials/TokenBroker.ts"
 import { ConversationListener } from "../conversation/ConversationListener.ts"
 import { ScriptedModelServer } from "../modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../session/CodexSession.ts"
@@ -106,7 +108,14 @@ const run = Command.make("run", {
           (line) => Console.log(line),
           { revealCredentials: true }
         ),
-        storeLayer(flags),
+        // Seeded runs on this machine go through the token broker (credentialMode defaults to it);
+        // on --host the remote codex could not reach the loopback broker, so the file mode stays.
+        Option.isNone(flags.host)
+          ? TokenBroker.layer({ upstreamTokenUrl: process.env["CODEX_REFRESH_TOKEN_URL_OVERRIDE"] }).pipe(
+            Layer.provideMerge(storeLayer(flags)),
+            Layer.provide(FetchHttpClient.layer)
+          )
+          : storeLayer(flags),
         BinaryCache.layer({ cacheDir: Option.getOrUndefined(flags.codexCacheDir) }),
         TtydSession.layer,
         Tmux.layer,
