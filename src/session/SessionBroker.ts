@@ -47,7 +47,11 @@ export const brokerFor = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
     }
     const broker = yield* Effect.serviceOption(TokenBroker)
     if (Option.isNone(broker) && explicit) {
-      return yield* new PersistenceNotConfigured({ feature: `credentialMode "broker"`, service: TokenBroker.key })
+      return yield* new ConfigError({
+        field: "credentialMode",
+        value: "broker",
+        message: `credentialMode "broker" needs the worker to provide a TokenBroker (TokenBroker.layer); this worker provides none`
+      })
     }
     return broker
   })

@@ -1,0 +1,52 @@
+/**
+ * Which seeded tasks go through the token broker: `credentialMode` and its defaults (broker when
+ * the worker provides one; file under `compat: "python-0.1"`, on SSH hosts, or when asked), and the
+ * config refusals.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, Option } from "effect"
+import { FetchHttpClient } from "effect/http"
+import { decodeCodexTaskConfig } from "../../src/config/CodexTaskConfig.ts"
+import { TokenBroker } from "../../src/credentials/TokenBroker.ts"
+import { brokerFor } from "../../src/session/SessionBroker.ts"
+import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
+import { Store } from "../../src/store/Store.ts"
+
+const SEED = "0123456789abcdef01234567"
+const withBroker = TokenBroker.layer({}).pipe(
+  Layer.provide(Layer.mergeAll(Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext)), FetchHttpClient.layer))
+)
+const modeOf = (input: Record<string, unknown>) =>
+  Effect.gen(function*() {
+    const config = yield* decodeCodexTaskConfig({ consumerInstructions: "x", ...input })
+    return Option.isSome(yield* brokerFor(config, {})) ? "broker" : "file"
+  })
+
+describe("credentialMode", () => {
+  it.effect("a seeded task defaults to the broker when the worker provides one, else to file", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* modeOf({ seedId: SEED }).pipe(Effect.provide(withBroker)), "broker")
+      assert.strictEqual(yield* modeOf({ seedPool: "team" }).pipe(Effect.provide(withBroker)), "broker")
+      assert.strictEqual(yield* modeOf({ seedId: SEED }), "file")
+      assert.strictEqual(yield* modeOf({}).pipe(Effect.provide(withBroker)), "file", "no seed, nothing to broker")
+    }))
+
+  it.effect("file, compat python-0.1 and SSH hosts keep the file mode", () =>
+    Effect.gen(function*() {
+      assert.strictEqual(yield* modeOf({ seedId: SEED, credentialMode: "file" }).pipe(Effect.provide(withBroker)), "file")
+      assert.strictEqual(yield* modeOf({ seedId: SEED, compat: "python-0.1", snapshotCompression: "gzip" }).pipe(Effect.provide(withBroker)), "file")
+      assert.strictEqual(yield* modeOf({ seedId: SEED, ssh: { host: "h", user: "u" } }).pipe(Effect.provide(withBroker)), "file")
+    }))
+
+  it.effect("asking for the broker where it cannot work is refused", () =>
+    Effect.gen(function*() {
+      const python = yield* Effect.flip(modeOf({ seedId: SEED, compat: "python-0.1", credentialMode: "broker" }))
+      assert.strictEqual(python._tag, "ConfigError")
+      assert.include(python.message, "python-0.1")
+      const ssh = yield* Effect.flip(modeOf({ seedId: SEED, credentialMode: "broker", ssh: { host: "h", user: "u" } }).pipe(Effect.provide(withBroker)))
+      assert.strictEqual(ssh._tag, "ConfigError")
+      const missing = yield* Effect.flip(modeOf({ seedId: SEED, credentialMode: "broker" }))
+      assert.strictEqual(missing._tag, "ConfigError")
+      assert.include(missing.message, "TokenBroker")
+    }))
+})
