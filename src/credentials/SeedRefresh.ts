@@ -181,7 +181,10 @@ export const refreshFenced = (options: RefreshFencedOptions) =>
       if (Option.isNone(stored)) return { _tag: "Rejected", reason: "the seed holds no refresh token" } satisfies FencedRefresh
       const current = stored.value
       if (current.refreshToken !== options.known.refreshToken) {
-        return { _tag: "Adopted", credentials: current } satisfies FencedRefresh
+        // Only a newer write is someone else's rotation; at the caller's own generation the store
+        // holds what the caller's refresh replaced (its save failed): never go back to that.
+        if (current.generation > options.known.generation) return { _tag: "Adopted", credentials: current } satisfies FencedRefresh
+        return { _tag: "Failed", reason: `seed ${options.seedId} holds older credentials than the caller's unsaved ones`, unreachable: false } satisfies FencedRefresh
       }
       const now = yield* Clock.currentTimeMillis
       if (current.generation > options.known.generation) {

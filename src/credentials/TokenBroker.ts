@@ -40,6 +40,7 @@ import type { BlobMissing, StoreUnavailable } from "../store/StoreError.ts"
 import type { SeedArchiveInvalid } from "./SeedArchive.ts"
 import type { AuthObject } from "./AuthJson.ts"
 import { encodeAuthJson } from "./AuthJson.ts"
+import { saveCredentials } from "./SeedEngine.ts"
 import { readStoredCredentials, refreshFenced } from "./SeedRefresh.ts"
 import { HANDLE_PREFIX } from "./TokenHandle.ts"
 import type { FencedRefresh, StoredCredentials } from "./SeedRefresh.ts"
@@ -148,6 +149,8 @@ interface SeedEntry {
   current: StoredCredentials
   upstreamTokenUrl: string
   lost: Option.Option<LeaseLost>
+  /** The current credentials were refreshed but not stored yet (the store failed): store them first. */
+  unsaved: boolean
 }
 
 type Answer =
@@ -160,17 +163,33 @@ const isRecord = (value: unknown): value is Record<string, unknown> =>
 
 const tokensOf = (auth: AuthObject): Record<string, unknown> => isRecord(auth["tokens"]) ? auth["tokens"] : {}
 
-/** The `exp` claim of a JWT in epoch millis; none when it has no readable one. */
-export const jwtExpiry = (jwt: unknown): Option.Option<number> => {
-  if (typeof jwt !== "string") return Option.none()
+const jwtClaims = (jwt: unknown): Record<string, unknown> => {
+  if (typeof jwt !== "string") return {}
   const payload = jwt.split(".")[1]
-  if (payload === undefined) return Option.none()
+  if (payload === undefined) return {}
   try {
     const claims: unknown = JSON.parse(Buffer.from(payload, "base64url").toString("utf8"))
-    return isRecord(claims) && typeof claims["exp"] === "number" ? Option.some(claims["exp"] * 1000) : Option.none()
+    return isRecord(claims) ? claims : {}
   } catch {
-    return Option.none()
+    return {}
   }
+}
+
+/** The `exp` claim of a JWT in epoch millis; none when it has no readable one. */
+export const jwtExpiry = (jwt: unknown): Option.Option<number> => {
+  const exp = jwtClaims(jwt)["exp"]
+  return typeof exp === "number" ? Option.some(exp * 1000) : Option.none()
+}
+
+/**
+ * How long before expiry to refresh: `ahead`, but at most half the token's lifetime (`exp - iat`),
+ * so an issuer handing out short-lived tokens is not asked again on every check.
+ */
+const refreshMargin = (jwt: unknown, ahead: number): number => {
+  const claims = jwtClaims(jwt)
+  const exp = claims["exp"]
+  const iat = claims["iat"]
+  return typeof exp === "number" && typeof iat === "number" && exp > iat ? Math.min(ahead, ((exp - iat) * 1000) / 2) : ahead
 }
 
 /** The seed's own issuer: the task's override, else `tokens.oauth_provenance.issuer`, else the default. */
@@ -251,9 +270,29 @@ const make = (settings: TokenBrokerSettings) =>
       }).pipe(Effect.catchTag("StoreUnavailable", (error) =>
         Effect.as(Effect.logWarning(`renewing the lease on seed ${seed.seedId} failed (retried next tick): ${error.message}`), Option.isNone(seed.lost))))
 
+    /** Stores credentials a refresh could not save; the caller holds `seed.lock`. */
+    const saveUnsaved = (seed: SeedEntry) =>
+      Effect.gen(function*() {
+        if (!seed.unsaved) return true
+        const saved = yield* saveCredentials({
+          seedId: seed.seedId,
+          fence: { generation: seed.current.generation, lease: { holder: seed.grant.holder, epoch: seed.grant.epoch } },
+          authBytes: encodeAuthJson(seed.current.auth)
+        }).pipe(Effect.result)
+        if (saved._tag === "Failure") {
+          yield* Effect.logError(`seed ${seed.seedId}: the refreshed credentials are still not stored: ${saved.failure.message}`)
+          return false
+        }
+        seed.current = { ...seed.current, generation: saved.success.generation }
+        seed.unsaved = false
+        yield* Effect.logInfo(`seed ${seed.seedId}: the refreshed credentials are stored now (generation ${saved.success.generation})`)
+        return true
+      }).pipe(Effect.provide(services))
+
     /** One fenced refresh of the seed; the caller holds `seed.lock`. */
     const refreshUpstream = (seed: SeedEntry, why: string) =>
       Effect.gen(function*() {
+        if (!(yield* saveUnsaved(seed))) return false
         const before = seed.current
         const result: FencedRefresh = yield* refreshFenced({
           seedId: seed.seedId,
@@ -281,6 +320,7 @@ const make = (settings: TokenBrokerSettings) =>
           case "NotSaved":
             stats.upstreamRefreshes++
             seed.current = result.credentials
+            seed.unsaved = result._tag === "NotSaved"
             yield* Effect.logInfo(`refreshed seed ${seed.seedId} (${why}); generation ${result.credentials.generation}`)
             return true
           case "Adopted":
@@ -385,14 +425,18 @@ const make = (settings: TokenBrokerSettings) =>
           grant,
           current: stored.value,
           upstreamTokenUrl: upstreamFor(stored.value.auth, request, fallbackUpstream),
-          lost: Option.none()
+          lost: Option.none(),
+          unsaved: false
         }
-        yield* renewSeed(seed).pipe(Effect.repeat(Schedule.spaced(renewInterval)), Effect.delay(renewInterval), Effect.forkIn(scope))
+        // Each tick also stores credentials a failed save left only in memory.
+        const tick = Effect.andThen(renewSeed(seed), Effect.suspend(() => seed.unsaved ? seed.lock.withPermits(1)(saveUnsaved(seed)) : Effect.void))
+        yield* tick.pipe(Effect.repeat(Schedule.spaced(renewInterval)), Effect.delay(renewInterval), Effect.forkIn(scope))
         const ahead = Effect.gen(function*() {
           if (Option.isSome(seed.lost)) return
           const now = yield* Clock.currentTimeMillis
-          const expiry = jwtExpiry(tokensOf(seed.current.auth)["access_token"])
-          if (Option.isSome(expiry) && expiry.value - now < refreshAheadMs) {
+          const access = tokensOf(seed.current.auth)["access_token"]
+          const expiry = jwtExpiry(access)
+          if (Option.isSome(expiry) && expiry.value - now < refreshMargin(access, refreshAheadMs)) {
             yield* seed.lock.withPermits(1)(refreshUpstream(seed, "ahead of expiry"))
           }
         })
@@ -410,6 +454,7 @@ const make = (settings: TokenBrokerSettings) =>
         if (seed.tasks.size > 0) return
         seeds.delete(seed.seedId)
         yield* Scope.close(seed.scope, Exit.void)
+        if (seed.unsaved && Option.isNone(seed.lost)) yield* seed.lock.withPermits(1)(saveUnsaved(seed))
         if (Option.isNone(seed.lost)) {
           yield* leases.release(seed.grant).pipe(
             Effect.catch((error) => Effect.logWarning(`releasing the broker lease on seed ${seed.seedId} failed (its TTL will reclaim it): ${error.message}`))

@@ -180,9 +180,9 @@ describe("TokenBroker", () => {
       yield* Effect.gen(function*() {
         const broker = yield* TokenBroker
         yield* broker.attach({ seedId: seed.seedId })
+        yield* TestClock.adjust("7 minutes")
+        assert.strictEqual((yield* refreshGrants(issuer)).length, 0, "8 of 15 min left: not yet (ahead = min(10 min, half the lifetime))")
         yield* TestClock.adjust("1 minute")
-        assert.strictEqual((yield* refreshGrants(issuer)).length, 0, "15 min left: not yet")
-        yield* TestClock.adjust("5 minutes")
         const grants = yield* liveWait(Effect.map(refreshGrants(issuer), (grants) => grants.length > 0 ? grants : undefined))
         assert.strictEqual(grants[0]?.refreshToken, minted.refreshToken)
         const stored = yield* liveWait(Effect.map(storedRefreshToken(seed.seedId), (s) => s.refreshToken !== minted.refreshToken ? s : undefined))
