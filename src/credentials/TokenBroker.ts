@@ -489,6 +489,7 @@ const make = (settings: TokenBrokerSettings) =>
       })
 
     return {
+      port,
       tokenUrl: `http://127.0.0.1:${port}${BROKER_TOKEN_PATH}`,
       attach,
       stats: Effect.sync((): BrokerStats => ({ ...stats })),
@@ -524,6 +525,8 @@ const presentedToken = (text: string, contentType: string): string | undefined =
 export class TokenBroker extends Context.Service<TokenBroker, {
   /** The endpoint codex refreshes against (`CODEX_REFRESH_TOKEN_URL_OVERRIDE` of brokered tasks). */
   readonly tokenUrl: string
+  /** The loopback port of {@link tokenUrl} (forwarded to remote hosts). */
+  readonly port: number
   /**
    * Attaches a task to a seed for the scope's lifetime: takes (or joins) the seed's broker lease
    * unless `grant` is given; none when someone other than a broker holds the seed. The handle is

@@ -6,8 +6,9 @@
  * broker. No credential watcher runs: the broker renews the lease and saves rotations, so nothing
  * of the task (auth.json, snapshot, teardown) ever holds or writes back a real refresh token.
  *
- * Not yet on SSH hosts (the loopback endpoint would need a remote port forward): a task with `ssh`
- * keeps file mode, or fails its config when it asked for broker mode explicitly.
+ * On an SSH host codex reaches the broker through a remote port forward over the existing connection
+ * (`Host.forwardToLocal`); a host that cannot forward keeps file mode (or fails the config when
+ * broker mode was asked for explicitly).
  *
  * @since 0.2.0
  */
@@ -16,7 +17,7 @@ import { posix } from "node:path"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { ConfigError } from "../config/ConfigError.ts"
 import { CREDENTIAL_FILE_MODE } from "../credentials/SeedEngine.ts"
-import { BROKER_HOLDER, TokenBroker } from "../credentials/TokenBroker.ts"
+import { BROKER_HOLDER, BROKER_TOKEN_PATH, TokenBroker } from "../credentials/TokenBroker.ts"
 import type { BrokeredTask } from "../credentials/TokenBroker.ts"
 import { Host, HostError } from "../host/Host.ts"
 import { Lease } from "../lease/Lease.ts"
@@ -29,7 +30,8 @@ import { SeedUnavailable, seedSource } from "./SessionSeed.ts"
 
 /**
  * The broker this task's credentials go through; none in file mode (no seed, `credentialMode:
- * "file"`, `compat: "python-0.1"`, an SSH host, or no broker in the worker and none asked for).
+ * "file"`, `compat: "python-0.1"`, a host that cannot forward a port, or no broker in the worker
+ * and none asked for).
  * @category constructors
  */
 export const brokerFor = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
@@ -37,12 +39,13 @@ export const brokerFor = (config: CodexTaskConfig, hooks: CodexTaskHooks) =>
     if (seedSource(config, hooks) === undefined) return Option.none<TokenBroker["Service"]>()
     if (config.credentialMode === "file" || config.compat === "python-0.1") return Option.none<TokenBroker["Service"]>()
     const explicit = config.credentialMode === "broker"
-    if (config.ssh !== undefined) {
+    const host = yield* Host
+    if (host.forwardToLocal === undefined) {
       if (!explicit) return Option.none<TokenBroker["Service"]>()
       return yield* new ConfigError({
         field: "credentialMode",
         value: "broker",
-        message: `credentialMode "broker" is not available on SSH hosts yet (codex there cannot reach the worker's loopback broker); use "file"`
+        message: `credentialMode "broker" needs a host that can reach the worker's loopback broker (${host.label} cannot forward a port); use "file"`
       })
     }
     const broker = yield* Effect.serviceOption(TokenBroker)
@@ -119,10 +122,13 @@ export const attachBrokeredSeed = (broker: TokenBroker["Service"], config: Codex
       }
     }
     yield* task.reportProgress(null, `Leased seed ${attached.seedId} (token broker: the task gets a handle, never the refresh token)`)
+    // On an SSH host codex reaches the broker through a remote port forward over the connection.
+    const host = yield* Host
+    const port = host.forwardToLocal === undefined ? broker.port : yield* host.forwardToLocal(broker.port)
     const brokered: BrokeredSeed = {
       seedId: attached.seedId,
       lost: attached.lost,
-      env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: broker.tokenUrl },
+      env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: `http://127.0.0.1:${port}${BROKER_TOKEN_PATH}` },
       task: attached
     }
     return brokered
