@@ -136,7 +136,8 @@ export interface BrokerStats {
 interface TaskEntry {
   readonly seed: SeedEntry
   readonly lost: Deferred.Deferred<never, LeaseLost>
-  servedGeneration: number
+  /** The seed's `tokens` serial this task was last handed. */
+  servedTokens: number
   revoked: boolean
 }
 
@@ -151,6 +152,8 @@ interface SeedEntry {
   lost: Option.Option<LeaseLost>
   /** The current credentials were refreshed but not stored yet (the store failed): store them first. */
   unsaved: boolean
+  /** Bumped whenever `current` holds new tokens (a store write alone does not count). */
+  tokens: number
 }
 
 type Answer =
@@ -320,11 +323,13 @@ const make = (settings: TokenBrokerSettings) =>
           case "NotSaved":
             stats.upstreamRefreshes++
             seed.current = result.credentials
+            seed.tokens++
             seed.unsaved = result._tag === "NotSaved"
             yield* Effect.logInfo(`refreshed seed ${seed.seedId} (${why}); generation ${result.credentials.generation}`)
             return true
           case "Adopted":
             seed.current = result.credentials
+            seed.tokens++
             yield* Effect.logInfo(`seed ${seed.seedId} was refreshed by another worker; adopted generation ${result.credentials.generation}`)
             return true
           case "Rejected":
@@ -350,7 +355,7 @@ const make = (settings: TokenBrokerSettings) =>
           const expiry = jwtExpiry(tokensOf(seed.current.auth)["access_token"])
           const stale = Option.match(expiry, { onNone: () => false, onSome: (exp) => exp - now < CODEX_EXPIRY_MARGIN_MS })
           // Newer tokens than this task has (another task's refresh): hand them out, no upstream.
-          if (task.servedGeneration >= seed.current.generation || stale) {
+          if (task.servedTokens >= seed.tokens || stale) {
             const refreshed = yield* refreshUpstream(seed, "codex asked")
             if (!refreshed) {
               return Option.isSome(seed.lost)
@@ -358,7 +363,7 @@ const make = (settings: TokenBrokerSettings) =>
                 : { _tag: "Unavailable", why: "the issuer could not refresh the seed" } satisfies Answer
             }
           }
-          task.servedGeneration = seed.current.generation
+          task.servedTokens = seed.tokens
           yield* Effect.logDebug(`answered a refresh for seed ${seed.seedId} with generation ${seed.current.generation}`)
           return { _tag: "Tokens", auth: seed.current.auth, handle: presented } satisfies Answer
         }))
@@ -426,7 +431,8 @@ const make = (settings: TokenBrokerSettings) =>
           current: stored.value,
           upstreamTokenUrl: upstreamFor(stored.value.auth, request, fallbackUpstream),
           lost: Option.none(),
-          unsaved: false
+          unsaved: false,
+          tokens: 0
         }
         // Each tick also stores credentials a failed save left only in memory.
         const tick = Effect.andThen(renewSeed(seed), Effect.suspend(() => seed.unsaved ? seed.lock.withPermits(1)(saveUnsaved(seed)) : Effect.void))
@@ -471,7 +477,7 @@ const make = (settings: TokenBrokerSettings) =>
             : yield* startSeed(request).pipe(Effect.provide(services))
           if (Option.isNone(seed)) return Option.none<{ readonly task: TaskEntry; readonly handle: string }>()
           const handle = `${HANDLE_PREFIX}${randomBytes(32).toString("base64url")}`
-          const task: TaskEntry = { seed: seed.value, lost: yield* Deferred.make<never, LeaseLost>(), servedGeneration: seed.value.current.generation, revoked: false }
+          const task: TaskEntry = { seed: seed.value, lost: yield* Deferred.make<never, LeaseLost>(), servedTokens: seed.value.tokens, revoked: false }
           seed.value.tasks.add(task)
           handles.set(handle, task)
           return Option.some({ task, handle })

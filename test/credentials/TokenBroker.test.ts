@@ -20,6 +20,8 @@ import type { StandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { MemoryStoreState, Store } from "../../src/store/Store.ts"
+import { StoreUnavailable } from "../../src/store/StoreError.ts"
+import { waitUntil } from "../support/waitUntil.ts"
 
 const stores = (state: MemoryStoreState) => Store.layerMemory({ state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))
 
@@ -169,6 +171,44 @@ describe("TokenBroker", () => {
         assert.strictEqual(Option.getOrThrow(yield* store.get(seed.seedId)).generation, generation, "nothing written")
         assert.strictEqual((yield* askBroker(broker.tokenUrl, Redacted.value(task.handle))).status, 401)
       }).pipe(Effect.scoped, Effect.provide(brokerLayer(issuer, state)))
+    }))
+
+  it.live("a refresh whose save fails is still answered, and the rotated token reaches the store on the next tick (never the spent one back)", () =>
+    Effect.gen(function*() {
+      const issuer = yield* startStandInIssuer()
+      const state = new MemoryStoreState()
+      const { seed, minted } = yield* seedFrom(issuer).pipe(Effect.provide(stores(state)))
+      // The claim write goes through; the three attempts at saving the rotated tokens fail.
+      const writes = { n: 0 }
+      const flaky = Layer.effect(SeedStore, Effect.map(SeedStore.use(Effect.succeed), (real) => SeedStore.of({
+        ...real,
+        writeBlob: (seedId, fence, blob) => Effect.suspend(() => {
+          writes.n++
+          return writes.n >= 2 && writes.n <= 4
+            ? Effect.fail(new StoreUnavailable({ backend: "test", operation: "swap seed blob", detail: "injected outage" }))
+            : real.writeBlob(seedId, fence, blob)
+        })
+      }))).pipe(Layer.provideMerge(stores(state)))
+      const layer = TokenBroker.layer({ upstreamTokenUrl: issuer.tokenUrl, renewInterval: "100 millis" }).pipe(
+        Layer.provideMerge(Layer.mergeAll(flaky, FetchHttpClient.layer))
+      )
+      yield* Effect.gen(function*() {
+        const broker = yield* TokenBroker
+        const task = Option.getOrThrow(yield* broker.attach({ seedId: seed.seedId }))
+        const answer = yield* askBroker(broker.tokenUrl, Redacted.value(task.handle))
+        assert.strictEqual(answer.status, 200)
+        const grants = yield* refreshGrants(issuer)
+        assert.strictEqual(grants.length, 1)
+        assert.strictEqual(answer.body["access_token"], (yield* issuer.accessTokens).at(-1))
+        const stored = yield* waitUntil("the rotated token is stored", Effect.map(storedRefreshToken(seed.seedId), (s) => s.refreshToken !== minted.refreshToken ? s : undefined), "10 seconds")
+        assert.strictEqual(stored.refreshToken, grants[0]?.issuedRefreshToken)
+        // The next refresh presents the rotated token, not the spent one.
+        yield* askBroker(broker.tokenUrl, Redacted.value(task.handle))
+        const next = yield* refreshGrants(issuer)
+        assert.strictEqual(next.length, 2)
+        assert.strictEqual(next[1]?.refreshToken, grants[0]?.issuedRefreshToken)
+        assert.strictEqual(next[1]?.status, 200)
+      }).pipe(Effect.scoped, Effect.provide(layer))
     }))
 
   it.effect("refreshes ahead of the access token's expiry on the Clock, before codex asks", () =>
