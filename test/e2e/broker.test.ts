@@ -3,7 +3,7 @@
  * stand-in issuer: two concurrent tasks on one seed both hit 401 → exactly one upstream refresh,
  * both continue on the new access token, the store holds the rotated refresh token, and neither
  * the old nor the new refresh token is anywhere in the task trees, their snapshots or the worker's
- * logs; the same with a second worker process on a shared embedded store; a lost lease refuses the
+ * logs; the same with a second worker process on a shared embedded store; a lost lease ends the
  * handle at once and ends the session with LeaseLost, nothing written.
  */
 import { assert, describe, it } from "@effect/vitest"
@@ -186,7 +186,7 @@ describe("token broker with the real codex", () => {
       assert.isAtLeast(stats.served, 2)
     }).pipe(Effect.scoped), 240_000)
 
-  it.live("a lost lease refuses the handle at once: codex's next refresh fails cleanly, the session ends LeaseLost, nothing written", () =>
+  it.live("a lost lease (the seed taken by a non-broker holder) ends the brokered session with LeaseLost: nothing presented upstream, nothing written", () =>
     Effect.gen(function*() {
       const state = new MemoryStoreState()
       const stores = Store.layerMemory({ state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))
