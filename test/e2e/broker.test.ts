@@ -3,8 +3,8 @@
  * stand-in issuer: two concurrent tasks on one seed both hit 401 → exactly one upstream refresh,
  * both continue on the new access token, the store holds the rotated refresh token, and neither
  * the old nor the new refresh token is anywhere in the task trees, their snapshots or the worker's
- * logs; the same with a second worker process on a shared embedded store; a lost lease ends the
- * handle at once and ends the session with LeaseLost, nothing written.
+ * logs; the same with a second worker process on a shared embedded store; a lost lease (seed taken by a
+ * non-broker holder) ends the session with LeaseLost, nothing presented or written.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, References, Stream } from "effect"
