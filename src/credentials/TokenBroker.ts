@@ -25,7 +25,7 @@
  * @since 0.2.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Schedule, Scope, Semaphore } from "effect"
+import { ByteSize, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Schedule, Scope, Semaphore } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { HttpClient } from "effect/http"
 import { randomBytes } from "node:crypto"
@@ -379,7 +379,11 @@ const make = (settings: TokenBrokerSettings) =>
       if (!Number.isFinite(length) || length > MAX_REQUEST_BYTES) {
         return HttpServerResponse.jsonUnsafe({ error: "request_too_large" }, { status: 413 })
       }
-      const text = yield* request.text.pipe(Effect.orElseSucceed(() => ""))
+      // A body without a content-length is capped while it is read (the agent can reach this port).
+      const text = yield* request.text.pipe(
+        Effect.provideService(HttpServerRequest.MaxBodySize, ByteSize.kibibytes(MAX_REQUEST_BYTES / 1024)),
+        Effect.orElseSucceed(() => "")
+      )
       const presented = presentedToken(text, request.headers["content-type"] ?? "")
       const result = presented === undefined ? { _tag: "Refused", why: "no refresh token" } satisfies Answer : yield* answer(presented)
       switch (result._tag) {

@@ -151,6 +151,20 @@ describe("TokenBroker", () => {
         assert.strictEqual(unknown.status, 401)
         assert.deepStrictEqual((unknown.body["error"] as Record<string, unknown>)["code"], "refresh_token_expired")
 
+        // A huge chunked body (no content-length) is cut off, not buffered.
+        const huge = yield* Effect.promise(async () => {
+          const chunk = new TextEncoder().encode("x".repeat(64 * 1024))
+          let sent = 0
+          const body = new ReadableStream<Uint8Array>({
+            pull(controller) {
+              if (sent++ < 64) controller.enqueue(chunk)
+              else controller.close()
+            }
+          })
+          const response = await fetch(broker.tokenUrl, { method: "POST", body, duplex: "half" } as RequestInit)
+          return response.status
+        })
+        assert.strictEqual(huge, 401)
         const ended = yield* Effect.scoped(Effect.map(broker.attach({ seedId: seed.seedId }), Option.getOrThrow))
         assert.strictEqual((yield* askBroker(broker.tokenUrl, Redacted.value(ended.handle))).status, 401, "revoked when its task ended")
 
