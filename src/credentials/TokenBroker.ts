@@ -502,14 +502,7 @@ const make = (settings: TokenBrokerSettings) =>
       port,
       tokenUrl: `http://127.0.0.1:${port}${BROKER_TOKEN_PATH}`,
       attach,
-      stats: Effect.sync((): BrokerStats => ({ ...stats })),
-      refreshSeed: (seedId: string) =>
-        Effect.gen(function*() {
-          const seed = seeds.get(seedId)
-          if (seed === undefined || Option.isSome(seed.lost)) return Option.none<number>()
-          const refreshed = yield* seed.lock.withPermits(1)(refreshUpstream(seed, "asked"))
-          return refreshed ? Option.some(seed.current.generation) : Option.none<number>()
-        })
+      stats: Effect.sync((): BrokerStats => ({ ...stats }))
     }
   })
 
@@ -543,8 +536,6 @@ export class TokenBroker extends Context.Service<TokenBroker, {
    * revoked when the scope closes; the last task of a seed releases its lease.
    */
   readonly attach: (request: AttachRequest) => Effect.Effect<Option.Option<BrokeredTask>, AttachError, Scope.Scope>
-  /** Refreshes an attached seed now through the same single-flight path; none when not attached here or it failed. */
-  readonly refreshSeed: (seedId: string) => Effect.Effect<Option.Option<number>>
   readonly stats: Effect.Effect<BrokerStats>
 }>()("optio-codex/TokenBroker") {
   /** The broker with default cadences; needs the store and an HTTP client for the issuers. */

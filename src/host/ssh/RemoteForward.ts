@@ -10,6 +10,7 @@
  */
 import { Deferred, Effect, Scope } from "effect"
 import { connect } from "node:net"
+import type { Socket } from "node:net"
 import type { Client, ClientChannel, TcpConnectionDetails } from "ssh2"
 import { HostError } from "../Host.ts"
 import type { Generation, SshConnection } from "./SshConnection.ts"
@@ -27,11 +28,13 @@ const bind = (connection: SshConnection, generation: Generation, port: number) =
     })
   })
 
-/** Pipes every forwarded connection to `remotePort` into `127.0.0.1:localPort`. */
+/** Pipes every forwarded connection to `remotePort` into `127.0.0.1:localPort`; the stop function also cuts open ones. */
 const relay = (client: Client, remotePort: number, localPort: number) => {
+  const open = new Set<Socket>()
   const onConnection = (details: TcpConnectionDetails, accept: () => ClientChannel, reject: () => void) => {
     if (details.destPort !== remotePort) return
     const socket = connect(localPort, "127.0.0.1")
+    open.add(socket)
     socket.once("error", () => reject())
     socket.once("connect", () => {
       const channel = accept()
@@ -39,9 +42,13 @@ const relay = (client: Client, remotePort: number, localPort: number) => {
       channel.once("close", () => socket.destroy())
       socket.once("close", () => channel.close())
     })
+    socket.once("close", () => open.delete(socket))
   }
   client.on("tcp connection", onConnection)
-  return () => void client.off("tcp connection", onConnection)
+  return () => {
+    client.off("tcp connection", onConnection)
+    for (const socket of open) socket.destroy()
+  }
 }
 
 /**
