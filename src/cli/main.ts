@@ -102,7 +102,12 @@ const run = Command.make("run", {
           (line) => Console.log(line),
           { revealCredentials: true }
         ),
-        layerCodexServices({ binaryCache: { cacheDir: Option.getOrUndefined(flags.codexCacheDir) } })
+        layerCodexServices({
+          binaryCache: { cacheDir: Option.getOrUndefined(flags.codexCacheDir) },
+          // Seeded runs on this machine go through the token broker (credentialMode defaults to
+          // it); a run on --host keeps file mode (brokering over a remote forward is not proven there).
+          tokenBroker: Option.isNone(flags.host) ? { upstreamTokenUrl: process.env["CODEX_REFRESH_TOKEN_URL_OVERRIDE"] } : "none"
+        })
       ).pipe(Layer.provideMerge(Layer.merge(storeLayer(flags), host)))))),
     Effect.tapError((error) => Console.error(`failed: ${error instanceof Error ? error.message : String(error)}`))
   ))

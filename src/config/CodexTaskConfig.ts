@@ -103,6 +103,19 @@ export const Compat = Schema.Literals(["python-0.1"])
 export type Compat = typeof Compat.Type
 
 /**
+ * How a seeded task holds its credentials: `broker` — auth.json holds a per-task handle and codex
+ * refreshes through the worker's token broker (the real refresh token never enters the task);
+ * `file` — the seed's auth.json as is, rotations saved back by the credential watcher (needed when
+ * Python workers share the store). Absent: broker when the worker provides a TokenBroker, else file;
+ * `compat: "python-0.1"` implies file.
+ * @category models
+ * @since 0.2.0
+ */
+export const CredentialMode = Schema.Literals(["broker", "file"])
+/** @category models */
+export type CredentialMode = typeof CredentialMode.Type
+
+/**
  * Schema of the task configuration. Field order follows the reference's rule order so
  * that a type error is reported for the same field the reference would name first.
  * @category schemas
@@ -149,6 +162,7 @@ export const CodexTaskConfig = Schema.Struct({
   workdirExclude: Schema.optionalKey(Schema.Array(Schema.String)),
   snapshotCompression: SnapshotCompression.pipe(Schema.withDecodingDefaultKey(Effect.succeed<SnapshotCompression>("zstd"))),
   compat: Schema.optionalKey(Compat),
+  credentialMode: Schema.optionalKey(CredentialMode),
 })
 /** A decoded, validated, deeply frozen task configuration. @category models */
 export type CodexTaskConfig = typeof CodexTaskConfig.Type
@@ -449,6 +463,14 @@ const RULES: ReadonlyArray<Rule> = [
   checkWidgetHost("widgetBindHost"),
   checkWidgetHost("widgetAdvertisedHost"),
   checkSeed,
+  (c) =>
+    c.compat === "python-0.1" && c.credentialMode === "broker"
+      ? new ConfigError({
+        field: "credentialMode",
+        value: c.credentialMode,
+        message: `compat "python-0.1" needs credentialMode "file": Python workers sharing the store read and rotate the seed's own refresh token`,
+      })
+      : undefined,
   (c) =>
     c.compat === "python-0.1" && c.snapshotCompression !== "gzip"
       ? new ConfigError({

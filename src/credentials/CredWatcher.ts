@@ -26,7 +26,9 @@ import type { Host } from "../host/Host.ts"
 import { Lease, LeaseLost } from "../lease/Lease.ts"
 import type { LeaseGrant } from "../lease/Lease.ts"
 import type { SeedDoc, SeedStore, SeedWriteRejected } from "../seeds/SeedStore.ts"
+import { authShape, parseAuthJson } from "./AuthJson.ts"
 import { readCredentials, saveCredentials } from "./SeedEngine.ts"
+import { HANDLE_PREFIX } from "./TokenHandle.ts"
 
 /**
  * What to watch: the planted seed, the held lease and the live `auth.json`.
@@ -121,6 +123,12 @@ interface WatchState {
 
 const short = (fingerprint: string) => fingerprint.slice(0, 12)
 
+const holdsBrokerHandle = (bytes: Uint8Array): boolean =>
+  Option.match(Option.map(parseAuthJson(bytes), authShape), {
+    onNone: () => false,
+    onSome: (shape) => shape._tag === "ChatGpt" && Option.exists(shape.refreshToken, (token) => token.startsWith(HANDLE_PREFIX))
+  })
+
 const make = Effect.fnUntraced(function*(settings: CredWatcherSettings) {
   // Captured when the layer is built: `watch` needs nothing but the Scope the watch lives in.
   const context = yield* Effect.context<Host | SeedStore | Lease>()
@@ -181,6 +189,11 @@ const make = Effect.fnUntraced(function*(settings: CredWatcherSettings) {
         if (Option.isNone(read)) return { _tag: "Unchanged", generation: before.generation } as SaveResult
         const credentials = read.value
         if (Option.isSome(before.baseline) && before.baseline.value === credentials.fingerprint) {
+          return { _tag: "Unchanged", generation: before.generation } as SaveResult
+        }
+        // A broker handle is never a refresh token: saving it would overwrite the seed's real one.
+        if (holdsBrokerHandle(credentials.bytes)) {
+          yield* Effect.logWarning("auth.json holds a token-broker handle, not a refresh token: not saved back")
           return { _tag: "Unchanged", generation: before.generation } as SaveResult
         }
         const fence = {

@@ -119,7 +119,11 @@ export const readCredentials = (authPath: string): Effect.Effect<Option.Option<C
 const collect = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
   Stream.runCollect(stream).pipe(Effect.map((chunks) => new Uint8Array(Buffer.concat(chunks))))
 
-const readMembers = (seedId: string) =>
+/**
+ * Reads a seed's blob and unpacks its members, with the document it was read under.
+ * @category constructors
+ */
+export const readSeedMembers = (seedId: string) =>
   Effect.gen(function*() {
     const store = yield* SeedStore
     const blob = yield* store.readBlob(seedId)
@@ -170,7 +174,7 @@ export const captureSeed = (options: {
  */
 export const plantSeed = (seedId: string, codexHome: string) =>
   Effect.gen(function*() {
-    const { seed, members } = yield* readMembers(seedId)
+    const { seed, members } = yield* readSeedMembers(seedId)
     const auth = findMember(members, AUTH_MEMBER)
     if (auth === undefined) return yield* new SeedHasNoCredentials({ seedId, detail: `the blob has no ${AUTH_MEMBER}` })
     const fingerprint = credentialFingerprint(auth.bytes)
@@ -207,7 +211,7 @@ export const saveCredentials = (options: {
   readonly authBytes: Uint8Array
 }) =>
   Effect.gen(function*() {
-    const { members } = yield* readMembers(options.seedId)
+    const { members } = yield* readSeedMembers(options.seedId)
     const merged = mergeSeedArchive(members, [{ name: AUTH_MEMBER, bytes: options.authBytes, mode: CREDENTIAL_FILE_MODE }])
     // Manifest order, so re-saves of the same bytes give the same blob.
     const ordered = [AUTH_MEMBER, CONFIG_MEMBER].flatMap((name) => {

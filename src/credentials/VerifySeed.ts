@@ -36,7 +36,7 @@
  * @since 0.1.0
  */
 import { Clock, Duration, Effect, Option, Redacted, Schedule, Stream } from "effect"
-import { HttpClient, HttpClientRequest } from "effect/http"
+import type { HttpClient } from "effect/http"
 import { randomBytes } from "node:crypto"
 import { posix } from "node:path"
 import { Host } from "../host/Host.ts"
@@ -48,6 +48,7 @@ import type { BlobMissing, StoreUnavailable } from "../persistence/StoreError.ts
 import { applyTokenRefresh, authShape, encodeAuthJson, parseAuthJson, refreshedTokens } from "./AuthJson.ts"
 import type { RefreshedTokens } from "./AuthJson.ts"
 import { AUTH_MEMBER, findMember, unpackSeedArchive } from "./SeedArchive.ts"
+import { refreshFenced } from "./SeedRefresh.ts"
 import { plantSeed, readCredentials, saveCredentials } from "./SeedEngine.ts"
 
 /**
@@ -69,7 +70,6 @@ export const CODEX_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
 export const PROBE_PROMPT = "What is the capital of France? Answer with the city name."
 
 const USER_AGENT = "optio-codex-seed-verify/1"
-const DEAD_CODES = new Set(["invalid_grant", "refresh_token_expired", "refresh_token_reused", "refresh_token_invalidated"])
 
 /**
  * Options of verification.
@@ -142,60 +142,6 @@ export type VerifyError = UnknownSeed | StoreUnavailable | BlobMissing | BlobDec
 
 const dead = (reason: string): VerifyOutcome => ({ _tag: "Dead", alive: false, reason })
 const transient = (reason: string): VerifyOutcome => ({ _tag: "Transient", alive: false, reason })
-
-type RefreshResult =
-  | { readonly _tag: "Ok"; readonly tokens: RefreshedTokens }
-  | { readonly _tag: "Rejected"; readonly reason: string }
-  | { readonly _tag: "Failed"; readonly reason: string; readonly unreachable: boolean }
-
-const isRecord = (value: unknown): value is Record<string, unknown> =>
-  typeof value === "object" && value !== null && !Array.isArray(value)
-
-/** The OAuth error code of an error body: `error` (string), `error.code`, or `code`. */
-const errorCode = (body: unknown): string | undefined => {
-  if (!isRecord(body)) return undefined
-  const error = body["error"]
-  if (typeof error === "string") return error
-  if (isRecord(error) && typeof error["code"] === "string") return error["code"]
-  return typeof body["code"] === "string" ? body["code"] : undefined
-}
-
-const requestRefresh = (url: string, refreshToken: string, clientId: string, timeout: Duration.Input) =>
-  Effect.gen(function*() {
-    const client = yield* HttpClient.HttpClient
-    const request = HttpClientRequest.post(url).pipe(
-      HttpClientRequest.bodyJsonUnsafe({ client_id: clientId, grant_type: "refresh_token", refresh_token: refreshToken, scope: "openid profile email" }),
-      HttpClientRequest.acceptJson,
-      HttpClientRequest.setHeader("user-agent", USER_AGENT)
-    )
-    const exchanged = yield* client.execute(request).pipe(
-      Effect.flatMap((response) => Effect.map(Effect.result(response.json), (body) => ({ status: response.status, body }))),
-      Effect.timeout(timeout),
-      Effect.result
-    )
-    if (exchanged._tag === "Failure") {
-      const error = exchanged.failure
-      const reason = error._tag === "TimeoutError" ? `no answer within ${Duration.format(Duration.fromInputUnsafe(timeout))}` : error.message
-      return { _tag: "Failed", reason: `refresh endpoint unreachable: ${reason}`, unreachable: true } satisfies RefreshResult
-    }
-    const { status, body } = exchanged.success
-    const json = body._tag === "Success" ? Option.some<unknown>(body.success) : Option.none<unknown>()
-    if (status >= 200 && status < 300) {
-      const tokens = Option.flatMap(json, refreshedTokens)
-      return Option.isSome(tokens)
-        ? { _tag: "Ok", tokens: tokens.value } satisfies RefreshResult
-        : { _tag: "Failed", reason: `refresh answered ${status} without an access_token`, unreachable: false } satisfies RefreshResult
-    }
-    const code = Option.getOrUndefined(Option.map(json, errorCode))
-    if ((status === 400 || status === 401) && code !== undefined && DEAD_CODES.has(code)) {
-      return { _tag: "Rejected", reason: `refresh token refused (${status} ${code})` } satisfies RefreshResult
-    }
-    return {
-      _tag: "Failed",
-      reason: `refresh answered ${status}${code === undefined ? "" : ` ${code}`}`,
-      unreachable: false
-    } satisfies RefreshResult
-  })
 
 /** How the probe is run; `R` is what running it needs (the Host). */
 interface ProbePlan<R> {
@@ -280,24 +226,37 @@ const decide = <R>(seedId: string, grant: LeaseGrant, options: VerifyOptions, pr
       return { _tag: "Fresh", alive: true, lastRefresh: shape.lastRefresh.value } satisfies VerifyOutcome
     }
     const url = options.refreshUrl ?? `${options.issuer ?? OPENAI_ISSUER}/oauth/token`
-    const result = yield* requestRefresh(url, shape.refreshToken.value, options.clientId ?? CODEX_CLIENT_ID, options.requestTimeout ?? "20 seconds")
-    switch (result._tag) {
+    // The same path the token broker refreshes through; verify's lease is exclusive, so no claim.
+    const refreshed = yield* refreshFenced({
+      seedId,
+      lease: { holder: grant.holder, epoch: grant.epoch },
+      known: { generation: blob.seed.generation, refreshToken: shape.refreshToken.value },
+      tokenUrl: () => url,
+      clientId: options.clientId ?? CODEX_CLIENT_ID,
+      userAgent: USER_AGENT,
+      requestTimeout: options.requestTimeout ?? "20 seconds",
+      claim: false
+    }).pipe(
+      Effect.catchTag("SeedWriteRejected", (rejected) =>
+        Effect.succeed({ _tag: "Failed", reason: `the verify lease no longer holds: ${rejected.message}`, unreachable: false } as const)),
+      Effect.catchTag("SeedArchiveInvalid", (invalid) => Effect.succeed({ _tag: "Rejected", reason: invalid.message } as const))
+    )
+    switch (refreshed._tag) {
       case "Rejected":
-        return dead(result.reason)
+        return dead(refreshed.reason)
       case "Failed": {
-        const fallback = Option.filter(probe, () => result.unreachable)
+        const fallback = Option.filter(probe, () => refreshed.unreachable)
         if (Option.isSome(fallback)) {
-          yield* Effect.logWarning(`${result.reason}; falling back to the codex probe`)
+          yield* Effect.logWarning(`${refreshed.reason}; falling back to the codex probe`)
           return yield* fallback.value.run(seedId, grant)
         }
-        return transient(result.reason)
+        return transient(refreshed.reason)
       }
-      case "Ok": {
-        const refreshed = encodeAuthJson(applyTokenRefresh(auth.value, result.tokens, new Date(yield* Clock.currentTimeMillis)))
-        const saved = yield* Effect.result(saveRefreshed(seedId, grant, blob.seed.generation, refreshed))
-        if (saved._tag === "Failure") return yield* notSaved(seedId, refreshed, saved.failure.message)
-        return { _tag: "Refreshed", alive: true, generation: saved.success.generation } satisfies VerifyOutcome
-      }
+      case "NotSaved":
+        return yield* notSaved(seedId, encodeAuthJson(refreshed.credentials.auth), refreshed.reason)
+      case "Rotated":
+      case "Adopted":
+        return { _tag: "Refreshed", alive: true, generation: refreshed.credentials.generation } satisfies VerifyOutcome
     }
   })
 

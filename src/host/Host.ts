@@ -252,6 +252,12 @@ export interface HostShape {
    * drops (a session races its body against it); never completes on a local host.
    */
   readonly connectionLost: Effect.Effect<never, HostError>
+  /**
+   * Makes `127.0.0.1:<returned port>` on this host reach `127.0.0.1:localPort` of the worker for
+   * the scope's lifetime (a remote port forward over SSH; the same port locally). Absent on a host
+   * that cannot.
+   */
+  readonly forwardToLocal?: ((localPort: number) => Effect.Effect<number, HostError, Scope.Scope>) | undefined
   /** Whether a process with this pid is alive (zombies are not). */
   readonly isAlive: (pid: number) => Effect.Effect<boolean, HostError>
   readonly readFile: (path: string) => Effect.Effect<Uint8Array, HostError>

@@ -248,6 +248,8 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
     spawnPty,
     terminateTree: (pid, grace) => killTreeEffect(pid, Duration.fromInputUnsafe(grace)),
     connectionLost: Effect.never,
+    // The worker's loopback is this host's loopback.
+    forwardToLocal: (localPort) => Effect.succeed(localPort),
     isAlive: (pid) => io("is alive", `/proc/${pid}`, async () => (await alivePids([pid])).length > 0),
     readFile: (path) => io("read", path, () => fs.readFile(path)).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
     readRange,

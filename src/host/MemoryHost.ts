@@ -290,6 +290,8 @@ export const makeUnsafe = (options: MemoryHostOptions = {}): MemoryHost => {
     spawnPty,
     terminateTree,
     connectionLost: Deferred.await(dropped),
+    // In-memory processes run in the worker: its loopback is theirs.
+    forwardToLocal: (localPort) => Effect.succeed(localPort),
     isAlive,
     ...fileOperations,
     tail: makeTail({ stat: files.stat, readRange: readRegularRange }, Duration.millis(50))

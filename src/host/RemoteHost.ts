@@ -37,6 +37,7 @@ import { HostKeyChanged, HostKeyUnknown } from "./ssh/HostKey.ts"
 import { makeFiles } from "./ssh/RemoteFiles.ts"
 import { makeProcesses } from "./ssh/RemoteProcess.ts"
 import { acquireConnection, HostConnectionLost, sshConnections } from "./ssh/SshConnection.ts"
+import { forwardRemoteToLocal } from "./ssh/RemoteForward.ts"
 import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { makeTail } from "./Tail.ts"
 
@@ -145,6 +146,7 @@ export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, Remot
       spawnPty: processes.spawnPty,
       terminateTree: processes.terminateTree,
       isAlive: processes.isAlive,
+      forwardToLocal: (localPort) => forwardRemoteToLocal(connection, localPort),
       connectionLost: Effect.flatMap(connection.generation, (generation) =>
         Deferred.await(generation.lost).pipe(
           Effect.andThen(Effect.fail(connection.lostError("session", generation.lostDetail)))

@@ -25,6 +25,8 @@ import { CODEX_ENV_ALLOW, hostPathOn, launchEnvironment, prepareWorkdir } from "
 import type { LeaseLost } from "../lease/Lease.ts"
 import { reapLeftovers } from "./Leftovers.ts"
 import { HookFailed } from "./SessionErrors.ts"
+import { attachBrokeredSeed, brokerFor, plantBrokeredAuth } from "./SessionBroker.ts"
+import type { BrokeredSeed } from "./SessionBroker.ts"
 import { leaseTaskSeed, plantTaskSeed, registerSeedCapture } from "./SessionSeed.ts"
 import type { ConsumedSeed } from "./SessionSeed.ts"
 import { makeSeedSlot } from "./SeedHandoff.ts"
@@ -141,7 +143,10 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   const threadId = yield* Ref.make(Option.none<string>())
 
   const resumePoint = yield* findResumePoint(config)
-  const leased = yield* leaseTaskSeed(config, hooks)
+  // Broker mode: the broker leases the seed; the task gets a handle instead of the refresh token.
+  const broker = yield* brokerFor(config, hooks)
+  const brokered = Option.isSome(broker) ? Option.some(yield* attachBrokeredSeed(broker.value, config, hooks)) : Option.none<BrokeredSeed>()
+  const leased = Option.isSome(broker) ? Option.none<never>() : yield* leaseTaskSeed(config, hooks)
   yield* registerSnapshot(config, paths, { launched: Ref.get(launched), threadId: Ref.get(threadId), teardown })
   yield* registerSeedCapture(hooks, paths, { launched: Ref.get(launched), teardown })
 
@@ -150,6 +155,7 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
   let seedSlot: SeedSlot | undefined
   const restoreAndPlant = Effect.gen(function*() {
     if (Option.isSome(resumePoint)) yield* restoreResumePoint(resumePoint.value, paths)
+    if (Option.isSome(brokered)) yield* plantBrokeredAuth(brokered.value, paths)
     if (Option.isSome(leased)) {
       consumed = yield* plantTaskSeed(leased.value, paths, {
         teardown,
@@ -182,7 +188,10 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
     Option.isNone(resumePoint) ? binaries.primeCodexHome(paths.codexHome) : Effect.succeed(false)
   ], { concurrency: "unbounded" })
   const posture = resolveSandboxPosture(config, yield* host.home)
-  const env = launchEnvironment(config, paths, yield* hostPathOn)
+  const env = {
+    ...launchEnvironment(config, paths, yield* hostPathOn),
+    ...Option.match(brokered, { onNone: () => ({}), onSome: (seed) => seed.env })
+  }
   const hooksOn = yield* makeHookContext({ processId: task.processId, workdir: paths.workdir, host, task })
   const hookContext: HookContext = hooksOn.context
   if (hooks.beforeExecute !== undefined) {
@@ -202,7 +211,8 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
     attachAgentChannel: hooksOn.attachAgentChannel,
     resumeThread,
     resuming: Option.isSome(resumePoint),
-    leaseLost: seedSlot === undefined ? Effect.never : seedSlot.lost,
+    // File mode: the slot follows hand-offs to other seeds; broker mode: the broker's lease.
+    leaseLost: seedSlot !== undefined ? seedSlot.lost : Option.isSome(brokered) ? brokered.value.lost : Effect.never,
     seedSlot: Option.fromNullishOr(seedSlot),
     markLaunched: Ref.set(launched, true),
     recordThread: (id) => Ref.set(threadId, Option.some(id))

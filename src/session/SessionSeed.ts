@@ -51,12 +51,13 @@ export class SeedUnavailable extends Schema.TaggedError<SeedUnavailable>()("Seed
   }
 }
 
-type SeedSource =
+export type SeedSource =
   | { readonly _tag: "Id"; readonly seedId: string }
   | { readonly _tag: "Pool"; readonly poolKey: string }
   | { readonly _tag: "Provider"; readonly provide: NonNullable<CodexTaskHooks["seedProvider"]> }
 
-const seedSource = (config: CodexTaskConfig, hooks: CodexTaskHooks): SeedSource | undefined =>
+/** Where a task's seed comes from; undefined when the task uses none. @category constructors */
+export const seedSource = (config: CodexTaskConfig, hooks: CodexTaskHooks): SeedSource | undefined =>
   hooks.seedProvider !== undefined
     ? { _tag: "Provider", provide: hooks.seedProvider }
     : config.seedId !== undefined

@@ -11,12 +11,15 @@
  * @since 0.1.0
  */
 import { Layer } from "effect"
+import { FetchHttpClient } from "effect/http"
 import { AppServerClient } from "../appserver/AppServerClient.ts"
 import { BinaryCache } from "../binary/BinaryCache.ts"
 import type { BinaryCacheOptions } from "../binary/BinaryCache.ts"
 import { ConversationListener } from "../conversation/ConversationListener.ts"
 import { CredWatcher } from "../credentials/CredWatcher.ts"
 import type { CredWatcherSettings } from "../credentials/CredWatcher.ts"
+import { TokenBroker } from "../credentials/TokenBroker.ts"
+import type { TokenBrokerSettings } from "../credentials/TokenBroker.ts"
 import type { Host } from "../host/Host.ts"
 import type { Lease } from "../lease/Lease.ts"
 import type { SeedStore } from "../seeds/SeedStore.ts"
@@ -30,7 +33,7 @@ import { Tmux } from "../terminal/Tmux.ts"
  * @category models
  * @since 0.1.0
  */
-export type CodexServices = BinaryCache | Tmux | AppServerClient | TtydSession | ConversationListener | CredWatcher
+export type CodexServices = BinaryCache | Tmux | AppServerClient | TtydSession | ConversationListener | CredWatcher | TokenBroker
 
 /**
  * Everything `runCodexSession` requires: the task's context, the host, the stores and the
@@ -50,12 +53,19 @@ export interface CodexServicesOptions {
   readonly binaryCache?: BinaryCacheOptions | undefined
   /** The credential watcher's cadences (defaults: poll 5 s, renew 10 s, TTL 60 s). */
   readonly credWatcher?: CredWatcherSettings | undefined
+  /**
+   * The refresh-token broker (default on, with its default cadences): seeded tasks get a handle in
+   * place of the refresh token. `"none"` keeps every seeded task in file mode
+   * (`TokenBroker.layerNone`), as Python workers sharing the store need.
+   */
+  readonly tokenBroker?: TokenBrokerSettings | "none" | undefined
 }
 
 /**
  * The live session services on the worker's Host and stores: the codex binary cache, tmux, codex
- * app-server, the web terminal, the conversation listener and the credential watcher. Build it
- * once per worker; every task shares it.
+ * app-server, the web terminal, the conversation listener, the credential watcher and the token
+ * broker (its loopback endpoint lives as long as the layer; it reaches issuers with `fetch`).
+ * Build it once per worker; every task shares it.
  * @category layers
  * @since 0.1.0
  */
@@ -68,5 +78,8 @@ export const layerCodexServices = (
     AppServerClient.layer,
     TtydSession.layer,
     ConversationListener.layer,
-    options.credWatcher === undefined ? CredWatcher.layer : CredWatcher.layerWith(options.credWatcher)
+    options.credWatcher === undefined ? CredWatcher.layer : CredWatcher.layerWith(options.credWatcher),
+    options.tokenBroker === "none"
+      ? TokenBroker.layerNone
+      : TokenBroker.layer(options.tokenBroker ?? {}).pipe(Layer.provide(FetchHttpClient.layer))
   )

@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { BinaryCache } from "../../src/binary/BinaryCache.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
+import { TokenBroker } from "../../src/credentials/TokenBroker.ts"
 import { AUTH_MEMBER, findMember, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
@@ -71,7 +72,8 @@ describe("fault: codex rotates credentials while it shuts down", () => {
       BinaryCache.layerTest(fakeCodex(dirs.root)),
       TtydSession.layer, Tmux.layer, AppServerClient.layer,
       ConversationListener.layer,
-      CredWatcher.layerWith({ pollInterval: "1 hour", renewInterval: "1 second" })
+      CredWatcher.layerWith({ pollInterval: "1 hour", renewInterval: "1 second" }),
+      TokenBroker.layerNone
     ).pipe(Layer.provideMerge(Layer.merge(Store.layerMemory().pipe(Layer.provide(BlobCrypto.layerPlaintext)), LocalHost.layer())))
     return Effect.gen(function*() {
       const seed = yield* SeedStore.use((seeds) =>

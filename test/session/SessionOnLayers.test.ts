@@ -14,6 +14,7 @@ import type { ScriptedAppServer, ScriptedAppServerOptions, ScriptedCodex } from 
 import { BinaryCache } from "../../src/binary/BinaryCache.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
+import { TokenBroker } from "../../src/credentials/TokenBroker.ts"
 import { AUTH_MEMBER, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { Host } from "../../src/host/Host.ts"
 import * as MemoryHost from "../../src/host/MemoryHost.ts"
@@ -179,7 +180,8 @@ const layersOf = (harness: Harness, options: LayerOptions = {}) => {
     listener,
     Tmux.layerTest(harness.tmux),
     AppServerClient.layerTest(harness.appServer),
-    CredWatcher.layerWith({ pollInterval: "5 seconds", renewInterval: options.renewInterval ?? "10 seconds", leaseTtl: "60 seconds" })
+    CredWatcher.layerWith({ pollInterval: "5 seconds", renewInterval: options.renewInterval ?? "10 seconds", leaseTtl: "60 seconds" }),
+    TokenBroker.layerNone
   ).pipe(Layer.provideMerge(Layer.merge(options.noStore === true ? Store.layerNone : stores, Layer.succeed(Host, host))))
 }
 

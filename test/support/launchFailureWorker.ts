@@ -12,6 +12,7 @@ import { join } from "node:path"
 import { BinaryCache } from "../../src/binary/BinaryCache.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
+import { TokenBroker } from "../../src/credentials/TokenBroker.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
@@ -36,7 +37,8 @@ const services = Layer.mergeAll(
   BinaryCache.layerTest(standIn),
   TtydSession.layer, Tmux.layer, AppServerClient.layer,
   ConversationListener.layer,
-  CredWatcher.layer
+  CredWatcher.layer,
+  TokenBroker.layerNone
 ).pipe(Layer.provideMerge(Layer.merge(Store.layerMemory({}).pipe(Layer.provide(BlobCrypto.layerPlaintext)), LocalHost.layer())))
 
 const program = Effect.gen(function*() {

@@ -6,6 +6,7 @@
 import { Layer } from "effect"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { CredWatcher } from "../../src/credentials/CredWatcher.ts"
+import { TokenBroker } from "../../src/credentials/TokenBroker.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import type { Lease } from "../../src/lease/Lease.ts"
 import type { SeedStore } from "../../src/seeds/SeedStore.ts"
@@ -28,6 +29,8 @@ export interface SessionServicesOptions<E> {
   readonly stores?: Layer.Layer<SeedStore | Lease | SnapshotStore, E>
   /** A CredWatcher with these cadences (default: `CredWatcher.layer`). */
   readonly credWatcher?: Parameters<typeof CredWatcher.layerWith>[0]
+  /** The worker's token broker (default `TokenBroker.layerNone`: seeded tasks in file mode). */
+  readonly tokenBroker?: Layer.Layer<TokenBroker>
 }
 
 export const sessionServices = <E = never>(processId: string, options: SessionServicesOptions<E> = {}) =>
@@ -36,7 +39,8 @@ export const sessionServices = <E = never>(processId: string, options: SessionSe
     sharedBinaryCache,
     TtydSession.layer, Tmux.layer, AppServerClient.layer,
     ConversationListener.layer,
-    options.credWatcher === undefined ? CredWatcher.layer : CredWatcher.layerWith(options.credWatcher)
+    options.credWatcher === undefined ? CredWatcher.layer : CredWatcher.layerWith(options.credWatcher),
+    options.tokenBroker ?? TokenBroker.layerNone
   ).pipe(
     Layer.provideMerge(Layer.merge(
       options.stores ?? Store.layerMemory(options.state === undefined ? {} : { state: options.state }).pipe(Layer.provide(BlobCrypto.layerPlaintext)),
@@ -45,4 +49,4 @@ export const sessionServices = <E = never>(processId: string, options: SessionSe
   )
 
 /** A store-less worker's stores (`Store.layerNone`) and the credential watcher over them. */
-export const noStoreServices = Layer.merge(Store.layerNone, CredWatcher.layer.pipe(Layer.provide(Store.layerNone)))
+export const noStoreServices = Layer.mergeAll(Store.layerNone, CredWatcher.layer.pipe(Layer.provide(Store.layerNone)), TokenBroker.layerNone)
