@@ -1,9 +1,9 @@
 /**
  * EventLog: the listener's memory of one conversation. Every event a viewer may see is kept, in
  * order and numbered from 1, for the life of the listener (no ring buffer: a viewer attaching
- * late still gets the whole conversation, [P8]), stored compactly as its serialized JSON line.
- * It also builds the SSE frames a viewer receives: everything after the viewer's last seen
- * number, then the live tail, with no gap and no duplicate.
+ * late still gets the whole conversation, [P8]), stored compactly as its encoded SSE frame.
+ * It also builds the bytes a viewer receives: everything after the viewer's last seen number,
+ * then the live tail, with no gap and no duplicate, and keep-alive comments while it is quiet.
  *
  * Owns ordering, numbering and delivery; it does not decide which events are kept (the listener
  * does) and knows nothing about HTTP.
@@ -26,27 +26,40 @@ export interface EventLog {
    * (idempotent). Holds nest: delivery resumes when the last one is released.
    */
   readonly hold: Effect.Effect<Effect.Effect<void>>
+  /** Sends every follower with nothing new to send a keep-alive comment (`: ping\n\n`). */
+  readonly ping: Effect.Effect<void>
+  /** Ends every follow stream, now and later ones, at its next wakeup (which this causes). */
+  readonly close: Effect.Effect<void>
   /**
-   * SSE frames (`id: <n>\ndata: <json>\n\n`) of every event numbered above `after`, then of each
-   * new event as it is released. Frames released together come as one string (one socket write
-   * per viewer per wakeup, not one per event). Never ends by itself; interrupt it to stop.
+   * UTF-8 SSE frames (`id: <n>\ndata: <json>\n\n`) of every event numbered above `after`, then of
+   * each new event as it is released, and a ping comment at each `ping` that finds nothing new.
+   * Frames released together come as one chunk (one socket write per viewer per wakeup, not one
+   * per event), and followers at the same point share the same bytes. Ends at `close`, or when
+   * interrupted.
    */
-  readonly follow: (after: number) => Stream.Stream<string>
+  readonly follow: (after: number) => Stream.Stream<Uint8Array>
 }
 
-/** Frames per emitted string, so replaying a long history streams out instead of piling up. */
+/** Frames per emitted chunk, so replaying a long history streams out instead of piling up. */
 const PAGE = 512
+
+const PING = new TextEncoder().encode(": ping\n\n")
 
 /**
  * Creates an empty log.
  * @category constructors
  */
 export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
-  // Each event's whole SSE frame, built once however many viewers send it.
-  const frames: Array<string> = []
-  // Events up to `released` may be delivered; `holds` keeps it from advancing.
-  const state = { released: 0, holds: 0 }
+  // Each event's whole SSE frame, encoded once however many viewers send it.
+  const frames: Array<Uint8Array> = []
+  // Events up to `released` may be delivered; `holds` keeps it from advancing. `pings` counts
+  // keep-alives asked for, so each follower answers each one at most once.
+  const state = { released: 0, holds: 0, pings: 0, closed: false }
+  // The last multi-frame chunk built: the live followers all wake at the same cursor after a
+  // release, so the first one builds the chunk and the others send the same bytes.
+  let shared: { from: number; to: number; bytes: Uint8Array } | undefined
   const wake = yield* PubSub.sliding<number>(1)
+  const encoder = new TextEncoder()
 
   const releaseAll = Effect.suspend(() => {
     if (state.holds > 0 || state.released === frames.length) return Effect.void
@@ -56,7 +69,7 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
 
   const append = (json: string) =>
     Effect.suspend(() => {
-      frames.push(`id: ${frames.length + 1}\ndata: ${json}\n\n`)
+      frames.push(encoder.encode(`id: ${frames.length + 1}\ndata: ${json}\n\n`))
       return Effect.as(releaseAll, frames.length)
     })
 
@@ -71,22 +84,51 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
     })
   })
 
-  const follow = (after: number): Stream.Stream<string> =>
+  const ping = Effect.suspend(() => {
+    state.pings += 1
+    return PubSub.publish(wake, state.released)
+  })
+
+  const close = Effect.suspend(() => {
+    state.closed = true
+    return PubSub.publish(wake, state.released)
+  })
+
+  const chunk = (from: number, to: number): Uint8Array => {
+    const single = to - from === 1 ? frames[from] : undefined
+    if (single !== undefined) return single
+    if (shared !== undefined && shared.from === from && shared.to === to) return shared.bytes
+    const bytes = Buffer.concat(frames.slice(from, to))
+    shared = { from, to, bytes }
+    return bytes
+  }
+
+  const follow = (after: number): Stream.Stream<Uint8Array> =>
     Stream.unwrap(Effect.gen(function*() {
       // Subscribing before the first look at `released` means no release can slip between the
       // replay and the live tail; the cursor makes every event go out exactly once.
       const wakeups = yield* PubSub.subscribe(wake)
+      let pingsSeen = state.pings
       const nextPage = Effect.fnUntraced(function*(cursor: number) {
+        if (state.closed) return [[], Option.none()] as const
         if (state.released <= cursor) {
-          while (state.released <= cursor) yield* PubSub.take(wakeups)
+          while (state.released <= cursor) {
+            if (state.closed) return [[], Option.none()] as const
+            if (state.pings !== pingsSeen) {
+              pingsSeen = state.pings
+              return [[PING], Option.some(cursor)] as const
+            }
+            yield* PubSub.take(wakeups)
+          }
           // One scheduler turn for events appended in the same burst, so they share this write.
           yield* Effect.yieldNow
         }
+        pingsSeen = state.pings
         const to = Math.min(state.released, cursor + PAGE)
-        return [[frames.slice(cursor, to).join("")], Option.some(to)] as const
+        return [[chunk(cursor, to)], Option.some(to)] as const
       })
       return Stream.paginate(Math.max(0, after), nextPage)
     }))
 
-  return { append, size: Effect.sync(() => frames.length), hold, follow } satisfies EventLog
+  return { append, size: Effect.sync(() => frames.length), hold, ping, close, follow } satisfies EventLog
 })
