@@ -43,6 +43,9 @@ export interface EventLog {
 /** Frames per emitted chunk, so replaying a long history streams out instead of piling up. */
 const PAGE = 512
 
+/** How many recently built chunks are kept for followers that arrive at the same cursor. */
+const SHARED_CHUNKS = 64
+
 const PING = new TextEncoder().encode(": ping\n\n")
 
 /**
@@ -55,9 +58,10 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
   // Events up to `released` may be delivered; `holds` keeps it from advancing. `pings` counts
   // keep-alives asked for, so each follower answers each one at most once.
   const state = { released: 0, holds: 0, pings: 0, closed: false }
-  // The last multi-frame chunk built: the live followers all wake at the same cursor after a
-  // release, so the first one builds the chunk and the others send the same bytes.
-  let shared: { from: number; to: number; bytes: Uint8Array } | undefined
+  // Recent chunks by their first frame's index: the live followers all wake at the same cursor
+  // after a release, so the first one builds the chunk and the others send the same bytes; a
+  // follower that fell behind takes the chunks already built, one per pull, without copying.
+  const shared = new Map<number, { readonly bytes: Uint8Array; readonly to: number }>()
   const wake = yield* PubSub.sliding<number>(1)
   const encoder = new TextEncoder()
 
@@ -94,13 +98,18 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
     return PubSub.publish(wake, state.released)
   })
 
-  const chunk = (from: number, to: number): Uint8Array => {
+  // The chunk that starts at `from`: one already built, or the frames up to `to` (built once).
+  const chunk = (from: number, to: number): readonly [Uint8Array, number] => {
+    const built = shared.get(from)
+    if (built !== undefined) return [built.bytes, built.to]
     const single = to - from === 1 ? frames[from] : undefined
-    if (single !== undefined) return single
-    if (shared !== undefined && shared.from === from && shared.to === to) return shared.bytes
-    const bytes = Buffer.concat(frames.slice(from, to))
-    shared = { from, to, bytes }
-    return bytes
+    const bytes = single ?? Buffer.concat(frames.slice(from, to))
+    shared.set(from, { bytes, to })
+    if (shared.size > SHARED_CHUNKS) {
+      const oldest = shared.keys().next().value
+      if (oldest !== undefined) shared.delete(oldest)
+    }
+    return [bytes, to]
   }
 
   const follow = (after: number): Stream.Stream<Uint8Array> =>
@@ -124,8 +133,8 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
           yield* Effect.yieldNow
         }
         pingsSeen = state.pings
-        const to = Math.min(state.released, cursor + PAGE)
-        return [[chunk(cursor, to)], Option.some(to)] as const
+        const [bytes, to] = chunk(cursor, Math.min(state.released, cursor + PAGE))
+        return [[bytes], Option.some(to)] as const
       })
       return Stream.paginate(Math.max(0, after), nextPage)
     }))
