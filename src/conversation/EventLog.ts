@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, PubSub, Stream } from "effect"
+import { Deferred, Effect, Option, Stream } from "effect"
 
 /**
  * An append-only, numbered log of serialized events with live followers.
@@ -62,13 +62,20 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
   // after a release, so the first one builds the chunk and the others send the same bytes; a
   // follower that fell behind takes the chunks already built, one per pull, without copying.
   const shared = new Map<number, { readonly bytes: Uint8Array; readonly to: number }>()
-  const wake = yield* PubSub.sliding<number>(1)
+  // Completed (and replaced) at each release, ping and close: one completion wakes every waiting
+  // follower, and a second release before they ran costs nothing per follower.
+  let wake = Deferred.makeUnsafe<void>()
+  const wakeAll = Effect.sync(() => {
+    const woken = wake
+    wake = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(woken, Effect.void)
+  })
   const encoder = new TextEncoder()
 
   const releaseAll = Effect.suspend(() => {
     if (state.holds > 0 || state.released === frames.length) return Effect.void
     state.released = frames.length
-    return PubSub.publish(wake, state.released)
+    return wakeAll
   })
 
   const append = (json: string) =>
@@ -90,12 +97,12 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
 
   const ping = Effect.suspend(() => {
     state.pings += 1
-    return PubSub.publish(wake, state.released)
+    return wakeAll
   })
 
   const close = Effect.suspend(() => {
     state.closed = true
-    return PubSub.publish(wake, state.released)
+    return wakeAll
   })
 
   // The chunk that starts at `from`: one already built, or the frames up to `to` (built once).
@@ -113,10 +120,9 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
   }
 
   const follow = (after: number): Stream.Stream<Uint8Array> =>
-    Stream.unwrap(Effect.gen(function*() {
-      // Subscribing before the first look at `released` means no release can slip between the
-      // replay and the live tail; the cursor makes every event go out exactly once.
-      const wakeups = yield* PubSub.subscribe(wake)
+    Stream.suspend(() => {
+      // The cursor makes every event go out exactly once; a follower looks at `released` and
+      // takes the current wake signal in one synchronous step, so no release slips between.
       let pingsSeen = state.pings
       const nextPage = Effect.fnUntraced(function*(cursor: number) {
         if (state.closed) return [[], Option.none()] as const
@@ -127,7 +133,7 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
               pingsSeen = state.pings
               return [[PING], Option.some(cursor)] as const
             }
-            yield* PubSub.take(wakeups)
+            yield* Deferred.await(wake)
           }
           // One scheduler turn for events appended in the same burst, so they share this write.
           yield* Effect.yieldNow
@@ -137,7 +143,7 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
         return [[bytes], Option.some(to)] as const
       })
       return Stream.paginate(Math.max(0, after), nextPage)
-    }))
+    })
 
   return { append, size: Effect.sync(() => frames.length), hold, ping, close, follow } satisfies EventLog
 })
