@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Effect, Option, Stream } from "effect"
+import { Deferred, Duration, Effect, Option, Stream } from "effect"
 
 /**
  * An append-only, numbered log of serialized events with live followers.
@@ -42,6 +42,14 @@ export interface EventLog {
 
 /** Frames per emitted chunk, so replaying a long history streams out instead of piling up. */
 const PAGE = 512
+
+/**
+ * From this many followers on, a release is sent after a short shared window instead of at once:
+ * each release costs one socket write per follower, and with a crowd those writes, not the
+ * events, are what the listener spends its time on. Fewer followers keep the immediate send.
+ */
+const CROWD = 32
+const CROWD_WINDOW = Duration.millis(2)
 
 /** How many recently built chunks are kept for followers that arrive at the same cursor. */
 const SHARED_CHUNKS = 64
@@ -119,6 +127,25 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
     return [bytes, to]
   }
 
+  // The crowd's window: the first follower woken opens it, every follower waits for its end.
+  let followers = 0
+  let window: Deferred.Deferred<void> | undefined
+  const batchWindow = Effect.suspend(() => {
+    if (followers < CROWD) return Effect.yieldNow
+    if (window === undefined) {
+      const opened = Deferred.makeUnsafe<void>()
+      window = opened
+      // Closed however the opener's wait ends (its viewer may leave meanwhile): the others wait on it.
+      return Effect.sleep(CROWD_WINDOW).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (window === opened) window = undefined
+          Deferred.doneUnsafe(opened, Effect.void)
+        }))
+      )
+    }
+    return Deferred.await(window)
+  })
+
   const follow = (after: number): Stream.Stream<Uint8Array> =>
     Stream.suspend(() => {
       // The cursor makes every event go out exactly once; a follower looks at `released` and
@@ -135,14 +162,17 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
             }
             yield* Deferred.await(wake)
           }
-          // One scheduler turn for events appended in the same burst, so they share this write.
-          yield* Effect.yieldNow
+          // Events appended in the same burst (or, with a crowd, the same window) share this write.
+          yield* batchWindow
         }
         pingsSeen = state.pings
         const [bytes, to] = chunk(cursor, Math.min(state.released, cursor + PAGE))
         return [[bytes], Option.some(to)] as const
       })
-      return Stream.paginate(Math.max(0, after), nextPage)
+      return Stream.paginate(Math.max(0, after), nextPage).pipe(
+        Stream.onStart(Effect.sync(() => void (followers += 1))),
+        Stream.ensuring(Effect.sync(() => void (followers -= 1)))
+      )
     })
 
   return { append, size: Effect.sync(() => frames.length), hold, ping, close, follow } satisfies EventLog
