@@ -15,6 +15,8 @@ export interface Counts {
   readonly fanoutSeconds: number
   readonly fanoutRate: number
   readonly fanoutViewers: number
+  /** The crowd row's viewers. */
+  readonly fanoutManyViewers: number
   readonly memorySessions: number
   readonly tui: number
   /** Timed snapshot rounds, and the size of the snapshotted workdir. */
@@ -34,6 +36,7 @@ export const COUNTS: Readonly<Record<"full" | "quick", Counts>> = {
     fanoutSeconds: 10,
     fanoutRate: 2000,
     fanoutViewers: 10,
+    fanoutManyViewers: 100,
     memorySessions: 20,
     tui: 8,
     snapshotRounds: 5,
@@ -49,6 +52,7 @@ export const COUNTS: Readonly<Record<"full" | "quick", Counts>> = {
     fanoutSeconds: 1,
     fanoutRate: 2000,
     fanoutViewers: 10,
+    fanoutManyViewers: 100,
     memorySessions: 3,
     tui: 2,
     snapshotRounds: 1,

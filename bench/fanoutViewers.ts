@@ -31,19 +31,17 @@ const viewers: Array<Viewer> = Array.from({ length: settings.viewers }, (_, inde
   index, last: 0, lost: 0, duplicates: 0, reconnects: 0, generation: 0, request: undefined
 }))
 
-const onFrame = (viewer: Viewer, frame: string) => {
-  let id: number | undefined
-  let data = ""
-  for (const line of frame.split("\n")) {
-    if (line.startsWith("id: ")) id = Number(line.slice(4))
-    else if (line.startsWith("data: ")) data += line.slice(6)
-  }
-  if (id === undefined || data === "") return
-  const arrived = wall()
-  const event: unknown = JSON.parse(data)
-  const params = typeof event === "object" && event !== null && "params" in event ? event.params : undefined
-  const stamp = typeof params === "object" && params !== null && "t" in params && typeof params.t === "number" ? params.t : undefined
-  if (stamp !== undefined) latencies.push(arrived - stamp)
+// Only the id and the stamp are read, by position: with 100 viewers this thread parses 200,000
+// frames a second, and a full JSON.parse of each made the viewers, not the listener, the limit.
+const onFrame = (viewer: Viewer, frame: string, arrived: number) => {
+  if (!frame.startsWith("id: ")) return
+  const idEnd = frame.indexOf("\n")
+  const id = Number(frame.slice(4, idEnd))
+  const dataAt = frame.indexOf("data: ", idEnd)
+  if (!Number.isInteger(id) || dataAt < 0) return
+  const stampAt = frame.indexOf("\"t\":", dataAt)
+  const stamp = stampAt < 0 ? Number.NaN : Number.parseFloat(frame.slice(stampAt + 4))
+  if (Number.isFinite(stamp)) latencies.push(arrived - stamp)
   if (id <= viewer.last) {
     viewer.duplicates += 1
     return
@@ -63,12 +61,15 @@ const connect = (viewer: Viewer, onOpen: () => void) => {
     response.on("data", (chunk: string) => {
       if (generation !== viewer.generation) return
       buffer += chunk
+      const arrived = wall()
+      let start = 0
       let end = buffer.indexOf("\n\n")
       while (end >= 0) {
-        onFrame(viewer, buffer.slice(0, end))
-        buffer = buffer.slice(end + 2)
-        end = buffer.indexOf("\n\n")
+        onFrame(viewer, buffer.slice(start, end), arrived)
+        start = end + 2
+        end = buffer.indexOf("\n\n", start)
       }
+      buffer = buffer.slice(start)
     })
     response.on("error", () => {})
   })

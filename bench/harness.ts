@@ -20,6 +20,7 @@ export const ROW_NAMES = [
   "cancel/conversation",
   "cancel/tui",
   "fanout",
+  "fanout/100",
   "memory/worker",
   "memory/codex",
   "memory/codex-bare",

@@ -22,7 +22,7 @@ import { fmt, now, quantile } from "./harness.ts"
 import type { Row } from "./harness.ts"
 
 const SNAPSHOT_KEY = Redacted.make("bench-snapshot-key-0123456789abcdef01234")
-const GOAL_RATIO = 0.5
+const GOAL_RATIO = 0.3
 const GOAL_MEMORY_MB = 64
 
 /** Writes `files` files of about `bytes` in total under `dir`: many small, a few large, each half random. */

@@ -148,6 +148,7 @@ const SEND_FLUSH_WAIT = Duration.seconds(2)
 /** How long events stay held after a send's answer is written (see `afterResponse`). */
 const SEND_ECHO_MARGIN = Duration.millis(100)
 const MAX_JSON_BYTES = 1024 * 1024
+const PING_FRAME = new TextEncoder().encode(": ping\n\n")
 const MAX_FILES_PER_UPLOAD = 32
 /** Parts of any kind in one upload request; bounds the work a hostile body can cause. */
 const MAX_PARTS_PER_UPLOAD = 64
@@ -193,6 +194,13 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
     })
 
   yield* Effect.forEach(options.history ?? [], record, { discard: true })
+  // One keep-alive clock for all viewers (not a timer per stream); a viewer with events to send
+  // at that moment skips the comment.
+  yield* log.ping.pipe(
+    Effect.delay(options.pingInterval ?? DEFAULT_PING),
+    Effect.forever,
+    Effect.forkScoped
+  )
   // Started immediately: the fiber runs up to its first wait (the subscription made, the first
   // take pending) before `serve` goes on, so events emitted once `serve` returned are not missed.
   yield* conversation.events.pipe(
@@ -200,7 +208,6 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
     Effect.forkScoped({ startImmediately: true })
   )
 
-  const stopped = yield* Deferred.make<void>()
   const nodeServer = createServer()
   const connections = trackConnections(nodeServer)
   const context: RouteContext = {
@@ -208,7 +215,6 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
     options,
     log,
     record,
-    stopped,
     afterResponse: (request, release) =>
       connections.responseFinished(request.source).pipe(
         Effect.timeoutOrElse({ duration: SEND_FLUSH_WAIT, orElse: () => Effect.void }),
@@ -232,7 +238,7 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
   // reverse): open SSE streams end, the server stops accepting, in-flight requests get a short
   // grace, and leftover connections are closed, so the server's shutdown has nothing to wait for.
   yield* Effect.addFinalizer(() =>
-    Deferred.succeed(stopped, undefined).pipe(
+    log.close.pipe(
       Effect.andThen(
         options.denyPendingOnClose === false
           ? Effect.void
@@ -256,7 +262,6 @@ interface RouteContext {
   readonly options: ServeOptions
   readonly log: EventLog
   readonly record: (event: ConversationEvent) => Effect.Effect<void>
-  readonly stopped: Deferred.Deferred<void>
   /** Runs `release` once the response to `request` has been written (or after a short bound). */
   readonly afterResponse: (request: HttpServerRequest.HttpServerRequest, release: Effect.Effect<void>) => Effect.Effect<void>
 }
@@ -303,11 +308,10 @@ const events: Route = (context, request) =>
   Effect.gen(function*() {
     const size = yield* context.log.size
     const after = parseLastEventId(request.headers["last-event-id"], size)
-    const pings = Stream.tick(context.options.pingInterval ?? DEFAULT_PING).pipe(Stream.as(": ping\n\n"))
-    const body = Stream.merge(context.log.follow(after), pings).pipe(
-      Stream.interruptWhen(Deferred.await(context.stopped)),
-      Stream.encodeText
-    )
+    // A comment first, so the headers go out at once (a viewer's client waits for them); then
+    // the log's frames, already encoded and shared by every viewer at the same point. The log is
+    // closed when the listener stops, which ends the stream.
+    const body = Stream.concat(Stream.succeed(PING_FRAME), context.log.follow(after))
     return HttpServerResponse.stream(body, {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache", "x-accel-buffering": "no", "connection": "close" }

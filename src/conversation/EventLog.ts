@@ -1,16 +1,16 @@
 /**
  * EventLog: the listener's memory of one conversation. Every event a viewer may see is kept, in
  * order and numbered from 1, for the life of the listener (no ring buffer: a viewer attaching
- * late still gets the whole conversation, [P8]), stored compactly as its serialized JSON line.
- * It also builds the SSE frames a viewer receives: everything after the viewer's last seen
- * number, then the live tail, with no gap and no duplicate.
+ * late still gets the whole conversation, [P8]), stored compactly as its encoded SSE frame.
+ * It also builds the bytes a viewer receives: everything after the viewer's last seen number,
+ * then the live tail, with no gap and no duplicate, and keep-alive comments while it is quiet.
  *
  * Owns ordering, numbering and delivery; it does not decide which events are kept (the listener
  * does) and knows nothing about HTTP.
  *
  * @since 0.1.0
  */
-import { Effect, Option, PubSub, Stream } from "effect"
+import { Deferred, Duration, Effect, Option, Stream } from "effect"
 
 /**
  * An append-only, numbered log of serialized events with live followers.
@@ -26,37 +26,69 @@ export interface EventLog {
    * (idempotent). Holds nest: delivery resumes when the last one is released.
    */
   readonly hold: Effect.Effect<Effect.Effect<void>>
+  /** Sends every follower with nothing new to send a keep-alive comment (`: ping\n\n`). */
+  readonly ping: Effect.Effect<void>
+  /** Ends every follow stream, now and later ones, at its next wakeup (which this causes). */
+  readonly close: Effect.Effect<void>
   /**
-   * SSE frames (`id: <n>\ndata: <json>\n\n`) of every event numbered above `after`, then of each
-   * new event as it is released. Frames released together come as one string (one socket write
-   * per viewer per wakeup, not one per event). Never ends by itself; interrupt it to stop.
+   * UTF-8 SSE frames (`id: <n>\ndata: <json>\n\n`) of every event numbered above `after`, then of
+   * each new event as it is released, and a ping comment at each `ping` that finds nothing new.
+   * Frames released together come as one chunk (one socket write per viewer per wakeup, not one
+   * per event), and followers at the same point share the same bytes. Ends at `close`, or when
+   * interrupted.
    */
-  readonly follow: (after: number) => Stream.Stream<string>
+  readonly follow: (after: number) => Stream.Stream<Uint8Array>
 }
 
-/** Frames per emitted string, so replaying a long history streams out instead of piling up. */
+/** Frames per emitted chunk, so replaying a long history streams out instead of piling up. */
 const PAGE = 512
+
+/**
+ * From this many followers on, a release is sent after a short shared window instead of at once:
+ * each release costs one socket write per follower, and with a crowd those writes, not the
+ * events, are what the listener spends its time on. Fewer followers keep the immediate send.
+ */
+const CROWD = 32
+const CROWD_WINDOW = Duration.millis(2)
+
+/** How many recently built chunks are kept for followers that arrive at the same cursor. */
+const SHARED_CHUNKS = 64
+
+const PING = new TextEncoder().encode(": ping\n\n")
 
 /**
  * Creates an empty log.
  * @category constructors
  */
 export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
-  // Each event's whole SSE frame, built once however many viewers send it.
-  const frames: Array<string> = []
-  // Events up to `released` may be delivered; `holds` keeps it from advancing.
-  const state = { released: 0, holds: 0 }
-  const wake = yield* PubSub.sliding<number>(1)
+  // Each event's whole SSE frame, encoded once however many viewers send it.
+  const frames: Array<Uint8Array> = []
+  // Events up to `released` may be delivered; `holds` keeps it from advancing. `pings` counts
+  // keep-alives asked for, so each follower answers each one at most once.
+  const state = { released: 0, holds: 0, pings: 0, closed: false }
+  // Recent chunks by their first frame's index: the live followers all wake at the same cursor
+  // after a release, so the first one builds the chunk and the others send the same bytes; a
+  // follower that fell behind takes the chunks already built, one per pull, without copying.
+  const shared = new Map<number, { readonly bytes: Uint8Array; readonly to: number }>()
+  // Completed (and replaced) at each release, ping and close: one completion wakes every waiting
+  // follower, and a second release before they ran costs nothing per follower.
+  let wake = Deferred.makeUnsafe<void>()
+  const wakeAll = Effect.sync(() => {
+    const woken = wake
+    wake = Deferred.makeUnsafe<void>()
+    Deferred.doneUnsafe(woken, Effect.void)
+  })
+  const encoder = new TextEncoder()
 
   const releaseAll = Effect.suspend(() => {
     if (state.holds > 0 || state.released === frames.length) return Effect.void
     state.released = frames.length
-    return PubSub.publish(wake, state.released)
+    return wakeAll
   })
 
   const append = (json: string) =>
     Effect.suspend(() => {
-      frames.push(`id: ${frames.length + 1}\ndata: ${json}\n\n`)
+      frames.push(encoder.encode(`id: ${frames.length + 1}\ndata: ${json}\n\n`))
       return Effect.as(releaseAll, frames.length)
     })
 
@@ -71,22 +103,77 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
     })
   })
 
-  const follow = (after: number): Stream.Stream<string> =>
-    Stream.unwrap(Effect.gen(function*() {
-      // Subscribing before the first look at `released` means no release can slip between the
-      // replay and the live tail; the cursor makes every event go out exactly once.
-      const wakeups = yield* PubSub.subscribe(wake)
-      const nextPage = Effect.fnUntraced(function*(cursor: number) {
-        if (state.released <= cursor) {
-          while (state.released <= cursor) yield* PubSub.take(wakeups)
-          // One scheduler turn for events appended in the same burst, so they share this write.
-          yield* Effect.yieldNow
-        }
-        const to = Math.min(state.released, cursor + PAGE)
-        return [[frames.slice(cursor, to).join("")], Option.some(to)] as const
-      })
-      return Stream.paginate(Math.max(0, after), nextPage)
-    }))
+  const ping = Effect.suspend(() => {
+    state.pings += 1
+    return wakeAll
+  })
 
-  return { append, size: Effect.sync(() => frames.length), hold, follow } satisfies EventLog
+  const close = Effect.suspend(() => {
+    state.closed = true
+    return wakeAll
+  })
+
+  // The chunk that starts at `from`: one already built, or the frames up to `to` (built once).
+  const chunk = (from: number, to: number): readonly [Uint8Array, number] => {
+    const built = shared.get(from)
+    if (built !== undefined) return [built.bytes, built.to]
+    const single = to - from === 1 ? frames[from] : undefined
+    const bytes = single ?? Buffer.concat(frames.slice(from, to))
+    shared.set(from, { bytes, to })
+    if (shared.size > SHARED_CHUNKS) {
+      const oldest = shared.keys().next().value
+      if (oldest !== undefined) shared.delete(oldest)
+    }
+    return [bytes, to]
+  }
+
+  // The crowd's window: the first follower woken opens it, every follower waits for its end.
+  let followers = 0
+  let window: Deferred.Deferred<void> | undefined
+  const batchWindow = Effect.suspend(() => {
+    if (followers < CROWD) return Effect.yieldNow
+    if (window === undefined) {
+      const opened = Deferred.makeUnsafe<void>()
+      window = opened
+      // Closed however the opener's wait ends (its viewer may leave meanwhile): the others wait on it.
+      return Effect.sleep(CROWD_WINDOW).pipe(
+        Effect.ensuring(Effect.sync(() => {
+          if (window === opened) window = undefined
+          Deferred.doneUnsafe(opened, Effect.void)
+        }))
+      )
+    }
+    return Deferred.await(window)
+  })
+
+  const follow = (after: number): Stream.Stream<Uint8Array> =>
+    Stream.suspend(() => {
+      // The cursor makes every event go out exactly once; a follower looks at `released` and
+      // takes the current wake signal in one synchronous step, so no release slips between.
+      let pingsSeen = state.pings
+      const nextPage = Effect.fnUntraced(function*(cursor: number) {
+        if (state.closed) return [[], Option.none()] as const
+        if (state.released <= cursor) {
+          while (state.released <= cursor) {
+            if (state.closed) return [[], Option.none()] as const
+            if (state.pings !== pingsSeen) {
+              pingsSeen = state.pings
+              return [[PING], Option.some(cursor)] as const
+            }
+            yield* Deferred.await(wake)
+          }
+          // Events appended in the same burst (or, with a crowd, the same window) share this write.
+          yield* batchWindow
+        }
+        pingsSeen = state.pings
+        const [bytes, to] = chunk(cursor, Math.min(state.released, cursor + PAGE))
+        return [[bytes], Option.some(to)] as const
+      })
+      return Stream.paginate(Math.max(0, after), nextPage).pipe(
+        Stream.onStart(Effect.sync(() => void (followers += 1))),
+        Stream.ensuring(Effect.sync(() => void (followers -= 1)))
+      )
+    })
+
+  return { append, size: Effect.sync(() => frames.length), hold, ping, close, follow } satisfies EventLog
 })

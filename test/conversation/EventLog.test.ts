@@ -2,10 +2,14 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Ref, Stream } from "effect"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { makeEventLog } from "../../src/conversation/EventLog.ts"
+import type { EventLog } from "../../src/conversation/EventLog.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { makeFakeConversation } from "./harness.ts"
 
 const frame = (id: number, json: string) => `id: ${id}\ndata: ${json}\n\n`
+const decoder = new TextDecoder()
+/** What a viewer following from `after` receives, as text. */
+const followText = (log: EventLog, after: number): Stream.Stream<string> => log.follow(after).pipe(Stream.map((bytes) => decoder.decode(bytes)))
 
 describe("EventLog", () => {
   it.effect("numbers events from 1 and replays everything after the given number (one string per release), then follows", () =>
@@ -16,9 +20,9 @@ describe("EventLog", () => {
         [1, 2, 3]
       )
       assert.strictEqual(yield* log.size, 3)
-      const replay = yield* Stream.runCollect(Stream.take(log.follow(1), 1))
+      const replay = yield* Stream.runCollect(Stream.take(followText(log, 1), 1))
       assert.deepStrictEqual(replay, [frame(2, "{\"a\":2}") + frame(3, "{\"a\":3}")], "released together, sent together")
-      const tail = yield* log.follow(1).pipe(
+      const tail = yield* followText(log, 1).pipe(
         Stream.takeUntil((text) => text.includes(frame(4, "{\"a\":4}"))),
         Stream.runCollect,
         Effect.forkChild
@@ -26,7 +30,7 @@ describe("EventLog", () => {
       yield* log.append("{\"a\":4}")
       assert.strictEqual((yield* Fiber.join(tail)).join(""), frame(2, "{\"a\":2}") + frame(3, "{\"a\":3}") + frame(4, "{\"a\":4}"))
       assert.deepStrictEqual(
-        yield* Stream.runCollect(Stream.take(log.follow(0), 1)),
+        yield* Stream.runCollect(Stream.take(followText(log, 0), 1)),
         [frame(1, "{\"a\":1}") + frame(2, "{\"a\":2}") + frame(3, "{\"a\":3}") + frame(4, "{\"a\":4}")]
       )
     }))
@@ -39,7 +43,7 @@ describe("EventLog", () => {
       const first = yield* log.hold
       const second = yield* log.hold
       yield* log.append("2")
-      const follower = yield* log.follow(0).pipe(
+      const follower = yield* followText(log, 0).pipe(
         Stream.take(2),
         Stream.runForEach((f) => Ref.update(seen, (all) => [...all, f])),
         Effect.forkChild
@@ -51,6 +55,72 @@ describe("EventLog", () => {
       yield* second
       yield* Fiber.join(follower)
       assert.deepStrictEqual(yield* Ref.get(seen), [frame(1, "1"), frame(2, "2")])
+    }))
+})
+
+describe("EventLog sharing and keep-alive", () => {
+  it.effect("followers at the same point get the very same bytes for a release", () =>
+    Effect.gen(function*() {
+      const log = yield* makeEventLog
+      const first = yield* log.follow(0).pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
+      const second = yield* log.follow(0).pipe(Stream.take(1), Stream.runCollect, Effect.forkChild)
+      yield* Effect.yieldNow
+      const hold = yield* log.hold
+      yield* log.append("1")
+      yield* log.append("2")
+      yield* hold
+      const [a] = yield* Fiber.join(first)
+      const [b] = yield* Fiber.join(second)
+      assert.strictEqual(decoder.decode(a), frame(1, "1") + frame(2, "2"))
+      assert.strictEqual(a, b, "one chunk built once, sent to both")
+    }))
+
+  it.effect("a ping reaches a quiet follower once, not one that has events to send", () =>
+    Effect.gen(function*() {
+      const log = yield* makeEventLog
+      const quiet = yield* followText(log, 0).pipe(Stream.take(2), Stream.runCollect, Effect.forkChild)
+      yield* Effect.yieldNow
+      yield* log.ping
+      yield* Effect.yieldNow
+      yield* log.append("1")
+      assert.deepStrictEqual(yield* Fiber.join(quiet), [": ping\n\n", frame(1, "1")])
+      yield* log.ping
+      yield* log.append("2")
+      assert.deepStrictEqual(
+        yield* Stream.runCollect(Stream.take(followText(log, 1), 1)),
+        [frame(2, "2")],
+        "a new follower with events pending starts with them, not with an older ping"
+      )
+    }))
+})
+
+describe("EventLog with a crowd of followers", () => {
+  const crowd = 40
+
+  it.live("every follower gets each release after the shared window", () =>
+    Effect.gen(function*() {
+      const log = yield* makeEventLog
+      const followers = yield* Effect.forEach(Array.from({ length: crowd }), () =>
+        followText(log, 0).pipe(Stream.take(1), Stream.runCollect, Effect.forkChild))
+      yield* Effect.yieldNow
+      yield* log.append("1")
+      const received = yield* Effect.forEach(followers, Fiber.join).pipe(Effect.timeout("5 seconds"))
+      assert.deepStrictEqual(received, Array.from({ length: crowd }, () => [frame(1, "1")]))
+    }))
+
+  it.live("a follower that leaves while it holds the window open does not strand the others", () =>
+    Effect.gen(function*() {
+      const log = yield* makeEventLog
+      const [first, ...others] = yield* Effect.forEach(Array.from({ length: crowd }), () =>
+        followText(log, 0).pipe(Stream.take(1), Stream.runCollect, Effect.forkChild))
+      yield* Effect.yieldNow
+      yield* log.append("1")
+      // The first follower woken opens the window and sleeps in it; it leaves before it ends.
+      yield* Effect.yieldNow
+      if (first !== undefined) yield* Fiber.interrupt(first)
+      const received = yield* Effect.forEach(others, Fiber.join).pipe(Effect.timeout("5 seconds"))
+      assert.strictEqual(received.length, crowd - 1)
+      for (const frames of received) assert.deepStrictEqual(frames, [frame(1, "1")])
     }))
 })
 

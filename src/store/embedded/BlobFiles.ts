@@ -30,7 +30,8 @@ export interface BlobFiles {
 }
 
 const READ_CHUNK_BYTES = 256 * 1024
-const WRITE_AHEAD_CHUNKS = 16
+// Encrypted frames come as three parts each: about 1 MiB of frames may wait for the disk.
+const WRITE_AHEAD_CHUNKS = 48
 
 const unavailable = (operation: string) => (cause: unknown) =>
   new StoreUnavailable({ backend: "embedded", operation, detail: describeCause(cause), cause })
