@@ -13,7 +13,7 @@
  * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
-import { ByteSize, Context, Deferred, Duration, Effect, Exit, Layer, Redacted, Schema, Stream } from "effect"
+import { ByteSize, Context, Duration, Effect, Exit, Layer, Redacted, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse, Multipart } from "effect/http"
 import type { HttpServerError } from "effect/http"

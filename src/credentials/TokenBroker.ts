@@ -24,13 +24,11 @@
  *
  * @since 0.2.0
  */
-import { NodeHttpServer } from "@effect/platform-node"
 import { ByteSize, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Schedule, Scope, Semaphore } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import type { HttpClient } from "effect/http"
 import { randomBytes } from "node:crypto"
-import { createServer } from "node:http"
-import { trackConnections } from "../http/ConnectionTracker.ts"
+import { serveLoopback } from "../http/LoopbackServer.ts"
 import { Lease, LeaseLost } from "../lease/Lease.ts"
 import type { LeaseGrant } from "../lease/Lease.ts"
 import { SeedStore } from "../seeds/SeedStore.ts"
@@ -405,16 +403,7 @@ const make = (settings: TokenBrokerSettings) =>
       }
     }).pipe(Effect.catchCause(() => Effect.succeed(HttpServerResponse.jsonUnsafe({ error: "internal" }, { status: 500 }))))
 
-    const nodeServer = createServer()
-    const connections = trackConnections(nodeServer)
-    const server = yield* NodeHttpServer.make(() => nodeServer, {
-      host: "127.0.0.1",
-      port: 0,
-      gracefulShutdownTimeout: Duration.seconds(1)
-    }).pipe(Effect.orDie)
-    const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
-    yield* server.serve(handler)
-    yield* Effect.addFinalizer(() => connections.close(Duration.seconds(1)))
+    const port = yield* serveLoopback(handler)
 
     const startSeed = (request: AttachRequest) =>
       Effect.gen(function*() {

@@ -18,13 +18,11 @@
  *
  * @since 0.1.0
  */
-import { NodeHttpServer } from "@effect/platform-node"
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Duration, Effect, Option, Schema, Scope } from "effect"
+import { Deferred, Effect, Option, Schema, Scope } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash, randomBytes } from "node:crypto"
-import { createServer } from "node:http"
-import { trackConnections } from "../http/ConnectionTracker.ts"
+import { serveLoopback } from "../http/LoopbackServer.ts"
 import { tokenFingerprint } from "./ModelRequest.ts"
 
 /**
@@ -163,18 +161,11 @@ export const startStandInIssuer: (options?: StandInIssuerOptions) => Effect.Effe
       codes: new Map(),
       accessTokens: []
     }
-    const nodeServer = createServer()
-    const connections = trackConnections(nodeServer)
-    const server = yield* NodeHttpServer.make(() => nodeServer, {
-      host: "127.0.0.1",
-      port: 0,
-      gracefulShutdownTimeout: Duration.seconds(1)
-    }).pipe(Effect.orDie)
-    const port = server.address._tag === "UnixPathAddress" ? 0 : server.address.port
+    // The documents the issuer serves name its own URL, known once it listens.
+    const listening = yield* Deferred.make<string>()
+    const port = yield* serveLoopback(handle(state, Deferred.await(listening)))
     const url = `http://127.0.0.1:${port}`
-    yield* server.serve(handle(state, url))
-    // Runs before the server's own close, which would wait for every connection forever.
-    yield* Effect.addFinalizer(() => connections.close(Duration.seconds(1)))
+    yield* Deferred.succeed(listening, url)
     const issuer: StandInIssuer = {
       url,
       tokenUrl: `${url}/oauth/token`,
@@ -268,8 +259,9 @@ type Reply =
 
 const json = (status: number, body: unknown): Reply => ({ _tag: "Json", status, body })
 
-const handle = (state: State, url: string) =>
+const handle = (state: State, issuerUrl: Effect.Effect<string>) =>
   Effect.gen(function*() {
+    const url = yield* issuerUrl
     const request = yield* HttpServerRequest.HttpServerRequest
     const path = request.url.split("?")[0] ?? request.url
     const contentType = request.headers["content-type"] ?? ""

@@ -25,7 +25,6 @@ import type { LeaseGrant, LeaseLost } from "../lease/Lease.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
 import type { CodexTaskHooks } from "./Hooks.ts"
-import { PersistenceNotConfigured } from "./SessionErrors.ts"
 import { SeedUnavailable, seedSource } from "./SessionSeed.ts"
 
 /**

@@ -20,7 +20,7 @@ import * as LocalHost from "../../src/host/LocalHost.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { tokenFingerprint } from "../../src/modelserver/ModelRequest.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
-import { chatgptCodexConfig, chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
+import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import type { ScriptedModelServerHandle } from "../../src/modelserver/ScriptedModelServer.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
@@ -33,6 +33,7 @@ import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { MemoryStoreState, Store } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
+import { chatgptTask as chatgptTaskOf } from "../support/chatgptTask.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { sessionServices } from "../support/sessionServices.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -70,18 +71,8 @@ const seedFor = (issuer: StandInIssuer, baseUrl: string) =>
     return { seed, minted }
   })
 
-const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) => {
-  const { model: _model, ...configOverrides } = chatgptCodexConfig({ baseUrl, requestMaxRetries: 0 })
-  return {
-    consumerInstructions: "brokered e2e",
-    mode: "conversation",
-    model: "scripted-model",
-    configOverrides,
-    // The seed's real issuer: the broker refreshes there; codex itself is pointed at the broker.
-    env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl },
-    ...extra
-  }
-}
+const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) =>
+  chatgptTaskOf(issuer, baseUrl, "brokered e2e", extra)
 
 /** Every regular file under `dir` (no symlink followed). */
 const filesUnder = (dir: string): Array<string> => {

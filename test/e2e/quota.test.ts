@@ -12,7 +12,7 @@ import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
 import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
-import { chatgptCodexConfig, chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
+import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { ScriptedQuota } from "../../src/modelserver/ScriptedQuota.ts"
 import type { AccountQuota, ScriptedQuotas } from "../../src/modelserver/ScriptedQuota.ts"
@@ -25,6 +25,7 @@ import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { MemoryStoreState } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { sessionServices } from "../support/sessionServices.ts"
+import { chatgptTask as chatgptTaskOf } from "../support/chatgptTask.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
@@ -57,17 +58,8 @@ const pooledSeed = (issuer: StandInIssuer, baseUrl: string, poolKey: string) =>
     })
   })
 
-const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) => {
-  const { model: _model, ...configOverrides } = chatgptCodexConfig({ baseUrl, requestMaxRetries: 0 })
-  return {
-    consumerInstructions: "quota e2e",
-    mode: "conversation",
-    model: "scripted-model",
-    configOverrides,
-    env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl },
-    ...extra
-  }
-}
+const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) =>
+  chatgptTaskOf(issuer, baseUrl, "quota e2e", extra)
 
 const minutesFromNow = (minutes: number) => new Date(Date.now() + minutes * 60_000)
 const fiveHours = (usedPercent: number, resetsAt: Date) => ({ usedPercent, windowMinutes: 300, resetsAt })

@@ -15,7 +15,7 @@ import { AUTH_MEMBER, CONFIG_MEMBER, findMember, packSeedArchive, unpackSeedArch
 import { saveCredentials } from "../../src/credentials/SeedEngine.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
-import { chatgptCodexConfig, chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
+import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import type { StandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
@@ -26,6 +26,7 @@ import { restoreSnapshot } from "../../src/snapshots/WorkdirSnapshot.ts"
 import { MemoryStoreState } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { sessionServices } from "../support/sessionServices.ts"
+import { chatgptTask as chatgptTaskOf } from "../support/chatgptTask.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -86,19 +87,8 @@ const storedRefreshToken = (seedId: string) =>
     return { generation: blob.seed.generation, refreshToken: (JSON.parse(new TextDecoder().decode(auth?.bytes)) as AuthFile).tokens.refresh_token }
   })
 
-// codex's provider settings come from the task's config: a seed's config.toml is never merged
-// (config.toml is rendered from trusted inputs at every launch).
-const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) => {
-  const { model: _model, ...configOverrides } = chatgptCodexConfig({ baseUrl, requestMaxRetries: 0 })
-  return {
-    consumerInstructions: "seeded e2e",
-    mode: "conversation",
-    model: "scripted-model",
-    configOverrides,
-    env: { CODEX_REFRESH_TOKEN_URL_OVERRIDE: issuer.tokenUrl },
-    ...extra
-  }
-}
+const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) =>
+  chatgptTaskOf(issuer, baseUrl, "seeded e2e", extra)
 
 describe("seeds with the real codex", () => {
   it.live("codex rotates twice; each rotation reaches the seed; cancel leaves the seed with the live token", () =>
