@@ -31,12 +31,12 @@
  */
 import { Deferred, Duration, Effect, Layer } from "effect"
 import type { Redacted, Scope } from "effect"
-import { Host, HostError } from "./Host.ts"
+import { Host, HostConnectionLost, HostError } from "./Host.ts"
 import type { HostShape } from "./Host.ts"
 import { HostKeyChanged, HostKeyUnknown } from "./ssh/HostKey.ts"
 import { makeFiles } from "./ssh/RemoteFiles.ts"
 import { makeProcesses } from "./ssh/RemoteProcess.ts"
-import { acquireConnection, HostConnectionLost, sshConnections } from "./ssh/SshConnection.ts"
+import { acquireConnection, sshConnections } from "./ssh/SshConnection.ts"
 import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { makeTail } from "./Tail.ts"
 
@@ -164,9 +164,9 @@ export const layer = (options: RemoteHostOptions): Layer.Layer<Host, RemoteHostE
   Layer.effect(Host, make(options).pipe(Effect.map((shape) => Host.of(shape))))
 
 /**
- * The {@link HostConnectionLost} behind a `ConnectionLost` host error, if any.
+ * The {@link HostConnectionLost} behind a `ConnectionLost` host error, if any (kept for callers
+ * of 0.1.0; `HostError.connectionLost` in Host.ts is the classification itself).
  * @category getters
  * @since 0.1.0
  */
-export const connectionLostOf = (error: HostError): HostConnectionLost | undefined =>
-  error.reason === "ConnectionLost" && error.cause instanceof HostConnectionLost ? error.cause : undefined
+export const connectionLostOf = (error: HostError): HostConnectionLost | undefined => error.connectionLost

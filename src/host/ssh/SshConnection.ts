@@ -5,7 +5,7 @@
  * Owns connecting (key file or agent, host key verification before anything runs, keepalive),
  * noticing a drop, the bounded reconnect used by the next operation after a drop, opening exec
  * channels and the SFTP session, and the pids of remote processes still tracked (for the
- * {@link HostConnectionLost} report). It does not know what runs on the host.
+ * `HostConnectionLost` report). It does not know what runs on the host.
  *
  * A connection is a chain of *generations* (one ssh2 client each). An operation runs on the live
  * generation and fails with `ConnectionLost` when that generation drops under it; the next
@@ -17,32 +17,12 @@ import { Deferred, Duration, Effect, Exit, Redacted, Schedule, Schema, Scope } f
 import { readFile } from "node:fs/promises"
 import { connect as netConnect } from "node:net"
 import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions, SFTPWrapper } from "ssh2"
-import { HostError } from "../Host.ts"
+import { HostConnectionLost, HostError } from "../Host.ts"
 import { loadOptionalPackage } from "../../package/OptionalPackage.ts"
 import type { OptionalPackageMissing } from "../../package/OptionalPackage.ts"
 import type { HostErrorReason } from "../Host.ts"
 import { decide, preferredAlgorithms, readKnownHosts, recordKnownHost } from "./HostKey.ts"
 import type { HostKeyChanged, HostKeyPolicy, HostKeyUnknown, HostKeyVerdict } from "./HostKey.ts"
-
-/**
- * The SSH connection to a host dropped (keepalive timeout, socket closed) while an operation was
- * in flight, or could not be re-established. Carried as the `cause` of a `HostError` with reason
- * `ConnectionLost`; `pids` are the remote processes this worker still tracked at that moment,
- * which may remain on the host if no later reconnect can stop them.
- * @category errors
- * @since 0.1.0
- */
-export class HostConnectionLost extends Schema.TaggedError<HostConnectionLost>()("HostConnectionLost", {
-  host: Schema.String,
-  operation: Schema.String,
-  detail: Schema.String,
-  pids: Schema.Array(Schema.Number)
-}) {
-  override get message(): string {
-    const pids = this.pids.length === 0 ? "" : `; remote processes that may remain: ${this.pids.join(", ")}`
-    return `SSH connection to ${this.host} lost during ${this.operation}: ${this.detail}${pids}`
-  }
-}
 
 /**
  * Everything needed to open (and re-open) a connection.
