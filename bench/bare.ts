@@ -8,9 +8,9 @@ import type { ChildProcessWithoutNullStreams } from "node:child_process"
 import { cpSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
-import { Result } from "effect"
+import { Effect, Result } from "effect"
 import { DEMO_MODEL, demoTaskSettings } from "../src/cli/OfflineDemo.ts"
-import { alivePids, readProcessTable, signalAll, treeOf } from "../src/host/ProcessTree.ts"
+import { makeProcessTable, signalAll, treeOf } from "../src/host/ProcessTree.ts"
 import { renderCodexConfig } from "../src/workdir/CodexConfigToml.ts"
 
 /** A codex home with its workdir, and the environment codex runs with. */
@@ -133,12 +133,13 @@ export const startAppServer = (binary: string, home: BareHome, clock: () => numb
         },
         next: (accept) => new Promise((found) => waiters.add({ accept, resolve: found })),
         stop: async () => {
-          const tree = treeOf(await readProcessTable(), pid)
+          const processes = await Effect.runPromise(makeProcessTable)
+          const tree = treeOf(await Effect.runPromise(processes.read), pid)
           child.stdin.end()
           const timer = setTimeout(() => child.kill("SIGKILL"), 2000)
           await exited
           clearTimeout(timer)
-          signalAll(await alivePids(tree), "SIGKILL")
+          signalAll(await Effect.runPromise(processes.alive(tree)), "SIGKILL")
         }
       })
     })

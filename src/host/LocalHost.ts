@@ -19,7 +19,10 @@ import { mergeEnv } from "./EnvGlob.ts"
 import { makeGuardedFiles } from "./GuardedFiles.ts"
 import { Host, HostError } from "./Host.ts"
 import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, PtyProcess, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
-import { alivePids, readProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
+import { makeProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
+import type { ProcessTable, ProcReadError } from "./ProcessTree.ts"
+import { terminateTree } from "./TreeKill.ts"
+import type { ProcessControl } from "./TreeKill.ts"
 import { outputCollector } from "./OutputCollector.ts"
 import { makeTail } from "./Tail.ts"
 
@@ -44,9 +47,18 @@ const DEFAULT_GRACE = Duration.seconds(5)
  * @category constructors
  * @since 0.1.0
  */
-export const make = (options: LocalHostOptions = {}): HostShape => {
+export const make = (options: LocalHostOptions = {}): Effect.Effect<HostShape> => Effect.map(makeProcessTable, (processes) => makeWith(options, processes))
+
+const makeWith = (options: LocalHostOptions, processes: ProcessTable): HostShape => {
   const baseEnv = options.env ?? { ...process.env }
   const home = options.home ?? homedir()
+  const control = processControl(processes)
+  const killTree = (root: number | undefined, grace: Duration.Input) => root === undefined ? Effect.void : terminateTree(control, root, grace)
+  /** For finalizers, which cannot fail: a kill that could not see the whole tree is logged loudly. */
+  const killTreeOrWarn = (root: number | undefined, grace: Duration.Input) =>
+    killTree(root, grace).pipe(
+      Effect.catch((error) => Effect.logWarning(`could not stop the process tree of ${root}; processes may remain: ${error.detail}`))
+    )
 
   const start = (command: Command, stdio: { readonly stdin: boolean; readonly stdout: boolean }) =>
     Effect.callback<ChildProcess, HostError>((resume) => {
@@ -87,7 +99,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
         Effect.onInterrupt(() => killTreeOrWarn(child.pid, Duration.millis(200)))
       )
       // A daemon started by the command may keep the pipes open: wait briefly, never forever.
-      yield* Effect.promise(() => closedOrTimeout(child, 200))
+      yield* closedOrTimeout(child, Duration.millis(200))
       const result: RunResult = {
         exitCode,
         stdout: stdout.text(),
@@ -125,11 +137,13 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
         endInput: Effect.sync(() => child.stdin?.end()),
         exitCode: Deferred.await(exited),
         isRunning: Deferred.isDone(exited).pipe(Effect.map((done) => !done)),
-        signal: (signal) =>
-          io("signal", command.argv[0], async () => {
-            const pid = child.pid
-            if (pid !== undefined) signalAll(treeOf(await readProcessTable(), pid), signal)
-          })
+        signal: (signal) => {
+          const pid = child.pid
+          return pid === undefined ? Effect.void : processes.read.pipe(
+            Effect.mapError(procError("signal")),
+            Effect.flatMap((table) => Effect.sync(() => signalAll(treeOf(table, pid), signal)))
+          )
+        }
       }
       return handle
     }).pipe(Effect.withSpan("LocalHost.spawn", { attributes: { program: command.argv[0] } }))
@@ -246,9 +260,9 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
     run,
     spawn,
     spawnPty,
-    terminateTree: (pid, grace) => killTreeEffect(pid, Duration.fromInputUnsafe(grace)),
+    terminateTree: killTree,
     connectionLost: Effect.never,
-    isAlive: (pid) => io("is alive", `/proc/${pid}`, async () => (await alivePids([pid])).length > 0),
+    isAlive: (pid) => processes.alive([pid]).pipe(Effect.map((alive) => alive.length > 0), Effect.mapError(procError("is alive"))),
     readFile: (path) => io("read", path, () => fs.readFile(path)).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
     readRange,
     writeFile,
@@ -284,7 +298,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options?: LocalHostOptions): Layer.Layer<Host> => Layer.sync(Host, () => Host.of(make(options)))
+export const layer = (options?: LocalHostOptions): Layer.Layer<Host> => Layer.effect(Host, Effect.map(make(options), Host.of))
 
 // --- helpers -------------------------------------------------------------------------------
 
@@ -294,52 +308,26 @@ const exitCodeOf = (child: ChildProcess): number => {
   return signal === null ? -1 : 128 + (osConstants.signals[signal] ?? 0)
 }
 
-// Kills the process tree rooted at `child`: SIGTERM to everything that belongs to it, a bounded
-// wait, then SIGKILL to whatever is left. The tree is read before signalling because a child
-// whose parent dies is re-parented and can no longer be found through it.
-const killTree = async (root: number | undefined, grace: Duration.Duration): Promise<void> => {
-  if (root === undefined) return
-  const tree = treeOf(await readProcessTable(), root)
-  if (tree.length === 0) return
-  signalAll(tree, "SIGTERM")
-  const deadline = Date.now() + Duration.toMillis(grace)
-  let alive = await alivePids(tree)
-  while (alive.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    alive = await alivePids(tree)
-  }
-  if (alive.length === 0) return
-  const table = await readProcessTable()
-  const survivors = new Set([...alive, ...alive.flatMap((pid) => treeOf(table, pid))])
-  signalAll([...survivors], "SIGKILL")
-  const killDeadline = Date.now() + 1000
-  while ((await alivePids([...survivors])).length > 0 && Date.now() < killDeadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+/** The escalation's view of this machine: `/proc` for the table, kill(2) for signals. */
+const processControl = (processes: ProcessTable): ProcessControl<HostError> => ({
+  table: processes.read.pipe(Effect.mapError(procError("terminate tree"))),
+  alive: (pids) => processes.alive(pids).pipe(Effect.mapError(procError("terminate tree"))),
+  signal: (pids, signal) => Effect.sync(() => signalAll(pids, signal))
+})
+
+const procError = (operation: string) => (error: ProcReadError): HostError => fromNodeError(operation, error.path, error.cause)
 
 const ignoreStreamError = (): void => {}
 
-/** {@link killTree} with a failed process-table read as a typed error (never a silent miss). */
-const killTreeEffect = (root: number | undefined, grace: Duration.Duration) =>
-  Effect.tryPromise({ try: () => killTree(root, grace), catch: (error) => fromNodeError("terminate tree", `/proc/${root}`, error) })
-
-/** For finalizers, which cannot fail: a kill that could not see the whole tree is logged loudly. */
-const killTreeOrWarn = (root: number | undefined, grace: Duration.Duration) =>
-  killTreeEffect(root, grace).pipe(
-    Effect.catch((error) => Effect.logWarning(`could not stop the process tree of ${root}; processes may remain: ${error.detail}`))
-  )
-
-const closedOrTimeout = (child: ChildProcess, millis: number) =>
-  new Promise<void>((resolve) => {
+/** Waits until the child's pipes are closed, or `limit`: a daemon it started may hold them open. */
+const closedOrTimeout = (child: ChildProcess, limit: Duration.Duration) =>
+  Effect.callback<void>((resume) => {
     const streams = [child.stdout, child.stderr].filter((stream) => stream !== null && !stream.readableEnded)
-    if (streams.length === 0) return resolve()
-    const timer = setTimeout(resolve, millis)
-    child.once("close", () => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
+    if (streams.length === 0) return resume(Effect.void)
+    const closed = () => resume(Effect.void)
+    child.once("close", closed)
+    return Effect.sync(() => child.off("close", closed))
+  }).pipe(Effect.timeoutOrElse({ duration: limit, orElse: () => Effect.void }))
 
 const collect = (stream: Readable | null, limit: number) => {
   const collector = outputCollector(limit)
