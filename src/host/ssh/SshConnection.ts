@@ -66,7 +66,7 @@ export class Generation {
 }
 
 /**
- * A shared connection. Obtain it with {@link acquireConnection}.
+ * A shared connection. Obtain it from an {@link SshPool}.
  * @category models
  */
 export class SshConnection {
