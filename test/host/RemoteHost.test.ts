@@ -233,7 +233,8 @@ describe("RemoteHost", () => {
       const sshdProcesses = sshdConnectionProcesses(sshd()).length
       yield* a.run({ argv: ["true"] })
       yield* b.run({ argv: ["true"] })
-      assert.strictEqual(sshdConnectionProcesses(sshd()).length, sshdProcesses, "a second connection was opened")
+      // At most: an earlier test's connection may still be finishing its close on the server side.
+      assert.isAtMost(sshdConnectionProcesses(sshd()).length, sshdProcesses, "a second connection was opened")
       const proc = yield* b.spawn({ argv: ["cat"] }, { stdin: true }).pipe(Scope.provide(second))
       yield* Scope.close(first, Exit.void)
       assert.strictEqual((yield* connections)[0]?.users, 1)
