@@ -8,9 +8,9 @@ import type { ChildProcessWithoutNullStreams } from "node:child_process"
 import { cpSync, mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { createInterface } from "node:readline"
-import { Result } from "effect"
+import { Effect, Result } from "effect"
 import { DEMO_MODEL, demoTaskSettings } from "../src/cli/OfflineDemo.ts"
-import { alivePids, readProcessTable, signalAll, treeOf } from "../src/host/ProcessTree.ts"
+import { makeProcessTable, signalAll, treeOf } from "../src/host/ProcessTree.ts"
 import { offlineCodexConfig, offlineCodexEnv } from "../src/modelserver/OfflineCodexConfig.ts"
 import { renderCodexConfig } from "../src/workdir/CodexConfigToml.ts"
 import { stringify } from "smol-toml"
@@ -164,12 +164,13 @@ export const startAppServer = (
         },
         next: (accept) => new Promise((found) => waiters.add({ accept, resolve: found })),
         stop: async () => {
-          const tree = treeOf(await readProcessTable(), pid)
+          const processes = await Effect.runPromise(makeProcessTable)
+          const tree = treeOf(await Effect.runPromise(processes.read), pid)
           child.stdin.end()
           const timer = setTimeout(() => child.kill("SIGKILL"), 2000)
           await exited
           clearTimeout(timer)
-          signalAll(await alivePids(tree), "SIGKILL")
+          signalAll(await Effect.runPromise(processes.alive(tree)), "SIGKILL")
         }
       })
     })

@@ -40,6 +40,26 @@ export const HostErrorReason = Schema.Literals([
 export type HostErrorReason = typeof HostErrorReason.Type
 
 /**
+ * The connection to a host dropped (an SSH keepalive timeout, a closed socket) while an operation
+ * was in flight, or could not be re-established. Carried as the `cause` of a `HostError` with
+ * reason `ConnectionLost`; `pids` are the remote processes this worker still tracked at that
+ * moment, which may remain on the host if no later reconnect can stop them.
+ * @category errors
+ * @since 0.1.0
+ */
+export class HostConnectionLost extends Schema.TaggedError<HostConnectionLost>()("HostConnectionLost", {
+  host: Schema.String,
+  operation: Schema.String,
+  detail: Schema.String,
+  pids: Schema.Array(Schema.Number)
+}) {
+  override get message(): string {
+    const pids = this.pids.length === 0 ? "" : `; remote processes that may remain: ${this.pids.join(", ")}`
+    return `SSH connection to ${this.host} lost during ${this.operation}: ${this.detail}${pids}`
+  }
+}
+
+/**
  * A host operation (spawn, file access, …) failed.
  * @category errors
  * @since 0.1.0
@@ -56,7 +76,23 @@ export class HostError extends Schema.TaggedError<HostError>()("HostError", {
     const where = this.path === undefined ? "" : ` ${this.path}`
     return `${this.operation}${where} on ${this.host} failed (${this.reason}): ${this.detail}`
   }
+
+  /**
+   * The {@link HostConnectionLost} behind this error when the host's connection dropped, so code
+   * above `host/` can tell a lost host from a failed operation without knowing how hosts connect.
+   */
+  get connectionLost(): HostConnectionLost | undefined {
+    return this.reason === "ConnectionLost" && this.cause instanceof HostConnectionLost ? this.cause : undefined
+  }
 }
+
+/**
+ * A host error as a session reports it: a dropped connection as its {@link HostConnectionLost},
+ * anything else unchanged.
+ * @category getters
+ * @since 0.1.0
+ */
+export const classifyConnectionLoss = (error: HostError): HostError | HostConnectionLost => error.connectionLost ?? error
 
 /**
  * A command that had to succeed exited non-zero.

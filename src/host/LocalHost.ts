@@ -1,13 +1,17 @@
 /**
  * LocalHost: the {@link Host} contract on the worker's own machine (Linux). Processes are
  * spawned in their own process group and killed as a whole tree (group, session and escaped
- * descendants, found through `/proc`) when their scope closes; files go through `node:fs`.
+ * descendants, found through `/proc`; see TreeKill.ts) when their scope closes; files go through
+ * the platform `FileSystem`, except the guarded opens and glob, which need `node:fs`.
  *
  * @since 0.1.0
  */
-import { NodeStream } from "@effect/platform-node"
+import { NodeFileSystem, NodeStream } from "@effect/platform-node"
 import * as Pty from "@lydell/node-pty"
-import { Cause, Deferred, Duration, Effect, Exit, Layer, Queue, Stream } from "effect"
+import { Cause, Deferred, Duration, Effect, Exit, FileSystem, Layer, Option, Queue, Stream } from "effect"
+import type { PlatformError, Scope } from "effect"
+// Processes stay on node:child_process: ChildProcessSpawner reports a signal death as a failure (not 128 + n) and
+// signals only the process group, on native timers, even after a clean exit; the tree kill (TreeKill.ts) reaches escaped sessions on Clock.
 import { spawn as spawnChild } from "node:child_process"
 import type { ChildProcess } from "node:child_process"
 import { randomBytes } from "node:crypto"
@@ -19,7 +23,10 @@ import { mergeEnv } from "./EnvGlob.ts"
 import { makeGuardedFiles } from "./GuardedFiles.ts"
 import { Host, HostError } from "./Host.ts"
 import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, PtyProcess, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
-import { alivePids, readProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
+import { makeProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
+import type { ProcessTable, ProcReadError } from "./ProcessTree.ts"
+import { terminateTree } from "./TreeKill.ts"
+import type { ProcessControl } from "./TreeKill.ts"
 import { outputCollector } from "./OutputCollector.ts"
 import { makeTail } from "./Tail.ts"
 
@@ -44,9 +51,21 @@ const DEFAULT_GRACE = Duration.seconds(5)
  * @category constructors
  * @since 0.1.0
  */
-export const make = (options: LocalHostOptions = {}): HostShape => {
+export const make = (options: LocalHostOptions = {}): Effect.Effect<HostShape> =>
+  Effect.gen(function*() {
+    return makeWith(options, yield* makeProcessTable, yield* FileSystem.FileSystem)
+  }).pipe(Effect.provide(NodeFileSystem.layer))
+
+const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: FileSystem.FileSystem): HostShape => {
   const baseEnv = options.env ?? { ...process.env }
   const home = options.home ?? homedir()
+  const control = processControl(processes)
+  const killTree = (root: number | undefined, grace: Duration.Input) => root === undefined ? Effect.void : terminateTree(control, root, grace)
+  /** For finalizers, which cannot fail: a kill that could not see the whole tree is logged loudly. */
+  const killTreeOrWarn = (root: number | undefined, grace: Duration.Input) =>
+    killTree(root, grace).pipe(
+      Effect.catch((error) => Effect.logWarning(`could not stop the process tree of ${root}; processes may remain: ${error.detail}`))
+    )
 
   const start = (command: Command, stdio: { readonly stdin: boolean; readonly stdout: boolean }) =>
     Effect.callback<ChildProcess, HostError>((resume) => {
@@ -87,7 +106,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
         Effect.onInterrupt(() => killTreeOrWarn(child.pid, Duration.millis(200)))
       )
       // A daemon started by the command may keep the pipes open: wait briefly, never forever.
-      yield* Effect.promise(() => closedOrTimeout(child, 200))
+      yield* closedOrTimeout(child, Duration.millis(200))
       const result: RunResult = {
         exitCode,
         stdout: stdout.text(),
@@ -125,81 +144,72 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
         endInput: Effect.sync(() => child.stdin?.end()),
         exitCode: Deferred.await(exited),
         isRunning: Deferred.isDone(exited).pipe(Effect.map((done) => !done)),
-        signal: (signal) =>
-          io("signal", command.argv[0], async () => {
-            const pid = child.pid
-            if (pid !== undefined) signalAll(treeOf(await readProcessTable(), pid), signal)
-          })
+        signal: (signal) => {
+          const pid = child.pid
+          return pid === undefined ? Effect.void : processes.read.pipe(
+            Effect.mapError(procError("signal")),
+            Effect.flatMap((table) => Effect.sync(() => signalAll(treeOf(table, pid), signal)))
+          )
+        }
       }
       return handle
     }).pipe(Effect.withSpan("LocalHost.spawn", { attributes: { program: command.argv[0] } }))
 
-  const io = <A>(operation: string, path: string, f: () => Promise<A>) =>
-    Effect.tryPromise({ try: f, catch: (error) => fromNodeError(operation, path, error) })
+  /** A FileSystem call, its PlatformError as a HostError of this host. */
+  const onFs = <A>(operation: string, path: string, effect: Effect.Effect<A, PlatformError.PlatformError, Scope.Scope>) =>
+    Effect.scoped(effect).pipe(Effect.mapError((error) => fromPlatformError(operation, path, error)))
 
   const stat = (path: string) =>
-    io("stat", path, () => fs.lstat(path, { bigint: true })).pipe(Effect.map((info): FileInfo => ({
-      type: info.isFile() ? "File" : info.isDirectory() ? "Directory" : info.isSymbolicLink() ? "SymbolicLink" : "Other",
+    onFs("stat", path, files.lstat(path)).pipe(Effect.map((info): FileInfo => ({
+      type: info.type === "File" ? "File" : info.type === "Directory" ? "Directory" : info.type === "SymbolicLink" ? "SymbolicLink" : "Other",
       size: Number(info.size),
-      mode: Number(info.mode & 0o7777n),
-      identity: `${info.dev}:${info.ino}`
+      mode: info.mode & 0o7777,
+      identity: `${info.dev}:${Option.getOrElse(info.ino, () => 0n)}`
     })))
 
   const readRange = (path: string, offset: number, length: number) =>
-    io("read", path, async () => {
-      const file = await fs.open(path, "r")
-      try {
-        const buffer = Buffer.alloc(length)
-        const { bytesRead } = await file.read(buffer, 0, length, offset)
-        return new Uint8Array(buffer.subarray(0, bytesRead))
-      } finally {
-        await file.close()
-      }
-    })
+    onFs("read", path, Effect.flatMap(files.open(path, { flag: "r" }), (file) => file.readAlloc(length, { position: BigInt(offset) }))).pipe(
+      Effect.map(Option.getOrElse(() => new Uint8Array(0)))
+    )
 
-  const writeFile = (path: string, data: string | Uint8Array, writeOptions: { readonly mode?: number } = {}) =>
-    io("write", path, async () => {
-      const temp = siblingTemp(path)
-      try {
-        await fs.writeFile(temp, data, { mode: writeOptions.mode ?? 0o644, flag: "wx" })
-        await fs.chmod(temp, writeOptions.mode ?? 0o644) // the umask must not widen or narrow the mode
-        await fs.rename(temp, path)
-      } catch (error) {
-        await fs.rm(temp, { force: true })
-        throw error
-      }
-    })
+  /** Runs `effect`; when it fails, removes `temp` (best effort) and fails the same way. */
+  const removingOnFailure = <A>(temp: string, effect: Effect.Effect<A, PlatformError.PlatformError, Scope.Scope>) =>
+    effect.pipe(Effect.onError(() => files.remove(temp, { force: true }).pipe(Effect.ignore)))
 
-  const symlink = (target: string, linkPath: string) =>
-    io("symlink", linkPath, async () => {
-      const temp = siblingTemp(linkPath)
-      await fs.symlink(target, temp)
-      await fs.rename(temp, linkPath).catch(async (error: unknown) => {
-        await fs.rm(temp, { force: true })
-        throw error
-      })
-    })
+  const writeFile = (path: string, data: string | Uint8Array, writeOptions: { readonly mode?: number } = {}) => {
+    const temp = siblingTemp(path)
+    const mode = writeOptions.mode ?? 0o644
+    return onFs("write", path, removingOnFailure(temp, files.writeFile(temp, bytesOf(data), { flag: "wx", mode }).pipe(
+      Effect.andThen(files.chmod(temp, mode)), // the umask must not widen or narrow the mode
+      Effect.andThen(files.rename(temp, path))
+    )))
+  }
 
-  const importFile = (workerPath: string, hostPath: string, importOptions: { readonly mode?: number } = {}) =>
-    io("import", hostPath, async () => {
-      const temp = siblingTemp(hostPath)
-      const source = await fs.stat(workerPath)
-      const mode = importOptions.mode ?? Number(source.mode & 0o7777)
-      try {
+  const symlink = (target: string, linkPath: string) => {
+    const temp = siblingTemp(linkPath)
+    return onFs("symlink", linkPath, files.symlink(target, temp).pipe(
+      Effect.andThen(removingOnFailure(temp, files.rename(temp, linkPath)))
+    ))
+  }
+
+  const importFile = (workerPath: string, hostPath: string, importOptions: { readonly mode?: number } = {}) => {
+    const temp = siblingTemp(hostPath)
+    return onFs("import", hostPath, Effect.gen(function*() {
+      const source = yield* files.stat(workerPath)
+      const mode = importOptions.mode ?? source.mode & 0o7777
+      yield* removingOnFailure(temp, Effect.gen(function*() {
         // A hard link shares the inode, so it is only used when the mode already matches.
-        const linked = (source.mode & 0o7777) === mode &&
-          await fs.link(workerPath, temp).then(() => true, () => false)
+        const linked = (source.mode & 0o7777) === mode && (yield* files.link(workerPath, temp).pipe(Effect.as(true), Effect.orElseSucceed(() => false)))
         if (!linked) {
-          await fs.copyFile(workerPath, temp)
-          await fs.chmod(temp, mode)
+          yield* files.copyFile(workerPath, temp)
+          yield* files.chmod(temp, mode)
         }
-        await fs.rename(temp, hostPath)
-      } catch (error) {
-        await fs.rm(temp, { force: true })
-        throw error
-      }
-    })
+        yield* files.rename(temp, hostPath)
+      }))
+    }))
+  }
 
+  // A pseudo-terminal has no platform service: node-pty.
   const spawnPty = (command: Command, size: { readonly columns: number; readonly rows: number }) =>
     Effect.gen(function*() {
       const [program, ...args] = command.argv
@@ -238,6 +248,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
       return handle
     })
 
+  // Guarded opens stay on node:fs (GuardedFiles.ts): O_NOFOLLOW|O_NONBLOCK and the /proc/self/fd check of the opened handle.
   const guarded = makeGuardedFiles(LABEL)
 
   return {
@@ -246,36 +257,36 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
     run,
     spawn,
     spawnPty,
-    terminateTree: (pid, grace) => killTreeEffect(pid, Duration.fromInputUnsafe(grace)),
+    terminateTree: killTree,
     connectionLost: Effect.never,
     // The worker's loopback is this host's loopback.
     forwardToLocal: (localPort) => Effect.succeed(localPort),
-    isAlive: (pid) => io("is alive", `/proc/${pid}`, async () => (await alivePids([pid])).length > 0),
-    readFile: (path) => io("read", path, () => fs.readFile(path)).pipe(Effect.map((buffer) => new Uint8Array(buffer))),
+    isAlive: (pid) => processes.alive([pid]).pipe(Effect.map((alive) => alive.length > 0), Effect.mapError(procError("is alive"))),
+    readFile: (path) => onFs("read", path, files.readFile(path)),
     readRange,
     writeFile,
-    appendFile: (path, data) => io("append", path, () => fs.appendFile(path, data)),
+    appendFile: (path, data) => onFs("append", path, files.writeFile(path, bytesOf(data), { flag: "a" })),
     readRegularFile: guarded.readRegularFile,
     appendRegularFile: guarded.appendRegularFile,
     createRegularFile: guarded.createRegularFile,
-    exists: (path) => io("exists", path, () => fs.lstat(path).then(() => true, () => false)),
+    exists: (path) => files.lstat(path).pipe(Effect.as(true), Effect.orElseSucceed(() => false)),
     stat,
-    realPath: (path) => io("realpath", path, () => fs.realpath(path)),
+    realPath: (path) => onFs("realpath", path, files.realPath(path)),
     makeDirectory: (path, dirOptions = {}) =>
-      io("mkdir", path, async () => {
-        await fs.mkdir(path, { recursive: true, mode: dirOptions.mode ?? 0o755 })
-        if (dirOptions.mode !== undefined) await fs.chmod(path, dirOptions.mode)
-      }),
-    readDirectory: (path) => io("readdir", path, async () => (await fs.readdir(path)).sort()),
-    remove: (path) => io("remove", path, () => fs.rm(path, { recursive: true, force: true })),
-    rename: (from, to) => io("rename", from, () => fs.rename(from, to)),
-    chmod: (path, mode) => io("chmod", path, () => fs.chmod(path, mode)),
+      onFs("mkdir", path, files.makeDirectory(path, { recursive: true, mode: dirOptions.mode ?? 0o755 }).pipe(
+        Effect.andThen(dirOptions.mode === undefined ? Effect.void : files.chmod(path, dirOptions.mode))
+      )),
+    readDirectory: (path) => onFs("readdir", path, files.readDirectory(path)).pipe(Effect.map((names) => names.sort())),
+    remove: (path) => onFs("remove", path, files.remove(path, { recursive: true, force: true })),
+    rename: (from, to) => onFs("rename", from, files.rename(from, to)),
+    chmod: (path, mode) => onFs("chmod", path, files.chmod(path, mode)),
     symlink,
+    // FileSystem has no glob: node:fs's.
     glob: (pattern, cwd) =>
-      io("glob", join(cwd, pattern), async () => {
-        const matches = await Array.fromAsync(fs.glob(pattern, { cwd }))
-        return matches.map((match) => isAbsolute(match) ? match : join(cwd, match)).sort()
-      }),
+      Effect.tryPromise({
+        try: () => Array.fromAsync(fs.glob(pattern, { cwd })),
+        catch: (error) => fromNodeError("glob", join(cwd, pattern), error)
+      }).pipe(Effect.map((matches) => matches.map((match) => isAbsolute(match) ? match : join(cwd, match)).sort())),
     tail: makeTail({ stat, readRange: guarded.readRegularRange }, Duration.millis(50)),
     importFile
   }
@@ -286,7 +297,7 @@ export const make = (options: LocalHostOptions = {}): HostShape => {
  * @category layers
  * @since 0.1.0
  */
-export const layer = (options?: LocalHostOptions): Layer.Layer<Host> => Layer.sync(Host, () => Host.of(make(options)))
+export const layer = (options?: LocalHostOptions): Layer.Layer<Host> => Layer.effect(Host, Effect.map(make(options), Host.of))
 
 // --- helpers -------------------------------------------------------------------------------
 
@@ -296,52 +307,26 @@ const exitCodeOf = (child: ChildProcess): number => {
   return signal === null ? -1 : 128 + (osConstants.signals[signal] ?? 0)
 }
 
-// Kills the process tree rooted at `child`: SIGTERM to everything that belongs to it, a bounded
-// wait, then SIGKILL to whatever is left. The tree is read before signalling because a child
-// whose parent dies is re-parented and can no longer be found through it.
-const killTree = async (root: number | undefined, grace: Duration.Duration): Promise<void> => {
-  if (root === undefined) return
-  const tree = treeOf(await readProcessTable(), root)
-  if (tree.length === 0) return
-  signalAll(tree, "SIGTERM")
-  const deadline = Date.now() + Duration.toMillis(grace)
-  let alive = await alivePids(tree)
-  while (alive.length > 0 && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    alive = await alivePids(tree)
-  }
-  if (alive.length === 0) return
-  const table = await readProcessTable()
-  const survivors = new Set([...alive, ...alive.flatMap((pid) => treeOf(table, pid))])
-  signalAll([...survivors], "SIGKILL")
-  const killDeadline = Date.now() + 1000
-  while ((await alivePids([...survivors])).length > 0 && Date.now() < killDeadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-}
+/** The escalation's view of this machine: `/proc` for the table, kill(2) for signals. */
+const processControl = (processes: ProcessTable): ProcessControl<HostError> => ({
+  table: processes.read.pipe(Effect.mapError(procError("terminate tree"))),
+  alive: (pids) => processes.alive(pids).pipe(Effect.mapError(procError("terminate tree"))),
+  signal: (pids, signal) => Effect.sync(() => signalAll(pids, signal))
+})
+
+const procError = (operation: string) => (error: ProcReadError): HostError => fromNodeError(operation, error.path, error.cause)
 
 const ignoreStreamError = (): void => {}
 
-/** {@link killTree} with a failed process-table read as a typed error (never a silent miss). */
-const killTreeEffect = (root: number | undefined, grace: Duration.Duration) =>
-  Effect.tryPromise({ try: () => killTree(root, grace), catch: (error) => fromNodeError("terminate tree", `/proc/${root}`, error) })
-
-/** For finalizers, which cannot fail: a kill that could not see the whole tree is logged loudly. */
-const killTreeOrWarn = (root: number | undefined, grace: Duration.Duration) =>
-  killTreeEffect(root, grace).pipe(
-    Effect.catch((error) => Effect.logWarning(`could not stop the process tree of ${root}; processes may remain: ${error.detail}`))
-  )
-
-const closedOrTimeout = (child: ChildProcess, millis: number) =>
-  new Promise<void>((resolve) => {
+/** Waits until the child's pipes are closed, or `limit`: a daemon it started may hold them open. */
+const closedOrTimeout = (child: ChildProcess, limit: Duration.Duration) =>
+  Effect.callback<void>((resume) => {
     const streams = [child.stdout, child.stderr].filter((stream) => stream !== null && !stream.readableEnded)
-    if (streams.length === 0) return resolve()
-    const timer = setTimeout(resolve, millis)
-    child.once("close", () => {
-      clearTimeout(timer)
-      resolve()
-    })
-  })
+    if (streams.length === 0) return resume(Effect.void)
+    const closed = () => resume(Effect.void)
+    child.once("close", closed)
+    return Effect.sync(() => child.off("close", closed))
+  }).pipe(Effect.timeoutOrElse({ duration: limit, orElse: () => Effect.void }))
 
 const collect = (stream: Readable | null, limit: number) => {
   const collector = outputCollector(limit)
@@ -377,6 +362,14 @@ const REASONS: Readonly<Record<string, HostErrorReason>> = {
   EINVAL: "BadArgument",
   ENAMETOOLONG: "BadArgument"
 }
+
+/** A PlatformError keeps the Node error behind it: its errno decides the reason, as for direct Node calls. */
+const fromPlatformError = (operation: string, path: string, error: PlatformError.PlatformError): HostError =>
+  error.reason._tag === "BadArgument"
+    ? hostError(operation, "BadArgument", error.message, path)
+    : fromNodeError(operation, path, error.reason.cause ?? error)
+
+const bytesOf = (data: string | Uint8Array): Uint8Array => typeof data === "string" ? new TextEncoder().encode(data) : data
 
 const fromNodeError = (operation: string, path: string, error: unknown): HostError => {
   const code = typeof error === "object" && error !== null && "code" in error ? String(error.code) : "UNKNOWN"

@@ -5,6 +5,9 @@
  *
  * @since 0.1.0
  */
+import { Effect, Schema, Semaphore } from "effect"
+// /proc reads keep node:fs: a process that vanished mid-read (ENOENT or ESRCH) must be told apart
+// from every other failure by its errno, which the platform FileSystem error does not keep.
 import { readdir, readFile } from "node:fs/promises"
 
 /** One row of the process table. */
@@ -16,62 +19,75 @@ export interface ProcessEntry {
 }
 
 /**
- * How many `/proc/<pid>/stat` files the whole worker has open at once, however many tree reads
- * run together. Opening all of them at once (100 terminal viewers closing together: 100 tables
- * of hundreds of files) exhausted the worker's descriptors, and the failed reads made processes
- * look gone, so a teardown missed them.
+ * A `/proc` read failed for another reason than the process being gone (out of descriptors, say).
+ * @category errors
+ */
+export class ProcReadError extends Schema.TaggedError<ProcReadError>()("ProcReadError", {
+  path: Schema.String,
+  cause: Schema.Defect()
+}) {}
+
+/**
+ * The process table of this machine.
+ * @category models
+ */
+export interface ProcessTable {
+  /**
+   * Reads the whole table; processes that vanish mid-walk are skipped. Any other failure fails:
+   * a table with holes would hide processes from a kill.
+   */
+  readonly read: Effect.Effect<ReadonlyArray<ProcessEntry>, ProcReadError>
+  /** The pids of `pids` that are still alive (zombies count as gone). */
+  readonly alive: (pids: ReadonlyArray<number>) => Effect.Effect<ReadonlyArray<number>, ProcReadError>
+}
+
+/**
+ * How many `/proc/<pid>/stat` files one table has open at once, however many reads run together.
+ * Opening all of them at once (100 terminal viewers closing together: 100 tables of hundreds of
+ * files) exhausted the worker's descriptors, and the failed reads made processes look gone, so a
+ * teardown missed them.
  */
 const READ_CONCURRENCY = 16
 
-/** A worker-wide permit count for `/proc` reads (a plain semaphore: this module is Promise-based). */
-const permits = { free: READ_CONCURRENCY, waiting: new Array<() => void>() }
-
-const withPermit = async <A>(f: () => Promise<A>): Promise<A> => {
-  if (permits.free > 0) permits.free -= 1
-  else await new Promise<void>((resolve) => permits.waiting.push(resolve))
-  try {
-    return await f()
-  } finally {
-    const next = permits.waiting.shift()
-    if (next === undefined) permits.free += 1
-    else next()
-  }
-}
+/**
+ * A process table whose reads share one permit count (the local host makes one, so every tree
+ * walk of the worker's host is bounded together).
+ * @category constructors
+ */
+export const makeProcessTable = Effect.sync((): ProcessTable => {
+  const permits = Semaphore.makeUnsafe(READ_CONCURRENCY)
+  /** `/proc/<pid>/stat`, or undefined when the process is gone. */
+  const readStat = (pid: string) =>
+    Effect.tryPromise({
+      try: () => readFile(`/proc/${pid}/stat`, "latin1").catch((error: unknown) => vanished(error) ? undefined : Promise.reject(error)),
+      catch: (cause) => new ProcReadError({ path: `/proc/${pid}/stat`, cause })
+    }).pipe(Semaphore.withPermit(permits))
+  const read = Effect.tryPromise({
+    try: () => readdir("/proc"),
+    catch: (cause) => new ProcReadError({ path: "/proc", cause })
+  }).pipe(
+    Effect.flatMap((names) =>
+      Effect.forEach(names.filter((name) => /^\d+$/.test(name)), readStat, { concurrency: READ_CONCURRENCY })
+    ),
+    Effect.map((stats) => stats.flatMap((stat) => {
+      const entry = stat === undefined ? undefined : parseStat(stat)
+      return entry === undefined ? [] : [entry]
+    }))
+  )
+  const alive = (pids: ReadonlyArray<number>) =>
+    Effect.forEach(pids, (pid) => readStat(String(pid)).pipe(Effect.map((stat) => {
+      if (stat === undefined) return undefined
+      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
+      return state === "Z" || state === "X" ? undefined : pid
+    })), { concurrency: READ_CONCURRENCY }).pipe(
+      Effect.map((states) => states.filter((pid): pid is number => pid !== undefined))
+    )
+  return { read, alive }
+})
 
 /** Whether a read failed because the process is gone (the only failure that may be skipped). */
 const vanished = (error: unknown): boolean =>
   typeof error === "object" && error !== null && "code" in error && (error.code === "ENOENT" || error.code === "ESRCH")
-
-/** Maps `items` with at most `limit` calls in flight, in order. */
-const mapBounded = async <A, B>(items: ReadonlyArray<A>, limit: number, f: (item: A) => Promise<B>): Promise<Array<B>> => {
-  const results = new Array<B>(items.length)
-  let next = 0
-  const worker = async () => {
-    while (next < items.length) {
-      const index = next++
-      results[index] = await f(items[index] as A)
-    }
-  }
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
-  return results
-}
-
-/**
- * Reads the process table; processes that vanish mid-walk are skipped. Any other failure (out of
- * descriptors, say) rejects: a table with holes would hide processes from a kill.
- */
-export const readProcessTable = async (): Promise<ReadonlyArray<ProcessEntry>> => {
-  const names = await readdir("/proc")
-  const rows = await mapBounded(names.filter((name) => /^\d+$/.test(name)), READ_CONCURRENCY, async (name) => {
-    try {
-      return parseStat(await withPermit(() => readFile(`/proc/${name}/stat`, "latin1")))
-    } catch (error) {
-      if (vanished(error)) return undefined
-      throw error
-    }
-  })
-  return rows.filter((row): row is ProcessEntry => row !== undefined)
-}
 
 /**
  * The pids that belong to `root`: its process group, its session, and every descendant of any of
@@ -96,24 +112,6 @@ export const treeOf = (table: ReadonlyArray<ProcessEntry>, root: number): Readon
     for (const child of children.get(pid) ?? []) pending.push(child)
   }
   return [...found]
-}
-
-/**
- * The pids of `pids` that are still alive (zombies count as gone). A pid whose state cannot be
- * read for another reason than being gone rejects rather than being reported dead.
- */
-export const alivePids = async (pids: ReadonlyArray<number>): Promise<ReadonlyArray<number>> => {
-  const states = await mapBounded(pids, READ_CONCURRENCY, async (pid) => {
-    try {
-      const stat = await withPermit(() => readFile(`/proc/${pid}/stat`, "latin1"))
-      const state = stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3)
-      return state === "Z" || state === "X" ? undefined : pid
-    } catch (error) {
-      if (vanished(error)) return undefined
-      throw error
-    }
-  })
-  return states.filter((pid): pid is number => pid !== undefined)
 }
 
 /** Sends `signal` to each pid, ignoring processes that are already gone. */

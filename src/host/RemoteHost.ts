@@ -2,8 +2,8 @@
  * RemoteHost: the {@link Host} contract on a machine reached over SSH (ssh2). The remote needs a
  * POSIX `sh`, `ps`, `awk`, `find` and an SFTP subsystem; nothing is installed there.
  *
- * Owns the translation of the contract onto one shared SSH connection per `user@host:port`
- * (`ssh/SshConnection.ts`): commands become quoted `sh -c` scripts whose launch wrapper reports
+ * Owns the translation of the contract onto one SSH connection per `user@host:port`, taken from
+ * an {@link SshPool} (`ssh/SshConnection.ts`): commands become quoted `sh -c` scripts whose launch wrapper reports
  * the pid (`ssh/RemoteShell.ts`, `ssh/RemoteProcess.ts`), files go through SFTP
  * (`ssh/RemoteFiles.ts`) except the guarded operations on files the agent could have touched,
  * which run a checked `sh` script (`ssh/RemoteGuardedFiles.ts`: SFTP cannot refuse a symlink or
@@ -22,8 +22,10 @@
  * - OpenSSH limits sessions per connection (`MaxSessions`, 10 by default); every running
  *   command, spawned process, terminal, the SFTP session and up to two shell helpers hold one.
  *   Opening more waits.
- * - The connection is shared per `user@host:port`: a layer joining it has the host key checked
- *   against its own policy, but runs with the credentials of the layer that opened it.
+ * - {@link layer} owns a pool of its own (its connection closes with it). Layers built with
+ *   {@link layerShared} share the {@link SshPool} the worker provides, one connection per
+ *   `user@host:port`: a layer joining it has the host key checked against its own policy, but
+ *   runs with the credentials of the layer that opened it.
  * - The login shell must accept POSIX single-quoted words (sh, bash, dash, zsh, ksh); every exec
  *   pays its rc-file start-up, which is why helper calls reuse long-lived shells.
  *
@@ -31,17 +33,19 @@
  */
 import { Deferred, Duration, Effect, Layer } from "effect"
 import type { Redacted, Scope } from "effect"
-import { Host, HostError } from "./Host.ts"
+import { Host, HostConnectionLost, HostError } from "./Host.ts"
 import type { HostShape } from "./Host.ts"
 import { HostKeyChanged, HostKeyUnknown } from "./ssh/HostKey.ts"
 import { makeFiles } from "./ssh/RemoteFiles.ts"
 import { makeProcesses } from "./ssh/RemoteProcess.ts"
-import { acquireConnection, HostConnectionLost, sshConnections } from "./ssh/SshConnection.ts"
+import { makeSshPool, SshPool } from "./ssh/SshConnection.ts"
+import type { SshConnectionInfo, SshPoolShape } from "./ssh/SshConnection.ts"
 import { forwardRemoteToLocal } from "./ssh/RemoteForward.ts"
 import type { OptionalPackageMissing } from "../package/OptionalPackage.ts"
 import { makeTail } from "./Tail.ts"
 
-export { HostConnectionLost, HostKeyChanged, HostKeyUnknown, sshConnections }
+export { HostConnectionLost, HostKeyChanged, HostKeyUnknown, makeSshPool, SshPool }
+export type { SshConnectionInfo, SshPoolShape }
 
 /**
  * How to reach and trust an SSH host.
@@ -87,13 +91,14 @@ export interface RemoteHostOptions {
 export type RemoteHostError = HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing
 
 /**
- * Connects (or joins the shared connection) and builds the host. The connection reference is
+ * Connects (or joins the pool's connection) and builds the host. The connection reference is
  * released when the scope closes.
  * @category constructors
  * @since 0.1.0
  */
-export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, RemoteHostError, Scope.Scope> =>
+export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, RemoteHostError, SshPool | Scope.Scope> =>
   Effect.gen(function*() {
+    const pool = yield* SshPool
     const port = options.port ?? 22
     if (options.hostKeyPolicy === "accept-new" && options.knownHostsFile === undefined && options.hostKeyFingerprint === undefined) {
       return yield* new HostError({
@@ -103,7 +108,7 @@ export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, Remot
         detail: "hostKeyPolicy accept-new needs a knownHostsFile to record the key in"
       })
     }
-    const connection = yield* acquireConnection({
+    const connection = yield* pool.acquire({
       host: options.host,
       port,
       user: options.user,
@@ -158,17 +163,26 @@ export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, Remot
   })
 
 /**
- * The remote host as a layer; the shared connection is released with the layer's scope.
+ * The remote host as a layer on the worker's {@link SshPool}: layers for the same
+ * `user@host:port` share one connection, released with the last of their scopes.
+ * @category layers
+ * @since 0.1.0
+ */
+export const layerShared = (options: RemoteHostOptions): Layer.Layer<Host, RemoteHostError, SshPool> =>
+  Layer.effect(Host, make(options).pipe(Effect.map((shape) => Host.of(shape))))
+
+/**
+ * The remote host as a layer with a connection of its own, closed with the layer's scope.
  * @category layers
  * @since 0.1.0
  */
 export const layer = (options: RemoteHostOptions): Layer.Layer<Host, RemoteHostError> =>
-  Layer.effect(Host, make(options).pipe(Effect.map((shape) => Host.of(shape))))
+  layerShared(options).pipe(Layer.provide(Layer.fresh(SshPool.layer)))
 
 /**
- * The {@link HostConnectionLost} behind a `ConnectionLost` host error, if any.
+ * The {@link HostConnectionLost} behind a `ConnectionLost` host error, if any (kept for callers
+ * of 0.1.0; `HostError.connectionLost` in Host.ts is the classification itself).
  * @category getters
  * @since 0.1.0
  */
-export const connectionLostOf = (error: HostError): HostConnectionLost | undefined =>
-  error.reason === "ConnectionLost" && error.cause instanceof HostConnectionLost ? error.cause : undefined
+export const connectionLostOf = (error: HostError): HostConnectionLost | undefined => error.connectionLost

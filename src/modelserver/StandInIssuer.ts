@@ -19,7 +19,7 @@
  * @since 0.1.0
  */
 import { NodeHttpServerRequest } from "@effect/platform-node"
-import { Deferred, Effect, Option, Schema, Scope } from "effect"
+import { Clock, Deferred, Effect, Option, Schema, Scope } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
 import { createHash, randomBytes } from "node:crypto"
 import { serveLoopback } from "../http/LoopbackServer.ts"
@@ -149,7 +149,9 @@ export const CODEX_CLIENT_ID = "app_EMoamEEZ73f0CkXaXp7hrann"
  */
 export const startStandInIssuer: (options?: StandInIssuerOptions) => Effect.Effect<StandInIssuer, never, Scope.Scope> =
   Effect.fn("StandInIssuer.start")(function*(options?: StandInIssuerOptions) {
+    const clock = yield* Clock.Clock
     const state: State = {
+      clock,
       accountId: options?.accountId ?? "acct-stand-in-0001",
       email: options?.email ?? "stand-in@example.test",
       autoApprove: options?.autoApproveDeviceCodes ?? true,
@@ -182,7 +184,7 @@ export const startStandInIssuer: (options?: StandInIssuerOptions) => Effect.Effe
               refresh_token: tokens.refresh_token,
               account_id: state.accountId
             },
-            last_refresh: (mint?.lastRefresh ?? new Date()).toISOString()
+            last_refresh: (mint?.lastRefresh ?? new Date(state.clock.currentTimeMillisUnsafe())).toISOString()
           }
           return {
             bytes: new TextEncoder().encode(JSON.stringify(auth, null, 2)),
@@ -244,6 +246,8 @@ interface State {
   readonly devices: Array<DeviceCode>
   readonly codes: Map<string, AuthorizationCode>
   readonly accessTokens: Array<string>
+  /** The issuer's Clock (token `iat`/`exp`), so tests on TestClock mint tokens at test time. */
+  readonly clock: Clock.Clock
 }
 
 interface TokenSet {
@@ -396,7 +400,7 @@ const tokenGrant = (state: State, params: Readonly<Record<string, string>>, cont
 const issueLineage = (state: State, ttlSeconds: number): TokenSet => issueTokens(state, ttlSeconds)
 
 const issueTokens = (state: State, ttlSeconds: number): TokenSet => {
-  const now = Math.floor(Date.now() / 1000)
+  const now = Math.floor(state.clock.currentTimeMillisUnsafe() / 1000)
   const auth = {
     chatgpt_plan_type: "plus",
     // codex 0.169.0 exits right after a refresh when the id token lacks chatgpt_user_id.

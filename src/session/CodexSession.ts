@@ -30,8 +30,7 @@
 import { Effect, Option } from "effect"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import { decodeWithDeploymentDefaults, REMOTE_TASK_ROOT_VARIABLE } from "../config/DeploymentDefaults.ts"
-import { Host } from "../host/Host.ts"
-import { connectionLostOf } from "../host/RemoteHost.ts"
+import { classifyConnectionLoss, Host } from "../host/Host.ts"
 import { runConversationBody } from "./ConversationBody.ts"
 import { checkPersistence, checkSeedHooks } from "./SessionSeed.ts"
 import { concludeSession, makeTeardownLog } from "./Teardown.ts"
@@ -70,7 +69,7 @@ export const runCodexSession = (input: unknown, options: SessionOptions = {}) =>
       return yield* body.pipe(
         Effect.raceFirst(host.connectionLost),
         Effect.raceFirst(prepared.leaseLost),
-        Effect.catchTag("HostError", (error) => Effect.fail(connectionLostOf(error) ?? error))
+        Effect.catchTag("HostError", (error) => Effect.fail(classifyConnectionLoss(error)))
       )
     }).pipe(Effect.scoped)
     return yield* concludeSession(yield* Effect.exit(session), teardown)

@@ -16,8 +16,7 @@ import { decodeWithDeploymentDefaults } from "../config/DeploymentDefaults.ts"
 import { reportDeploymentNotes, withDeploymentTaskRoot } from "./CodexSession.ts"
 import type { CodexTaskHooks } from "./Hooks.ts"
 import { readCredentials } from "../credentials/SeedEngine.ts"
-import { Host } from "../host/Host.ts"
-import { connectionLostOf } from "../host/RemoteHost.ts"
+import { classifyConnectionLoss, Host } from "../host/Host.ts"
 import { SeedStore } from "../seeds/SeedStore.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { Tmux } from "../terminal/Tmux.ts"
@@ -145,7 +144,7 @@ export const runCodexLogin = (input: unknown, options: LoginOptions = {}) =>
       const host = yield* Host
       return yield* loginBody(prepared, options).pipe(
         Effect.raceFirst(host.connectionLost),
-        Effect.catchTag("HostError", (error) => Effect.fail(connectionLostOf(error) ?? error))
+        Effect.catchTag("HostError", (error) => Effect.fail(classifyConnectionLoss(error)))
       )
     }).pipe(Effect.scoped)
     const prompt = yield* concludeSession(yield* Effect.exit(session), teardown)

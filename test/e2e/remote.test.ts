@@ -35,8 +35,9 @@ mkdirSync(root, { recursive: true })
 afterAll(() => rmSync(root, { recursive: true, force: true }))
 const sshd = sshdForSuite(join(root, "known_hosts"))
 
-const remoteHost = Layer.unwrap(Effect.sync(() =>
-  RemoteHost.layer({
+/** The remote host on a test's own connection pool (so the test can find its connection). */
+const remoteHostOn = (pool: RemoteHost.SshPoolShape) => Layer.unwrap(Effect.sync(() =>
+  RemoteHost.layerShared({
     host: "127.0.0.1",
     port: sshd().port,
     user: "root",
@@ -44,7 +45,7 @@ const remoteHost = Layer.unwrap(Effect.sync(() =>
     knownHostsFile: join(root, "known_hosts"),
     keepaliveInterval: "1 second",
     keepaliveCountMax: 3
-  })
+  }).pipe(Layer.provide(Layer.succeed(RemoteHost.SshPool, pool)))
 ))
 
 let counter = 0
@@ -83,17 +84,18 @@ describe("remote host over SSH", () => {
 
   it.live("killing the sshd child mid-turn fails the session with HostConnectionLost; teardown leaves the remote clean", () =>
     Effect.gen(function*() {
+      const pool = yield* RemoteHost.makeSshPool
       const model = yield* ScriptedModelServer.start([ModelScript.text("never finishes", { holdOpen: true })])
       const workdir = hostileWorkdir("dropped")
       const services = Layer.mergeAll(TaskContext.layerRecording({ processId: "remote-drop" }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
-        Layer.provideMerge(remoteHost)
+        Layer.provideMerge(remoteHostOn(pool))
       )
       const fiber = yield* runCodexSession({ consumerInstructions: DEMO_PROMPT, autoStart: true, ...demoTaskSettings(model.baseUrl) }, { workdir, stopGracePeriod: "2 seconds" }).pipe(
         Effect.provide(services),
         Effect.forkChild
       )
       yield* model.awaitRequests((all) => all.some((request) => request.answer._tag === "Step"), "90 seconds")
-      const connection = RemoteHost.sshConnections().find((entry) => entry.key.includes(`:${sshd().port}`))
+      const connection = (yield* pool.connections).find((entry) => entry.key.includes(`:${sshd().port}`))
       assert.isDefined(connection)
       if (connection === undefined) return
       const killed = signalSshdServing(sshd(), connection.localPort, "SIGKILL")
@@ -120,7 +122,8 @@ describe("remote host over SSH", () => {
       const workdirB = hostileWorkdir("second")
       const services = (processId: string) =>
         Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layer({ cacheDir: remoteCacheDir }), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices)
-      const base = yield* Layer.build(remoteHost)
+      const pool = yield* RemoteHost.makeSshPool
+      const base = yield* Layer.build(remoteHostOn(pool))
       const session = (processId: string, model: typeof modelA, workdir: string) =>
         Effect.gen(function*() {
           const fiber = yield* runCodexSession({ consumerInstructions: DEMO_PROMPT, ...demoTaskSettings(model.baseUrl) }, { workdir }).pipe(Effect.forkChild)
@@ -130,7 +133,7 @@ describe("remote host over SSH", () => {
         }).pipe(Effect.provide(services(processId).pipe(Layer.provideMerge(Layer.succeedContext(base)))))
       const a = yield* session("remote-a", modelA, workdirA)
       const b = yield* session("remote-b", modelB, workdirB)
-      const connections = RemoteHost.sshConnections().filter((connection) => connection.key.includes(`:${sshd().port}`))
+      const connections = (yield* pool.connections).filter((connection) => connection.key.includes(`:${sshd().port}`))
       assert.strictEqual(connections.length, 1, JSON.stringify(connections))
 
       const password = a.upstream.innerAuth?.kind === "basic" ? Redacted.value(a.upstream.innerAuth.password) : ""

@@ -12,9 +12,10 @@ const MODULE = join(process.cwd(), "src", "host", "ProcessTree.ts")
 
 /** The pids a fresh node process sees in its table when it may hold at most `limit` descriptors. */
 const tableWithDescriptorLimit = (limit: number): { readonly pids?: ReadonlyArray<number>; readonly error?: string } => {
-  const script = `import(${JSON.stringify(MODULE)}).then((m) => m.readProcessTable()).then(` +
+  const script = `Promise.all([import(${JSON.stringify(MODULE)}), import("effect")])` +
+    `.then(([m, { Effect }]) => Effect.runPromise(Effect.flatMap(m.makeProcessTable, (table) => table.read))).then(` +
     `(t) => process.stdout.write(JSON.stringify({ pids: t.map((e) => e.pid) })),` +
-    `(e) => process.stdout.write(JSON.stringify({ error: String(e.code ?? e) })))`
+    `(e) => process.stdout.write(JSON.stringify({ error: String(e?.cause?.code ?? e) })))`
   const out = execFileSync("sh", ["-c", `ulimit -n ${limit} && exec "$0" -e "$1"`, process.execPath, script], { encoding: "utf8" })
   return JSON.parse(out) as { readonly pids?: ReadonlyArray<number>; readonly error?: string }
 }

@@ -42,14 +42,18 @@ const remote = (overrides: () => Partial<RemoteHost.RemoteHostOptions> = () => (
 
 hostContract("RemoteHost", remote(), () => root)
 
-const live = <A, E>(title: string, body: () => Effect.Effect<A, E, Scope.Scope>, timeout?: number) =>
-  it.live(title, () => Effect.scoped(body()), timeout)
+/** Each test has a connection pool of its own, shared by the hosts it builds, closed after it. */
+const live = <A, E>(title: string, body: () => Effect.Effect<A, E, Scope.Scope | RemoteHost.SshPool>, timeout?: number) =>
+  it.live(title, () => Effect.scoped(body()).pipe(Effect.provide(Layer.fresh(RemoteHost.SshPool.layer))), timeout)
 
-/** Builds a host in `scope` (closed by the caller), so a test can hold several at once. */
+/** The open connections of the test's pool. */
+const connections = Effect.flatMap(RemoteHost.SshPool, (pool) => pool.connections)
+
+/** Builds a host on the test's pool in `scope` (closed by the caller), so a test can hold several at once. */
 const hostIn = (scope: Scope.Scope, overrides: Partial<RemoteHost.RemoteHostOptions> = {}) => buildHost(scope, options(overrides))
 
 const buildHost = (scope: Scope.Scope, hostOptions: RemoteHost.RemoteHostOptions) =>
-  Layer.buildWithScope(RemoteHost.layer(hostOptions), scope).pipe(Effect.map((context) => Context.get(context, Host)))
+  Layer.buildWithScope(RemoteHost.layerShared(hostOptions), scope).pipe(Effect.map((context) => Context.get(context, Host)))
 
 /** Options for `localhost` (a connection of its own) trusted by the pinned fingerprint. */
 const pinnedLocalhost = (auth: { readonly identityFile: string; readonly passphrase: Redacted.Redacted<string> } | { readonly agent: string }): RemoteHost.RemoteHostOptions => ({
@@ -140,14 +144,14 @@ describe("RemoteHost", () => {
       const marker = join(root, "unknown-key-marker")
       const error = yield* Effect.flip(
         Host.use((host) => host.run({ argv: ["touch", marker] })).pipe(
-          Effect.provide(RemoteHost.layer(options({ knownHostsFile: join(root, "empty_known_hosts") })))
+          Effect.provide(RemoteHost.layerShared(options({ knownHostsFile: join(root, "empty_known_hosts") })))
         )
       )
       assert.instanceOf(error, RemoteHost.HostKeyUnknown)
       assert.strictEqual(error.fingerprint, sshd().hostKeyFingerprint)
       assert.strictEqual(error.host, `[127.0.0.1]:${sshd().port}`)
       assert.isFalse(existsSync(marker))
-      assert.deepStrictEqual(RemoteHost.sshConnections(), [])
+      assert.deepStrictEqual((yield* connections), [])
     }))
 
   live("a changed host key (known_hosts or pinned fingerprint) is a typed error", () =>
@@ -223,23 +227,50 @@ describe("RemoteHost", () => {
       const second = yield* closeable
       const a = yield* hostIn(first)
       const b = yield* hostIn(second)
-      const connections = RemoteHost.sshConnections()
-      assert.lengthOf(connections, 1)
-      assert.strictEqual(connections[0]?.users, 2)
+      const shared = yield* connections
+      assert.lengthOf(shared, 1)
+      assert.strictEqual(shared[0]?.users, 2)
       const sshdProcesses = sshdConnectionProcesses(sshd()).length
       yield* a.run({ argv: ["true"] })
       yield* b.run({ argv: ["true"] })
-      assert.strictEqual(sshdConnectionProcesses(sshd()).length, sshdProcesses, "a second connection was opened")
+      // At most: an earlier test's connection may still be finishing its close on the server side.
+      assert.isAtMost(sshdConnectionProcesses(sshd()).length, sshdProcesses, "a second connection was opened")
       const proc = yield* b.spawn({ argv: ["cat"] }, { stdin: true }).pipe(Scope.provide(second))
       yield* Scope.close(first, Exit.void)
-      assert.strictEqual(RemoteHost.sshConnections()[0]?.users, 1)
+      assert.strictEqual((yield* connections)[0]?.users, 1)
       assert.strictEqual((yield* b.run({ argv: ["echo", "still here"] })).stdout, "still here\n")
       yield* proc.write("ping\n")
       yield* proc.endInput
       assert.strictEqual(decode(Buffer.concat(yield* Stream.runCollect(proc.stdout))), "ping\n")
       assert.strictEqual(yield* proc.exitCode, 0)
       yield* Scope.close(second, Exit.void)
-      assert.deepStrictEqual(RemoteHost.sshConnections(), [])
+      assert.deepStrictEqual((yield* connections), [])
+    }))
+
+  live("a pool owns its connections: closing it closes them even while a host holds one; RemoteHost.layer's own pool closes with it", () =>
+    Effect.gen(function*() {
+      const baseline = sshdConnectionProcesses(sshd()).length
+      const poolScope = yield* closeable
+      const pool = yield* RemoteHost.makeSshPool.pipe(Scope.provide(poolScope))
+      const holder = yield* closeable
+      const host = yield* Layer.buildWithScope(
+        RemoteHost.layerShared(options()).pipe(Layer.provide(Layer.succeed(RemoteHost.SshPool, pool))),
+        holder
+      ).pipe(Effect.map((context) => Context.get(context, Host)))
+      assert.strictEqual((yield* host.run({ argv: ["echo", "pooled"] })).stdout, "pooled\n")
+      assert.deepStrictEqual((yield* pool.connections).map((connection) => connection.users), [1])
+      yield* Scope.close(poolScope, Exit.void)
+      assert.deepStrictEqual(yield* pool.connections, [])
+      const error = yield* Effect.flip(host.run({ argv: ["true"] }))
+      assert.strictEqual(error.reason, "ConnectionLost")
+      yield* waitUntil("the pooled connection's sshd is gone", Effect.sync(() => sshdConnectionProcesses(sshd()).length <= baseline ? true : undefined))
+      // A layer with a pool of its own: its connection goes with its scope.
+      const own = yield* closeable
+      const alone = yield* Layer.buildWithScope(RemoteHost.layer(options()), own).pipe(Effect.map((context) => Context.get(context, Host)))
+      assert.strictEqual((yield* alone.run({ argv: ["echo", "alone"] })).stdout, "alone\n")
+      assert.isAbove(sshdConnectionProcesses(sshd()).length, baseline)
+      yield* Scope.close(own, Exit.void)
+      yield* waitUntil("the layer's own connection's sshd is gone", Effect.sync(() => sshdConnectionProcesses(sshd()).length <= baseline ? true : undefined))
     }))
 
   live("closing a spawn's scope kills its remote tree, setsid'd grandchild included", () =>
@@ -254,7 +285,7 @@ describe("RemoteHost", () => {
       assert.isTrue(pids.every(alive))
       yield* Scope.close(scope, Exit.void)
       assert.deepStrictEqual(pids.filter(alive), [])
-      assert.deepStrictEqual(RemoteHost.sshConnections()[0]?.users, 1)
+      assert.deepStrictEqual((yield* connections)[0]?.users, 1)
     }))
 
   live("a dropped connection fails in-flight work with ConnectionLost; release reconnects and kills", () =>
@@ -274,7 +305,7 @@ describe("RemoteHost", () => {
         return found.length > 0 ? found.map((entry) => entry.pid) : undefined
       }))
       const exitWaiter = yield* proc.exitCode.pipe(Effect.flip, Effect.forkChild)
-      const localPort = RemoteHost.sshConnections()[0]?.localPort ?? 0
+      const localPort = (yield* connections)[0]?.localPort ?? 0
       const started = Date.now()
       assert.isNotEmpty(signalSshdServing(sshd(), localPort, "SIGKILL"))
       const runError = yield* Fiber.join(inFlight)
@@ -299,7 +330,7 @@ describe("RemoteHost", () => {
     Effect.gen(function*() {
       const host = yield* hostIn(yield* Effect.scope, { keepaliveInterval: "300 millis", keepaliveCountMax: 2, reconnect: { attempts: 2, delay: "100 millis" } })
       yield* host.run({ argv: ["true"] })
-      const localPort = RemoteHost.sshConnections()[0]?.localPort ?? 0
+      const localPort = (yield* connections)[0]?.localPort ?? 0
       const token = `optio-frozen-${process.pid}`
       const inFlight = yield* host.run({ argv: ["sh", "-c", "sleep 30; : \"$0\"", token] }).pipe(Effect.flip, Effect.forkChild)
       const running = yield* waitUntil("the in-flight command runs remotely", Effect.sync(() => {
@@ -330,14 +361,14 @@ describe("RemoteHost", () => {
         const proc = yield* host.spawn({ argv: ["sh", "-c", `echo $$ >> "$1"; exec sleep 300`, "sh", pidFile] }, { stdout: false }).pipe(Scope.provide(scope))
         const pids = yield* readPids(host, pidFile, 1)
         // The whole server goes away: nothing to reconnect to.
-        const localPort = RemoteHost.sshConnections().find((connection) => connection.key.endsWith(`:${other.port}`))?.localPort ?? 0
+        const localPort = (yield* connections).find((connection) => connection.key.endsWith(`:${other.port}`))?.localPort ?? 0
         assert.isNotEmpty(signalSshdServing(other, localPort, "SIGKILL"))
         process.kill(other.pid, "SIGKILL")
         yield* proc.exitCode.pipe(Effect.flip)
         yield* Scope.close(scope, Exit.void)
         return pids
       }).pipe(Effect.provide(Layer.mergeAll(
-        RemoteHost.layer({
+        RemoteHost.layerShared({
           host: "127.0.0.1",
           port: other.port,
           user: "root",

@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Result } from "effect"
+import { TestClock } from "effect/testing"
 import { CODEX_CLIENT_ID, decodeJwtPayload, startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 
 const post = (url: string, body: Record<string, string>, form = false) =>
@@ -67,6 +68,19 @@ describe("StandInIssuer", () => {
       const exp = access?.["exp"] as number
       assert.approximately(exp - Date.now() / 1000, 120, 5)
       assert.deepStrictEqual(yield* issuer.liveRefreshTokens, [minted.refreshToken])
+    })))
+
+  it.effect("token times come from the issuer's Clock (TestClock here), never the wall clock", () =>
+    Effect.scoped(Effect.gen(function*() {
+      const at = Date.UTC(2030, 0, 2, 3, 4, 5)
+      yield* TestClock.setTime(at)
+      const issuer = yield* startStandInIssuer()
+      const minted = yield* issuer.mintAuthJson({ accessTokenTtlSeconds: 120 })
+      const access = decodeJwtPayload(minted.accessToken)
+      assert.strictEqual(access?.["iat"], at / 1000)
+      assert.strictEqual(access?.["exp"], at / 1000 + 120)
+      const auth = JSON.parse(new TextDecoder().decode(minted.bytes)) as { readonly last_refresh: string }
+      assert.strictEqual(auth.last_refresh, new Date(at).toISOString())
     })))
 
   it.live("rotates a refresh token once: the successor is live, the spent one is refused", () =>

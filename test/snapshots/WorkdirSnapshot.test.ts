@@ -322,8 +322,7 @@ describe("WorkdirSnapshot", () => {
       const workdir = freshDir("fail")
       writeTree(workdir, { "big.bin": randomBytes(6 * 1024 * 1024), "small.txt": "x" })
       // A real tar failure after real output: the entry vanishes between listing and archiving.
-      const racyHost = Layer.effect(Host, Effect.sync(() => {
-        const local = LocalHost.make()
+      const racyHost = Layer.effect(Host, Effect.map(LocalHost.make(), (local) => {
         return Host.of({ ...local, readDirectory: (path) => Effect.map(local.readDirectory(path), (names) => [...names, "vanished"]) })
       }))
       const error = yield* withStore(embeddedStore(dataDir, false), Effect.gen(function*() {

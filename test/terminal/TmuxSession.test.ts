@@ -254,8 +254,7 @@ describe("TmuxSession", () => {
 // A local host whose tmux commands can be made to exit 1 with a message that is not one of
 // tmux's "gone" messages, as a lost server or a broken remote connection would.
 const flaky = { failing: false, refused: 0 }
-const FlakyHost = Layer.sync(Host, () => {
-  const local = LocalHost.make()
+const FlakyHost = Layer.effect(Host, Effect.map(LocalHost.make(), (local) => {
   return Host.of({
     ...local,
     run: (command, options) =>
@@ -268,4 +267,4 @@ const FlakyHost = Layer.sync(Host, () => {
           : local.run(command, options)
       )
   })
-})
+}))

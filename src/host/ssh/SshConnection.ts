@@ -1,11 +1,12 @@
 /**
- * SshConnection: the one authenticated SSH connection this worker keeps per `user@host:port`,
- * shared by every RemoteHost layer that targets it and closed when the last of them is done.
+ * SshConnection: the one authenticated SSH connection a pool ({@link SshPool}) keeps per
+ * `user@host:port`, shared by every RemoteHost layer built on that pool and closed when the last
+ * of them is done (the pool is an `RcMap` owned by its layer, so nothing outlives it).
  *
  * Owns connecting (key file or agent, host key verification before anything runs, keepalive),
  * noticing a drop, the bounded reconnect used by the next operation after a drop, opening exec
  * channels and the SFTP session, and the pids of remote processes still tracked (for the
- * {@link HostConnectionLost} report). It does not know what runs on the host.
+ * `HostConnectionLost` report). It does not know what runs on the host.
  *
  * A connection is a chain of *generations* (one ssh2 client each). An operation runs on the live
  * generation and fails with `ConnectionLost` when that generation drops under it; the next
@@ -13,36 +14,16 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Duration, Effect, Exit, Redacted, Schedule, Schema, Scope } from "effect"
+import { Context, Deferred, Duration, Effect, Equal, Exit, Hash, Layer, MutableHashMap, RcMap, Redacted, Schedule, Scope } from "effect"
 import { readFile } from "node:fs/promises"
 import { connect as netConnect } from "node:net"
 import type { Client, ClientChannel, ConnectConfig, PseudoTtyOptions, SFTPWrapper } from "ssh2"
-import { HostError } from "../Host.ts"
+import { HostConnectionLost, HostError } from "../Host.ts"
 import { loadOptionalPackage } from "../../package/OptionalPackage.ts"
 import type { OptionalPackageMissing } from "../../package/OptionalPackage.ts"
 import type { HostErrorReason } from "../Host.ts"
 import { decide, preferredAlgorithms, readKnownHosts, recordKnownHost } from "./HostKey.ts"
 import type { HostKeyChanged, HostKeyPolicy, HostKeyUnknown, HostKeyVerdict } from "./HostKey.ts"
-
-/**
- * The SSH connection to a host dropped (keepalive timeout, socket closed) while an operation was
- * in flight, or could not be re-established. Carried as the `cause` of a `HostError` with reason
- * `ConnectionLost`; `pids` are the remote processes this worker still tracked at that moment,
- * which may remain on the host if no later reconnect can stop them.
- * @category errors
- * @since 0.1.0
- */
-export class HostConnectionLost extends Schema.TaggedError<HostConnectionLost>()("HostConnectionLost", {
-  host: Schema.String,
-  operation: Schema.String,
-  detail: Schema.String,
-  pids: Schema.Array(Schema.Number)
-}) {
-  override get message(): string {
-    const pids = this.pids.length === 0 ? "" : `; remote processes that may remain: ${this.pids.join(", ")}`
-    return `SSH connection to ${this.host} lost during ${this.operation}: ${this.detail}${pids}`
-  }
-}
 
 /**
  * Everything needed to open (and re-open) a connection.
@@ -85,7 +66,7 @@ export class Generation {
 }
 
 /**
- * A shared connection. Obtain it with {@link acquireConnection}.
+ * A shared connection. Obtain it from an {@link SshPool}.
  * @category models
  */
 export class SshConnection {
@@ -102,8 +83,11 @@ export class SshConnection {
   private closed = false
   private readonly detached = new Set<Deferred.Deferred<void>>()
 
-  constructor(id: number, key: string, options: SshConnectionOptions, first: Generation, scope: Scope.Closeable) {
+  private readonly nextSerial: () => number
+
+  constructor(id: number, key: string, options: SshConnectionOptions, first: Generation, scope: Scope.Closeable, nextSerial: () => number) {
     this.id = id
+    this.nextSerial = nextSerial
     this.key = key
     this.label = `ssh://${key}`
     this.options = options
@@ -265,7 +249,7 @@ export class SshConnection {
   private reconnectLoop(): Effect.Effect<Generation, HostError> {
     const { attempts, delay } = this.options.reconnect
     let last = "no attempt made"
-    const once = connectOnce(this.options, this.label, nextSerial()).pipe(
+    const once = connectOnce(this.options, this.label, this.nextSerial()).pipe(
       Effect.catchTags({
         HostKeyUnknown: (error) => Effect.fail(this.lostError("reconnect", error.message)),
         HostKeyChanged: (error) => Effect.fail(this.lostError("reconnect", error.message))
@@ -293,67 +277,111 @@ export class SshConnection {
 }
 
 /**
- * Acquires the shared connection for `options` (`user@host:port`), connecting on first use; the
- * scope's release drops this user's reference and closes the connection when none are left. A
- * caller joining an existing connection has the host key checked against its own policy too.
- * @category constructors
+ * Why a connection could not be acquired: an untrusted host key, no connection, or the optional
+ * `ssh2` package not installed.
+ * @category errors
  */
-export const acquireConnection = (
-  options: SshConnectionOptions
-): Effect.Effect<SshConnection, HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing, Scope.Scope> => {
-  const key = `${options.user}@${options.host}:${options.port}`
-  return Effect.acquireRelease(
-    Effect.gen(function*() {
-      const existing = registry.get(key)
-      const entry: Entry = existing ?? { users: 0, ready: Deferred.makeUnsafe(), connection: undefined }
-      entry.users++
-      if (existing === undefined) {
-        registry.set(key, entry)
-        const opened = yield* Effect.exit(openConnection(options, key))
-        if (Exit.isSuccess(opened)) entry.connection = opened.value
-        yield* Deferred.done(entry.ready, opened)
-      }
-      return yield* Deferred.await(entry.ready).pipe(
-        Effect.tap((connection) => existing === undefined ? Effect.void : verifyJoiner(options, connection)),
-        Effect.map((connection) => [entry, connection] as const),
-        Effect.onError(() => releaseEntry(key, entry))
-      )
-    }),
-    ([entry]) => releaseEntry(key, entry)
-  ).pipe(Effect.map(([, connection]) => connection))
+export type SshConnectError = HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing
+
+/**
+ * One open connection of a pool (for diagnostics and tests).
+ * @category models
+ * @since 0.1.0
+ */
+export interface SshConnectionInfo {
+  readonly key: string
+  readonly id: number
+  /** The scopes (RemoteHost layers) holding it. */
+  readonly users: number
+  /** The client-side TCP port of its live generation. */
+  readonly localPort: number
 }
 
 /**
- * The connections currently open (for diagnostics and tests).
- * @category getters
+ * The connections of one pool.
+ * @category models
  * @since 0.1.0
  */
-export const sshConnections = (): ReadonlyArray<{ readonly key: string; readonly id: number; readonly users: number; readonly localPort: number }> =>
-  [...registry].flatMap(([key, entry]) =>
-    entry.connection === undefined ? [] : [{ key, id: entry.connection.id, users: entry.users, localPort: entry.connection.localPort }]
+export interface SshPoolShape {
+  /**
+   * The pool's connection for `options` (`user@host:port`), connecting on first use; the scope's
+   * release drops this user's reference and the connection closes when none are left. A caller
+   * joining an existing connection has the host key checked against its own policy too.
+   */
+  readonly acquire: (options: SshConnectionOptions) => Effect.Effect<SshConnection, SshConnectError, Scope.Scope>
+  readonly connections: Effect.Effect<ReadonlyArray<SshConnectionInfo>>
+}
+
+/** An `RcMap` key: equal per `user@host:port`; carries the options the first user connects with. */
+class ConnectionKey implements Equal.Equal {
+  readonly key: string
+  readonly options: SshConnectionOptions
+  constructor(options: SshConnectionOptions) {
+    this.key = `${options.user}@${options.host}:${options.port}`
+    this.options = options
+  }
+  [Equal.symbol](that: Equal.Equal): boolean {
+    return that instanceof ConnectionKey && that.key === this.key
+  }
+  [Hash.symbol](): number {
+    return Hash.string(this.key)
+  }
+}
+
+/**
+ * A pool of shared connections, closed (every connection with it) when the scope closes.
+ * @category constructors
+ * @since 0.1.0
+ */
+export const makeSshPool: Effect.Effect<SshPoolShape, never, Scope.Scope> = Effect.gen(function*() {
+  let serials = 0
+  const nextSerial = () => ++serials
+  const open = new Map<string, SshConnection>()
+  const map = yield* RcMap.make({
+    lookup: (key: ConnectionKey) =>
+      Effect.acquireRelease(
+        openConnection(key.options, key.key, nextSerial).pipe(Effect.tap((connection) => Effect.sync(() => open.set(key.key, connection)))),
+        (connection) => Effect.sync(() => open.delete(key.key)).pipe(Effect.andThen(connection.close))
+      )
+  })
+  const acquire = (options: SshConnectionOptions) =>
+    Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        // The reference lives in a scope of its own: a failed acquire drops it at once, so the
+        // next caller connects afresh instead of meeting a cached failure.
+        const reference = yield* Scope.fork(yield* Effect.scope)
+        const acquired = yield* restore(
+          RcMap.get(map, new ConnectionKey(options)).pipe(
+            Effect.tap((connection) => connection.options === options ? Effect.void : verifyJoiner(options, connection)),
+            Scope.provide(reference)
+          )
+        ).pipe(Effect.exit)
+        if (Exit.isFailure(acquired)) yield* Scope.close(reference, acquired)
+        return yield* acquired
+      })
+    )
+  const connections = Effect.sync(() =>
+    [...open].map(([key, connection]): SshConnectionInfo => {
+      const entry = map.state._tag === "Open" ? MutableHashMap.get(map.state.map, new ConnectionKey(connection.options)) : undefined
+      return { key, id: connection.id, users: entry?._tag === "Some" ? entry.value.refCount : 0, localPort: connection.localPort }
+    })
   )
+  return { acquire, connections }
+})
+
+/**
+ * The SSH connection pool a worker shares among its RemoteHost layers.
+ * @category services
+ * @since 0.1.0
+ */
+export class SshPool extends Context.Service<SshPool, SshPoolShape>()("optio-codex/SshPool") {
+  /** A pool that lives, with its connections, as long as the layer. */
+  static readonly layer: Layer.Layer<SshPool> = Layer.effect(SshPool, makeSshPool)
+}
 
 // --- internals -----------------------------------------------------------------------------
 
-interface Entry {
-  users: number
-  readonly ready: Deferred.Deferred<SshConnection, HostKeyUnknown | HostKeyChanged | HostError | OptionalPackageMissing>
-  connection: SshConnection | undefined
-}
-
-const registry = new Map<string, Entry>()
-let serials = 0
-const nextSerial = () => ++serials
-
-const releaseEntry = (key: string, entry: Entry): Effect.Effect<void> =>
-  Effect.suspend(() => {
-    entry.users--
-    if (entry.users > 0) return Effect.void
-    if (registry.get(key) === entry) registry.delete(key)
-    return entry.connection === undefined ? Effect.void : entry.connection.close
-  })
-
-const openConnection = (options: SshConnectionOptions, key: string) =>
+const openConnection = (options: SshConnectionOptions, key: string, nextSerial: () => number) =>
   Effect.gen(function*() {
     yield* loadSsh2
     const serial = nextSerial()
@@ -363,7 +391,7 @@ const openConnection = (options: SshConnectionOptions, key: string) =>
         Effect.onError(() => Effect.sync(() => first.client.end()))
       )
     }
-    return new SshConnection(serial, key, options, first, yield* Scope.make())
+    return new SshConnection(serial, key, options, first, yield* Scope.make(), nextSerial)
   })
 
 const verifyJoiner = (options: SshConnectionOptions, connection: SshConnection) =>
