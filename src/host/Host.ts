@@ -12,6 +12,7 @@
 import { Context, Effect, Schema } from "effect"
 import type { Duration, Scope, Stream } from "effect"
 import * as MemoryHost from "./MemoryHost.ts"
+import type { HostFacts } from "./HostFacts.ts"
 
 /**
  * Why a host operation failed, normalized across local and remote hosts.
@@ -265,6 +266,8 @@ export interface HostShape {
   readonly label: string
   /** The host user's home directory (the real one, never a task's isolated HOME). */
   readonly home: Effect.Effect<string, HostError>
+  /** PATH, default task root and zstd, as the host's shell tells them; asked once (see HostFacts). */
+  readonly facts: Effect.Effect<HostFacts, HostError>
   /** Runs a command to completion and collects its output. Non-zero exit is not a failure. */
   readonly run: (command: Command, options?: RunOptions) => Effect.Effect<RunResult, HostError>
   /**

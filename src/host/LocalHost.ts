@@ -22,6 +22,7 @@ import type { Readable } from "node:stream"
 import { mergeEnv } from "./EnvGlob.ts"
 import { makeGuardedFiles } from "./GuardedFiles.ts"
 import { Host, HostError } from "./Host.ts"
+import { makeHostFacts } from "./HostFacts.ts"
 import type { Command, FileInfo, HostErrorReason, HostProcess, HostShape, PtyProcess, RunOptions, RunResult, SpawnOptions } from "./Host.ts"
 import { makeProcessTable, signalAll, treeOf } from "./ProcessTree.ts"
 import type { ProcessTable, ProcReadError } from "./ProcessTree.ts"
@@ -254,6 +255,7 @@ const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: Fil
   return {
     label: LABEL,
     home: Effect.succeed(home),
+    facts: makeHostFacts(run),
     run,
     spawn,
     spawnPty,

@@ -24,6 +24,7 @@ import type { Scope } from "effect"
 import { mergeEnv } from "./EnvGlob.ts"
 import { bytesOf, makeMemoryFiles } from "./MemoryFiles.ts"
 import { Host, HostError } from "./Host.ts"
+import { makeHostFacts } from "./HostFacts.ts"
 import type { Command, HostErrorReason, HostProcess, HostShape, PtyProcess, RunResult } from "./Host.ts"
 import { outputCollector } from "./OutputCollector.ts"
 import { makeTail } from "./Tail.ts"
@@ -285,6 +286,7 @@ export const makeUnsafe = (options: MemoryHostOptions = {}): MemoryHost => {
   const shape: HostShape = {
     label,
     home: Effect.succeed(home),
+    facts: makeHostFacts(run),
     run,
     spawn,
     spawnPty,

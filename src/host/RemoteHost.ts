@@ -34,6 +34,7 @@
 import { Deferred, Duration, Effect, Layer } from "effect"
 import type { Redacted, Scope } from "effect"
 import { Host, HostConnectionLost, HostError } from "./Host.ts"
+import { makeHostFacts } from "./HostFacts.ts"
 import type { HostShape } from "./Host.ts"
 import { HostKeyChanged, HostKeyUnknown } from "./ssh/HostKey.ts"
 import { makeFiles } from "./ssh/RemoteFiles.ts"
@@ -147,6 +148,7 @@ export const make = (options: RemoteHostOptions): Effect.Effect<HostShape, Remot
         )
       ),
       run: processes.run,
+      facts: makeHostFacts(processes.run),
       spawn: processes.spawn,
       spawnPty: processes.spawnPty,
       terminateTree: processes.terminateTree,

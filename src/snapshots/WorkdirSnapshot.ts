@@ -437,19 +437,9 @@ export const placeRestored = (options: {
 const MERGE_SCRIPT = "from=$1; to=$2; shift 2; tar -C \"$from\" -cf - -- \"$@\" | tar -C \"$to\" -xf - --no-same-owner --preserve-permissions"
 
 // Whether the host can run `zstd` for tar; anything unexpected means "no" (the worker compresses).
-// Asked once per Host: over SSH every question is an exec.
+// The Host asks once: over SSH every question is an exec.
 const hostHasZstd = (host: HostShape) =>
-  Effect.suspend(() => {
-    const known = zstdOnHost.get(host)
-    if (known !== undefined) return Effect.succeed(known)
-    return host.run({ argv: ["sh", "-c", "command -v zstd"] }).pipe(
-      Effect.map((result) => result.exitCode === 0 && result.stdout.trim().startsWith("/")),
-      Effect.tap((found) => Effect.sync(() => zstdOnHost.set(host, found))),
-      Effect.orElseSucceed(() => false)
-    )
-  })
-
-const zstdOnHost = new WeakMap<object, boolean>()
+  host.facts.pipe(Effect.map((facts) => facts.zstd), Effect.orElseSucceed(() => false))
 
 const errorCode = (cause: unknown): string =>
   typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""

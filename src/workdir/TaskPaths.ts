@@ -179,12 +179,12 @@ const MAX_SOCKET_PATH = 107
  * @category constructors
  */
 export const taskRootOn = (host: HostShape): Effect.Effect<string, TaskRootUnresolved | HostError> =>
-  host.run({ argv: ["sh", "-c", "printf %s \"${OPTIO_CODEX_TASK_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/optio-codex}\""] }).pipe(
-    Effect.flatMap((printed) => {
-      const root = stripSlash(printed.stdout.trim())
-      return printed.exitCode === 0 && root.startsWith("/")
+  host.facts.pipe(
+    Effect.flatMap((facts) => {
+      const root = stripSlash(facts.taskRoot.trim())
+      return root.startsWith("/")
         ? Effect.succeed(root)
-        : Effect.fail(new TaskRootUnresolved({ host: host.label, printed: printed.stdout }))
+        : Effect.fail(new TaskRootUnresolved({ host: host.label, printed: facts.taskRoot }))
     })
   )
 

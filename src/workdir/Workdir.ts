@@ -116,18 +116,11 @@ export const launchEnvironment = (
 }
 
 /**
- * The host's own PATH, as its shell sees it; asked once per Host (a shell round trip per task
- * start otherwise — ~14 ms locally, an SSH exec remotely).
+ * The host's own PATH, as its shell sees it; the Host asks once (a shell round trip per task start
+ * otherwise — ~14 ms locally, an SSH exec remotely).
  * @category constructors
  */
 export const hostPathOn = Effect.gen(function*() {
   const host = yield* Host
-  const known = hostPaths.get(host)
-  if (known !== undefined) return known
-  const printed = yield* host.run({ argv: ["sh", "-c", "printf %s \"$PATH\""] })
-  const path = printed.stdout === "" ? "/usr/local/bin:/usr/bin:/bin" : printed.stdout
-  if (printed.exitCode === 0) hostPaths.set(host, path)
-  return path
+  return (yield* host.facts).path
 })
-
-const hostPaths = new WeakMap<object, string>()
