@@ -109,7 +109,7 @@ export type Compat = typeof Compat.Type
  * Python workers share the store). Absent: broker when the worker provides a TokenBroker, else file;
  * `compat: "python-0.1"` implies file.
  * @category models
- * @since 0.2.0
+ * @since 0.1.0
  */
 export const CredentialMode = Schema.Literals(["broker", "file"])
 /** @category models */

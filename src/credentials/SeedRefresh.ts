@@ -14,7 +14,7 @@
  * Owns the claim protocol, the refresh-token grant (sent as codex sends it) and its
  * classification. Does not own leases (the caller's grant is the fence), nor when to refresh.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import { Clock, Duration, Effect, Option, Schedule } from "effect"
 import { HttpClient, HttpClientRequest } from "effect/http"
@@ -97,6 +97,7 @@ export const requestRefresh = (
 /**
  * A seed's stored ChatGPT credentials at one generation.
  * @category models
+ * @since 0.1.0
  */
 export interface StoredCredentials {
   readonly generation: number
@@ -125,6 +126,7 @@ export const readStoredCredentials = (seedId: string) =>
 /**
  * Options of {@link refreshFenced}.
  * @category models
+ * @since 0.1.0
  */
 export interface RefreshFencedOptions {
   readonly seedId: string
@@ -157,6 +159,7 @@ export interface RefreshFencedOptions {
  * - `Failed`: the issuer could not be used; the token was not spent (as far as we know).
  * - `NotSaved`: refreshed, but the save failed: `credentials` is the only live copy.
  * @category models
+ * @since 0.1.0
  */
 export type FencedRefresh =
   | { readonly _tag: "Rotated"; readonly credentials: StoredCredentials }
@@ -169,6 +172,7 @@ export type FencedRefresh =
  * Refreshes a seed's token once across every process sharing the store (see the module docs).
  * Fails with `SeedWriteRejected` when the fence's lease no longer holds.
  * @category constructors
+ * @since 0.1.0
  */
 export const refreshFenced = (options: RefreshFencedOptions) =>
   Effect.gen(function*() {

@@ -22,7 +22,7 @@
  *
  * Handles are 32 random bytes, `Redacted` in every value that leaves this module, never logged.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import { ByteSize, Clock, Context, Deferred, Duration, Effect, Exit, Layer, Option, Redacted, Schedule, Scope, Semaphore } from "effect"
 import { HttpServerRequest, HttpServerResponse } from "effect/http"
@@ -46,6 +46,7 @@ import type { FencedRefresh, StoredCredentials } from "./SeedRefresh.ts"
 /**
  * The lease holder every broker uses, so brokers of several workers share one seed.
  * @category constants
+ * @since 0.1.0
  */
 export const BROKER_HOLDER = "optio-codex-token-broker"
 
@@ -67,6 +68,7 @@ const MAX_REQUEST_BYTES = 64 * 1024
 /**
  * Cadences of the broker.
  * @category models
+ * @since 0.1.0
  */
 export interface TokenBrokerSettings {
   /** Token endpoint for seeds whose task names none and whose auth.json names no issuer. Default OpenAI's. */
@@ -89,6 +91,7 @@ export interface TokenBrokerSettings {
 /**
  * What a task asks the broker for.
  * @category models
+ * @since 0.1.0
  */
 export interface AttachRequest {
   readonly seedId: string
@@ -101,6 +104,7 @@ export interface AttachRequest {
 /**
  * A task attached to the broker.
  * @category models
+ * @since 0.1.0
  */
 export interface BrokeredTask {
   readonly seedId: string
@@ -115,12 +119,14 @@ export interface BrokeredTask {
 /**
  * Why attaching failed: the store could not be used or the seed's blob could not be read.
  * @category errors
+ * @since 0.1.0
  */
 export type AttachError = StoreUnavailable | UnknownSeed | BlobMissing | BlobDecryptFailed | SeedArchiveInvalid
 
 /**
  * Counters, for progress and tests.
  * @category models
+ * @since 0.1.0
  */
 export interface BrokerStats {
   /** Refresh grants this broker presented upstream. */
@@ -513,7 +519,7 @@ const presentedToken = (text: string, contentType: string): string | undefined =
 /**
  * The worker's token broker: a loopback token endpoint that lives as long as the layer.
  * @category services
- * @since 0.2.0
+ * @since 0.1.0
  */
 export class TokenBroker extends Context.Service<TokenBroker, {
   /**

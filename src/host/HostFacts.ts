@@ -4,7 +4,7 @@
  * over SSH) and remembered by the Host that asked, once an answer came. Kept on the Host itself, so
  * nothing is cached beside it in a module and a new Host asks afresh.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import { Effect } from "effect"
 import type { HostError, HostShape } from "./Host.ts"
@@ -12,7 +12,7 @@ import type { HostError, HostShape } from "./Host.ts"
 /**
  * The host's answers. `taskRoot` is as printed (checked by `taskRootOn`); empty when the shell failed.
  * @category models
- * @since 0.2.0
+ * @since 0.1.0
  */
 export interface HostFacts {
   readonly path: string

@@ -4,7 +4,7 @@
  * stand-in issuer). Closing cuts every connection after a short grace, so a client holding one
  * open never holds the close up.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import { NodeHttpServer } from "@effect/platform-node"
 import { Duration, Effect } from "effect"

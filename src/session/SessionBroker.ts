@@ -10,7 +10,7 @@
  * (`Host.forwardToLocal`); a host that cannot forward keeps file mode (or fails the config when
  * broker mode was asked for explicitly).
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import { Effect, Option, Redacted } from "effect"
 import { posix } from "node:path"

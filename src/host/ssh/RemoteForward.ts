@@ -6,7 +6,7 @@
  * again (what was handed out keeps working); when the server refuses it, the forward is logged as
  * broken and clients there see refused connections.
  *
- * @since 0.2.0
+ * @since 0.1.0
  */
 import { Deferred, Effect, Scope } from "effect"
 import { connect } from "node:net"
