@@ -286,14 +286,13 @@ export const verifySeedWithProbe = (
   probe: ProbeOptions,
   options: VerifyOptions = {}
 ): Effect.Effect<VerifyOutcome, VerifyError, SeedStore | Lease | HttpClient.HttpClient | Host> =>
-  Effect.gen(function*() {
-    const host = yield* Host
-    const plan: ProbePlan<never> = {
+  Effect.suspend(() => {
+    const plan: ProbePlan<Host> = {
       when: probe.when ?? "unreachable",
       timeout: Duration.fromInputUnsafe(probe.timeout ?? "180 seconds"),
-      run: (id, grant) => runProbe(id, grant, probe, Duration.fromInputUnsafe(probe.timeout ?? "180 seconds")).pipe(Effect.provideService(Host, host))
+      run: (id, grant) => runProbe(id, grant, probe, Duration.fromInputUnsafe(probe.timeout ?? "180 seconds"))
     }
-    return yield* verifyCore(seedId, options, Option.some(plan))
+    return verifyCore(seedId, options, Option.some(plan))
   })
 
 const runProbe = (seedId: string, grant: LeaseGrant, probe: ProbeOptions, timeout: Duration.Duration) =>
