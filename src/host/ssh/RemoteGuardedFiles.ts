@@ -60,7 +60,9 @@ watched() {
   "$@" &
   w=$!
   ( n=0; while kill -0 "$w"; do if [ "$n" -ge "$t" ]; then kill -s KILL "$w"; exit 0; fi; sleep 1; n=$((n + 1)); done ) >/dev/null &
+  k=$!
   wait "$w"; s=$?
+  kill "$k" 2>/dev/null
   [ "$s" -ne 137 ] || exit 44
   exit "$s"
 }
