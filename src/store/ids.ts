@@ -7,21 +7,14 @@
  */
 import { randomBytes } from "node:crypto"
 
-/** Issues fresh ObjectId-shaped hex ids; `nowMillis` is the issuing clock's time. */
-export type ObjectIdIssuer = (nowMillis: number) => string
+const processUnique = randomBytes(5).toString("hex")
+let counter = randomBytes(3).readUIntBE(0, 3)
 
-/**
- * An id issuer for one backend instance: its own 5 random bytes (where MongoDB uses one value per
- * process) and its own counter, so two issuers never share a sequence and no state is global.
- */
-export const makeObjectIdIssuer = (): ObjectIdIssuer => {
-  const unique = randomBytes(5).toString("hex")
-  let counter = randomBytes(3).readUIntBE(0, 3)
-  return (nowMillis) => {
-    counter = (counter + 1) % 0x1000000
-    const seconds = Math.floor(nowMillis / 1000) >>> 0
-    return seconds.toString(16).padStart(8, "0") + unique + counter.toString(16).padStart(6, "0")
-  }
+/** A fresh ObjectId-shaped hex id; `nowMillis` is the issuing clock's time. */
+export const newObjectIdHex = (nowMillis: number): string => {
+  counter = (counter + 1) % 0x1000000
+  const seconds = Math.floor(nowMillis / 1000) >>> 0
+  return seconds.toString(16).padStart(8, "0") + processUnique + counter.toString(16).padStart(6, "0")
 }
 
 /** Whether `id` is a well-formed ObjectId hex string (24 hex characters). */

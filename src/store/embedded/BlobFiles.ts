@@ -13,7 +13,7 @@ import { createReadStream } from "node:fs"
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises"
 import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
-import { makeObjectIdIssuer } from "../ids.ts"
+import { newObjectIdHex } from "../ids.ts"
 import type { BlobInfo } from "../StoreBackend.ts"
 import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
 
@@ -42,7 +42,6 @@ const unavailable = (operation: string) => (cause: unknown) =>
  */
 export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavailable> =>
   Effect.gen(function*() {
-    const newObjectIdHex = makeObjectIdIssuer()
     yield* Effect.tryPromise({
       try: async () => {
         await mkdir(dir, { recursive: true, mode: 0o700 })

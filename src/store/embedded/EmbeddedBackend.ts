@@ -26,7 +26,7 @@ import type { SQLInputValue } from "node:sqlite"
 import type { LeaseGrant } from "../../lease/Lease.ts"
 import type { SeedDoc } from "../../seeds/SeedStore.ts"
 import type { SnapshotDoc } from "../../snapshots/SnapshotStore.ts"
-import { makeObjectIdIssuer } from "../ids.ts"
+import { newObjectIdHex } from "../ids.ts"
 import { fenceHolds } from "../StoreBackend.ts"
 import type { DeleteOutcome, StoreBackend } from "../StoreBackend.ts"
 import { describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
@@ -157,7 +157,6 @@ const openDatabase = (path: string, busyTimeoutMillis: number): DatabaseSync => 
 }
 
 const makeSqliteBackend = (db: DatabaseSync, blobs: BlobFiles): StoreBackend => {
-  const newObjectIdHex = makeObjectIdIssuer()
   const all = (sql: string, ...params: Array<SQLInputValue>) => db.prepare(sql).all(...params)
   const get = (sql: string, ...params: Array<SQLInputValue>) => db.prepare(sql).get(...params)
   const run = (sql: string, ...params: Array<SQLInputValue>) => db.prepare(sql).run(...params)

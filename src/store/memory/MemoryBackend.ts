@@ -12,7 +12,7 @@ import { Clock, Effect, Option, Stream } from "effect"
 import type { LeaseGrant } from "../../lease/Lease.ts"
 import type { SeedDoc } from "../../seeds/SeedStore.ts"
 import type { SnapshotDoc } from "../../snapshots/SnapshotStore.ts"
-import { makeObjectIdIssuer } from "../ids.ts"
+import { newObjectIdHex } from "../ids.ts"
 import { fenceHolds } from "../StoreBackend.ts"
 import type { BlobInfo, StoreBackend } from "../StoreBackend.ts"
 import { BlobMissing } from "../../persistence/StoreError.ts"
@@ -45,7 +45,6 @@ export class MemoryStoreState {
  * @category constructors
  */
 export const makeMemoryBackend = (state: MemoryStoreState): StoreBackend => {
-  const newObjectIdHex = makeObjectIdIssuer()
   const now = Effect.map(Clock.currentTimeMillis, (millis) => new Date(millis))
   const atNow = <A>(f: (now: Date) => A): Effect.Effect<A> => Effect.flatMap(now, (date) => Effect.sync(() => f(date)))
   const put = (seedId: string, epochCounter: number, doc: SeedDoc) => state.seeds.set(seedId, { doc, epochCounter })
