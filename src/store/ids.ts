@@ -7,6 +7,8 @@
  */
 import { randomBytes } from "node:crypto"
 
+// Process-wide by design (the ObjectId layout): ids issued by any store instance of this process
+// sort in creation order within a second. A counter, not a registry: nothing is looked up in it.
 const processUnique = randomBytes(5).toString("hex")
 let counter = randomBytes(3).readUIntBE(0, 3)
 
