@@ -112,7 +112,11 @@ export interface StoredCredentials {
  */
 export const readStoredCredentials = (seedId: string) =>
   Effect.gen(function*() {
-    const { seed, members } = yield* readSeedMembers(seedId)
+    // Another worker's rotation can replace (and delete) the blob between reading the seed's
+    // document and its blob: read both again, the document then names the new blob.
+    const { seed, members } = yield* readSeedMembers(seedId).pipe(
+      Effect.retry({ times: 3, while: (error) => error._tag === "BlobMissing" })
+    )
     const member = findMember(members, AUTH_MEMBER)
     const auth = member === undefined ? Option.none<AuthObject>() : parseAuthJson(member.bytes)
     return Option.flatMap(auth, (parsed) => {

@@ -20,7 +20,7 @@ import type { StandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import { SeedStore } from "../../src/seeds/SeedStore.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { MemoryStoreState, Store } from "../../src/store/Store.ts"
-import { StoreUnavailable } from "../../src/persistence/StoreError.ts"
+import { BlobMissing, StoreUnavailable } from "../../src/persistence/StoreError.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
 const stores = (state: MemoryStoreState) => Store.layerMemory({ state }).pipe(Layer.provide(BlobCrypto.layerPlaintext))
@@ -330,3 +330,25 @@ describe("refreshFenced (the claim)", () => {
     }).pipe(Effect.provide(env())))
 })
 
+
+describe("readStoredCredentials", () => {
+  it.live("a blob replaced (and deleted) by another worker between the document and the blob read is read again", () =>
+    Effect.gen(function*() {
+      const issuer = yield* startStandInIssuer()
+      const state = new MemoryStoreState()
+      const { seed, minted } = yield* seedFrom(issuer).pipe(Effect.provide(stores(state)))
+      const vanished = { n: 1 }
+      const racing = Layer.effect(SeedStore, Effect.map(SeedStore, (real) => SeedStore.of({
+        ...real,
+        readBlob: (seedId) =>
+          real.readBlob(seedId).pipe(Effect.map((blob) =>
+            vanished.n-- > 0
+              ? { ...blob, bytes: Stream.fail(new BlobMissing({ backend: "memory", blobId: "replaced-by-a-sibling", kind: "seed" })) }
+              : blob
+          ))
+      }))).pipe(Layer.provide(stores(state)))
+      const stored = yield* storedRefreshToken(seed.seedId).pipe(Effect.provide(racing))
+      assert.strictEqual(stored.refreshToken, minted.refreshToken)
+      assert.strictEqual(vanished.n, -1, "read twice")
+    }).pipe(Effect.scoped))
+})
