@@ -33,7 +33,7 @@ import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { MemoryStoreState, Store } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
-import { chatgptTask as chatgptTaskOf } from "../support/chatgptTask.ts"
+import { chatgptTask as chatgptTaskOf, expired401 } from "../support/chatgptTask.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { sessionServices } from "../support/sessionServices.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -48,8 +48,6 @@ const freshDir = (name: string) => {
   return dir
 }
 
-const expired401 = () =>
-  ModelScript.httpError(401, { body: { error: { message: "token expired", type: "invalid_request_error", code: "token_expired" } } })
 
 // Every log line of the worker (sessions and broker), to search for tokens.
 const logged: Array<string> = []

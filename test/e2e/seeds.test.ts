@@ -26,7 +26,7 @@ import { restoreSnapshot } from "../../src/snapshots/WorkdirSnapshot.ts"
 import { MemoryStoreState } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { sessionServices } from "../support/sessionServices.ts"
-import { chatgptTask as chatgptTaskOf } from "../support/chatgptTask.ts"
+import { chatgptTask as chatgptTaskOf, expired401 } from "../support/chatgptTask.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -52,8 +52,6 @@ const freshDir = (name: string) => {
   return dir
 }
 
-const expired401 = () =>
-  ModelScript.httpError(401, { body: { error: { message: "token expired", type: "invalid_request_error", code: "token_expired" } } })
 /** codex reloads auth.json on a first 401 and refreshes at the issuer on the second. */
 const rotation = () => [expired401(), expired401()]
 
