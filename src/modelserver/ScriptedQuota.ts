@@ -105,8 +105,8 @@ export const rateLimitHeaders = (quota: AccountQuota): Record<string, string> =>
 export const exhaustedUntil = (quota: AccountQuota): Date | undefined => {
   const windows = [quota.primary, quota.secondary].filter((w): w is ScriptedWindow => w !== undefined)
   const full = windows.filter((w) => w.usedPercent >= 100).map((w) => w.resetsAt.getTime())
-  const any = windows.map((w) => w.resetsAt.getTime())
-  const chosen = full.length > 0 ? Math.max(...full) : any.length > 0 ? Math.min(...any) : undefined
+  const upcoming = windows.map((w) => w.resetsAt.getTime())
+  const chosen = full.length > 0 ? Math.max(...full) : upcoming.length > 0 ? Math.min(...upcoming) : undefined
   return chosen === undefined ? undefined : new Date(chosen)
 }
 

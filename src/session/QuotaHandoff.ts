@@ -64,8 +64,8 @@ const rateLimits = (event: ConversationEvent): Option.Option<QuotaObservation> =
 const restUntil = (last: QuotaObservation | undefined, nowMs: number): number => {
   const windows = [last?.primary, last?.secondary].filter((w) => w !== undefined && w !== null)
   const full = windows.filter((w) => w.usedPercent >= 100 && w.resetsAtMs !== null).map((w) => w.resetsAtMs!)
-  const any = windows.filter((w) => w.resetsAtMs !== null && w.resetsAtMs > nowMs).map((w) => w.resetsAtMs!)
-  return full.length > 0 ? Math.max(...full) : any.length > 0 ? Math.min(...any) : nowMs + FALLBACK_REST_MS
+  const upcoming = windows.filter((w) => w.resetsAtMs !== null && w.resetsAtMs > nowMs).map((w) => w.resetsAtMs!)
+  return full.length > 0 ? Math.max(...full) : upcoming.length > 0 ? Math.min(...upcoming) : nowMs + FALLBACK_REST_MS
 }
 
 const clock = (ms: number) => new Date(ms).toISOString().slice(11, 16) + " UTC"

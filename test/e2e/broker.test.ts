@@ -7,20 +7,18 @@
  * non-broker holder) ends the session with LeaseLost, nothing presented or written.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, References, Stream } from "effect"
+import { Cause, Deferred, Effect, Exit, Fiber, Layer, Logger, Option, References } from "effect"
 import { FetchHttpClient } from "effect/http"
 import { spawn } from "node:child_process"
 import { existsSync, lstatSync, mkdirSync, readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
-import { AUTH_MEMBER, CONFIG_MEMBER, packSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { readStoredCredentials } from "../../src/credentials/SeedRefresh.ts"
 import { TokenBroker } from "../../src/credentials/TokenBroker.ts"
 import * as LocalHost from "../../src/host/LocalHost.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { tokenFingerprint } from "../../src/modelserver/ModelRequest.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
-import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import type { ScriptedModelServerHandle } from "../../src/modelserver/ScriptedModelServer.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
@@ -33,7 +31,7 @@ import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { MemoryStoreState, Store } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
-import { chatgptTask as chatgptTaskOf, expired401 } from "../support/chatgptTask.ts"
+import { chatgptTask as chatgptTaskOf, expired401, mintedSeed } from "../support/chatgptTask.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { sessionServices } from "../support/sessionServices.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -56,18 +54,7 @@ const captureLogs = Layer.mergeAll(
   Layer.succeed(References.MinimumLogLevel, "Debug")
 )
 
-const seedFor = (issuer: StandInIssuer, baseUrl: string) =>
-  Effect.gen(function*() {
-    const minted = yield* issuer.mintAuthJson()
-    const seeds = yield* SeedStore
-    const seed = yield* seeds.create({
-      blob: Stream.succeed(packSeedArchive([
-        { name: AUTH_MEMBER, bytes: minted.bytes, mode: 0o600 },
-        { name: CONFIG_MEMBER, bytes: new TextEncoder().encode(chatgptCodexConfigToml({ baseUrl, requestMaxRetries: 0 })), mode: 0o600 }
-      ]))
-    })
-    return { seed, minted }
-  })
+const seedFor = (issuer: StandInIssuer, baseUrl: string) => mintedSeed(issuer, baseUrl)
 
 const chatgptTask = (issuer: StandInIssuer, baseUrl: string, extra: Record<string, unknown> = {}) =>
   chatgptTaskOf(issuer, baseUrl, "brokered e2e", extra)

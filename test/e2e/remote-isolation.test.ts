@@ -15,7 +15,6 @@ import { afterAll } from "vitest"
 import { demoTaskSettings } from "../../src/cli/OfflineDemo.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import { Host } from "../../src/host/Host.ts"
-import * as RemoteHost from "../../src/host/RemoteHost.ts"
 import * as ModelScript from "../../src/modelserver/ModelScript.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
@@ -24,7 +23,7 @@ import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { sharedBinaryCache } from "../support/codexCache.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
-import { sshdForSuite } from "../support/sshd.ts"
+import { sshdForSuite, suiteRemoteHost } from "../support/sshd.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-remote-isolation-${process.pid}`)
@@ -44,15 +43,7 @@ const sshd = sshdForSuite(join(root, "known_hosts"), [
 
 const services = (processId: string) =>
   Layer.mergeAll(TaskContext.layerRecording({ processId }), sharedBinaryCache, TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
-    Layer.provideMerge(Layer.unwrap(Effect.sync(() =>
-      RemoteHost.layer({
-        host: "127.0.0.1",
-        port: sshd().port,
-        user: "root",
-        identityFile: sshd().clientKeyPath,
-        knownHostsFile: join(root, "known_hosts")
-      })
-    )))
+    Layer.provideMerge(suiteRemoteHost(sshd, join(root, "known_hosts")))
   )
 
 const environOf = (pid: number) => {

@@ -14,12 +14,11 @@ import { chmodSync, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { BinaryCache } from "../../src/binary/BinaryCache.ts"
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
-import * as RemoteHost from "../../src/host/RemoteHost.ts"
 import { runCodexSession } from "../../src/session/CodexSession.ts"
 import { TaskContext, TaskRecorder } from "../../src/task/TaskContext.ts"
 import { TtydSession } from "../../src/terminal/TtydSession.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
-import { sshdForSuite } from "../support/sshd.ts"
+import { sshdForSuite, suiteRemoteHost } from "../support/sshd.ts"
 
 const root = join(repoRoot, ".cache", "test", `e2e-remote-launch-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
@@ -33,15 +32,7 @@ chmodSync(standIn, 0o755)
 
 const services = (processId: string) =>
   Layer.mergeAll(TaskContext.layerRecording({ processId }), BinaryCache.layerTest(standIn), TtydSession.layer, Tmux.layer, AppServerClient.layer, ConversationListener.layer, noStoreServices).pipe(
-    Layer.provideMerge(Layer.unwrap(Effect.sync(() =>
-      RemoteHost.layer({
-        host: "127.0.0.1",
-        port: sshd().port,
-        user: "root",
-        identityFile: sshd().clientKeyPath,
-        knownHostsFile: join(root, "known_hosts")
-      })
-    )))
+    Layer.provideMerge(suiteRemoteHost(sshd, join(root, "known_hosts")))
   )
 
 describe("a codex that exits at launch on an SSH host", () => {

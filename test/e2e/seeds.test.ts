@@ -11,11 +11,10 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import type { CodexConversation } from "../../src/appserver/CodexConversation.ts"
 import { ConfigError } from "../../src/config/ConfigError.ts"
-import { AUTH_MEMBER, CONFIG_MEMBER, findMember, packSeedArchive, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
+import { AUTH_MEMBER, findMember, unpackSeedArchive } from "../../src/credentials/SeedArchive.ts"
 import { saveCredentials } from "../../src/credentials/SeedEngine.ts"
 import { Lease } from "../../src/lease/Lease.ts"
 import { ModelScript } from "../../src/modelserver/ModelScript.ts"
-import { chatgptCodexConfigToml } from "../../src/modelserver/OfflineCodexConfig.ts"
 import { ScriptedModelServer } from "../../src/modelserver/ScriptedModelServer.ts"
 import { startStandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
 import type { StandInIssuer } from "../../src/modelserver/StandInIssuer.ts"
@@ -26,7 +25,7 @@ import { restoreSnapshot } from "../../src/snapshots/WorkdirSnapshot.ts"
 import { MemoryStoreState } from "../../src/store/Store.ts"
 import { TaskRecorder } from "../../src/task/TaskContext.ts"
 import { sessionServices } from "../support/sessionServices.ts"
-import { chatgptTask as chatgptTaskOf, expired401 } from "../support/chatgptTask.ts"
+import { chatgptTask as chatgptTaskOf, expired401, mintedSeed } from "../support/chatgptTask.ts"
 import { repoRoot } from "../support/offlineCodex.ts"
 import { processesMentioning } from "../support/processLeaks.ts"
 import { waitUntil } from "../support/waitUntil.ts"
@@ -60,19 +59,7 @@ interface AuthFile {
 }
 
 /** A pooled seed holding a minted ChatGPT login and the ChatGPT-mode offline config. */
-const pooledSeed = (issuer: StandInIssuer, baseUrl: string, poolKey: string) =>
-  Effect.gen(function*() {
-    const minted = yield* issuer.mintAuthJson()
-    const seeds = yield* SeedStore
-    const seed = yield* seeds.create({
-      blob: Stream.succeed(packSeedArchive([
-        { name: AUTH_MEMBER, bytes: minted.bytes, mode: 0o600 },
-        { name: CONFIG_MEMBER, bytes: new TextEncoder().encode(chatgptCodexConfigToml({ baseUrl, requestMaxRetries: 0 })), mode: 0o600 }
-      ])),
-      poolKey
-    })
-    return { seed, minted }
-  })
+const pooledSeed = (issuer: StandInIssuer, baseUrl: string, poolKey: string) => mintedSeed(issuer, baseUrl, poolKey)
 
 /** The refresh token stored in a seed's blob now. */
 const storedRefreshToken = (seedId: string) =>

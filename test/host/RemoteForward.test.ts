@@ -18,6 +18,7 @@ import * as RemoteHost from "../../src/host/RemoteHost.ts"
 import { BlobCrypto } from "../../src/store/BlobCrypto.ts"
 import { Store } from "../../src/store/Store.ts"
 import { sshdForSuite } from "../support/sshd.ts"
+import { waitUntil } from "../support/waitUntil.ts"
 
 const root = join(process.cwd(), ".cache", "test", `remote-forward-${process.pid}`)
 rmSync(root, { recursive: true, force: true })
@@ -56,14 +57,11 @@ const fetchOnHost = (url: string, init?: RequestInit) =>
 
 /** Succeeds once nothing listens on the port any more (the server drops the forward). */
 const waitClosed = (port: number) =>
-  Effect.gen(function*() {
-    for (let attempt = 0; attempt < 100; attempt++) {
-      const outcome = yield* Effect.result(fetchOnHost(`http://127.0.0.1:${port}/`))
-      if (outcome._tag === "Failure") return
-      yield* Effect.sleep("50 millis")
-    }
-    return yield* Effect.fail(new Error(`127.0.0.1:${port} still answers`))
-  })
+  waitUntil(
+    `nothing answers on 127.0.0.1:${port}`,
+    Effect.result(fetchOnHost(`http://127.0.0.1:${port}/`)).pipe(Effect.map((outcome) => outcome._tag === "Failure" ? true : undefined)),
+    "5 seconds"
+  )
 
 describe("Host.forwardToLocal", () => {
   it.live("a process on the SSH host reaches the worker's loopback service through the forward, only while it is held", () =>

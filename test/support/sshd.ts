@@ -4,7 +4,7 @@
  * connection child) when the scope closes. Also finds and kills the sshd processes that serve one
  * client connection, to simulate a dropped connection.
  */
-import { Effect, Exit, Scope } from "effect"
+import { Effect, Exit, Layer, Scope } from "effect"
 import { execFile } from "node:child_process"
 import { createHash, randomBytes } from "node:crypto"
 import { mkdirSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs"
@@ -12,6 +12,7 @@ import { createConnection, createServer } from "node:net"
 import { join } from "node:path"
 import { promisify } from "node:util"
 import { afterAll, beforeAll } from "vitest"
+import * as RemoteHost from "../../src/host/RemoteHost.ts"
 
 const exec = promisify(execFile)
 
@@ -254,3 +255,9 @@ export const sshdForSuite = (knownHostsFile: string, extraConfig: ReadonlyArray<
     return server.sshd
   }
 }
+
+/** RemoteHost on the suite's sshd (root on 127.0.0.1), its host keys in `knownHostsFile`. */
+export const suiteRemoteHost = (sshd: () => Sshd, knownHostsFile: string) =>
+  Layer.unwrap(Effect.sync(() =>
+    RemoteHost.layer({ host: "127.0.0.1", port: sshd().port, user: "root", identityFile: sshd().clientKeyPath, knownHostsFile })
+  ))
