@@ -1,6 +1,7 @@
 /**
  * HostFacts: what a shell on a host says about it that a task start needs — its PATH, the default
- * task root its environment names, whether zstd is installed — asked in one round trip (an exec
+ * task root its environment names, whether zstd is installed, what its `lsb_release -a` prints —
+ * asked in one round trip (an exec
  * over SSH) and remembered by the Host that asked, once an answer came. Kept on the Host itself, so
  * nothing is cached beside it in a module and a new Host asks afresh.
  *
@@ -18,14 +19,23 @@ export interface HostFacts {
   readonly path: string
   readonly taskRoot: string
   readonly zstd: boolean
+  /**
+   * The host's `lsb_release` and what its `-a` printed, when it has one that answered: codex asks
+   * it at every start (see `LsbReleaseShim`).
+   */
+  readonly lsbRelease?: { readonly path: string; readonly all: string }
 }
 
 /** The PATH a task gets when the host's shell could not say. */
 export const FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-// NUL-separated: neither a PATH nor a path can contain one.
+// NUL-separated: neither a PATH, a path nor lsb_release's text can contain one. The last field
+// keeps lsb_release's trailing newline (a command substitution would strip it).
 const PROBE = "printf '%s\\0%s\\0' \"$PATH\" \"${OPTIO_CODEX_TASK_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/optio-codex}\"; " +
-  "if command -v zstd >/dev/null 2>&1; then printf zstd; fi"
+  "if command -v zstd >/dev/null 2>&1; then printf zstd; fi; printf '\\0'; " +
+  "if lsb=$(command -v lsb_release); then printf '%s\\0' \"$lsb\"; \"$lsb\" -a 2>/dev/null || :; fi"
+
+const ABSOLUTE_PLAIN = /^\/[A-Za-z0-9._+\/-]+$/
 
 /**
  * The facts of the host whose `run` this is, asked at most once successfully; a failed or
@@ -37,8 +47,9 @@ export const makeHostFacts = (run: HostShape["run"]): Effect.Effect<HostFacts, H
   let known: HostFacts | undefined
   const probe = run({ argv: ["sh", "-c", PROBE] }).pipe(
     Effect.map((printed) => {
-      const [path = "", taskRoot = "", rest = ""] = printed.stdout.split("\0")
-      const facts: HostFacts = { path: path === "" ? FALLBACK_PATH : path, taskRoot, zstd: rest.trim() === "zstd" }
+      const [path = "", taskRoot = "", zstd = "", lsbPath = "", lsbAll = ""] = printed.stdout.split("\0")
+      const lsbRelease = ABSOLUTE_PLAIN.test(lsbPath) && lsbAll.trim() !== "" ? { lsbRelease: { path: lsbPath, all: lsbAll } } : {}
+      const facts: HostFacts = { path: path === "" ? FALLBACK_PATH : path, taskRoot, zstd: zstd.trim() === "zstd", ...lsbRelease }
       if (printed.exitCode === 0 && path !== "") known = facts
       return facts
     })

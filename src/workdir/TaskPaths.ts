@@ -92,6 +92,10 @@ export interface TaskPaths {
   readonly xdgConfigHome: string
   readonly xdgDataHome: string
   readonly xdgCacheHome: string
+  /**
+   * The shims on codex's PATH (browser launchers, `lsb_release`), in the private task dir: codex
+   * itself runs what it finds on its PATH outside the sandbox, so no PATH entry is agent-writable.
+   */
   readonly binDir: string
   readonly launchLink: string
   readonly agentsMd: string
@@ -153,7 +157,7 @@ export const taskPaths = (options: {
     xdgConfigHome: `${home}/.config`,
     xdgDataHome: `${home}/.local/share`,
     xdgCacheHome: `${scratch}/cache`,
-    binDir: `${workdir}/bin`,
+    binDir: `${taskdir}/bin`,
     launchLink: `${home}/.local/bin/codex`,
     agentsMd: `${workdir}/AGENTS.md`,
     optioLog: `${workdir}/optio.log`,

@@ -1,7 +1,7 @@
 /**
  * Workdir: prepares one task's directories on its host before codex starts — the private task
- * dir (HOME, CODEX_HOME, `config.toml`), the TMPDIR, and in the workdir `AGENTS.md`, a fresh
- * `optio.log`, the browser shims and the `resume.log` line — and computes the exact environment
+ * dir (HOME, CODEX_HOME, `config.toml`, the shims on codex's PATH), the TMPDIR, and in the workdir
+ * `AGENTS.md`, a fresh `optio.log` and the `resume.log` line — and computes the exact environment
  * codex is launched with. It does not start anything.
  *
  * @since 0.1.0
@@ -12,6 +12,7 @@ import { Host } from "../host/Host.ts"
 import { composeAgentsMd } from "../protocol/AgentsMd.ts"
 import { BROWSER_SHIM_NAMES, browserShimScript } from "../protocol/BrowserShim.ts"
 import { renderCodexConfig } from "./CodexConfigToml.ts"
+import { LSB_RELEASE_SHIM_NAME, lsbReleaseShimScript } from "./LsbReleaseShim.ts"
 import type { TaskPaths } from "./TaskPaths.ts"
 
 /**
@@ -68,6 +69,8 @@ export const prepareWorkdir = Effect.fn("Workdir.prepare")(function*<E = never, 
   yield* host.writeFile(paths.optioLog, "", { mode: 0o600 })
   const shim = browserShimScript(paths.optioLog)
   for (const name of BROWSER_SHIM_NAMES) yield* host.writeFile(`${paths.binDir}/${name}`, shim, { mode: 0o755 })
+  const lsbShim = lsbReleaseShimScript(yield* host.facts)
+  if (lsbShim !== undefined) yield* host.writeFile(`${paths.binDir}/${LSB_RELEASE_SHIM_NAME}`, lsbShim, { mode: 0o755 })
   if (config.supportsResume) {
     const now = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/\.\d{3}Z$/, "Z")
     const refreshed = options.refreshed ?? []

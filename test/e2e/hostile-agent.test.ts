@@ -2,7 +2,8 @@
  * A hostile agent against the real codex: the scripted model makes codex, inside its sandbox,
  * plant everything the old layout trusted — a config.toml whose `notify` and MCP server write a
  * marker, forged pid records pointing at a directory outside the workdir and at a live process,
- * auth.json and resume.log symlinks, FIFOs — in the old locations, and try the same at every
+ * auth.json and resume.log symlinks, FIFOs, tools codex runs by PATH (git, lsb_release, bwrap) in
+ * the workdir's bin/ — in the old locations, and try the same at every
  * trusted path it can name (denied there). A later run in the same workdir (TUI) and a resume
  * (conversation) then find nothing executed, nothing deleted or killed, nothing saved into the
  * seed, nothing hung. Sentinel secrets put in the worker's environment are found in no process
@@ -100,6 +101,10 @@ const plantScript = (victim: { readonly pid: number; readonly startTime: string 
     "printf '%s' \"$FORGED\" > pids.json",
     `ln -sfn ${shellQuote(outsideFile)} resume.log`,
     "mkfifo home/.profile home/.bashrc .optio/tmux.conf",
+    // Tools codex itself (outside its sandbox) looks up on its PATH, planted where the old layout
+    // put the browser shims on that PATH: the workdir's bin/.
+    "mkdir -p bin",
+    ...PATH_PLANTS.map((name) => `printf '#!/bin/sh\\necho path-${name} >> %s\\n' ${shellQuote(shellQuote(marker))} > bin/${name} && chmod +x bin/${name}`),
     "env > tool-env.txt",
     "touch planted",
     // Holds codex (and its tool process) alive until the test has looked at every environment.
@@ -108,9 +113,11 @@ const plantScript = (victim: { readonly pid: number; readonly startTime: string 
   ].join("\n")
 }
 
+const PATH_PLANTS = ["git", "lsb_release", "getconf", "bwrap", "bash"]
+
 const TRUSTED_ATTEMPTS = ["codex-config", "codex-auth", "codex-fifo", "home-profile", "home-bashrc", "pids", "tmux-socket", "launch-link", "project-config"]
 
-/** Every process whose environment or command line mentions the workdir: the task's tree. */
+/** Every process whose environment or command line mentions the workdir or a private task dir (its HOME): the task's tree. */
 const taskProcesses = (): ReadonlyArray<{ readonly pid: number; readonly environ: string; readonly cmdline: string }> => {
   const found: Array<{ pid: number; environ: string; cmdline: string }> = []
   for (const name of readdirSync("/proc")) {
@@ -118,7 +125,8 @@ const taskProcesses = (): ReadonlyArray<{ readonly pid: number; readonly environ
     try {
       const environ = readFileSync(`/proc/${name}/environ`, "utf8")
       const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ")
-      if (environ.includes(workdir) || cmdline.includes(workdir)) found.push({ pid: Number(name), environ, cmdline })
+      const mentions = (text: string) => text.includes(workdir) || text.includes(`${taskRoot}/run/`)
+      if (mentions(environ) || mentions(cmdline)) found.push({ pid: Number(name), environ, cmdline })
     } catch {
       // Ended while we looked.
     }
@@ -209,7 +217,7 @@ describe("a hostile agent", () => {
       })
       const nothingHappened = (when: string) =>
         Effect.gen(function*() {
-          assert.isFalse(existsSync(marker), `${when}: a planted notify/MCP command ran: ${existsSync(marker) ? readFileSync(marker, "utf8") : ""}`)
+          assert.isFalse(existsSync(marker), `${when}: a planted notify/MCP command or PATH tool ran: ${existsSync(marker) ? readFileSync(marker, "utf8") : ""}`)
           assert.isFalse(existsSync(join(workdir, "PWNED")), `${when}: a planted ~/.bashrc ran`)
           assert.isTrue(existsSync(join(outsideDir, "keep.txt")), `${when}: the directory a forged record names was deleted`)
           assert.isTrue(alive(victim), `${when}: the process a forged record names was killed`)

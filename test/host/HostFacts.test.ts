@@ -32,6 +32,15 @@ it.effect("one probe answers PATH, task root and zstd, and a good answer is kept
     assert.strictEqual(asked.n, 1, "asked once")
   }))
 
+it.effect("the probe's last fields are the host's lsb_release and its -a text, newline kept; a relative or odd path is ignored", () =>
+  Effect.gen(function*() {
+    const text = "Distributor ID:\tDebian\nRelease:\t12\n"
+    const withLsb = yield* MemoryHost.make({ scripts: [shellAnswering([{ exitCode: 0, stdout: `/usr/bin\0/srv\0zstd\0/usr/bin/lsb_release\0${text}` }], { n: 0 })] })
+    assert.deepStrictEqual((yield* withLsb.host.facts).lsbRelease, { path: "/usr/bin/lsb_release", all: text })
+    const odd = yield* MemoryHost.make({ scripts: [shellAnswering([{ exitCode: 0, stdout: `/usr/bin\0/srv\0\0lsb_release\0${text}` }], { n: 0 })] })
+    assert.isUndefined((yield* odd.host.facts).lsbRelease)
+  }))
+
 it.effect("a failed probe answers the fallbacks and is asked again", () =>
   Effect.gen(function*() {
     const asked = { n: 0 }
@@ -53,4 +62,6 @@ it.effect("this machine's shell: its PATH, the task root its environment names, 
     assert.strictEqual(facts.taskRoot, "/srv/optio")
     const zstd = yield* host.run({ argv: ["sh", "-c", "command -v zstd"] })
     assert.strictEqual(facts.zstd, zstd.exitCode === 0)
+    const lsb = yield* host.run({ argv: ["sh", "-c", "lsb_release -a 2>/dev/null"] })
+    assert.strictEqual(facts.lsbRelease?.all, lsb.exitCode === 0 ? lsb.stdout : undefined)
   }))

@@ -35,7 +35,8 @@ describe("taskPaths", () => {
       assert.strictEqual(paths.tmpdir, `/srv/tasks/tmp/${id}`)
       assert.strictEqual(paths.xdgCacheHome, `/srv/tasks/tmp/${id}/cache`)
       assert.deepStrictEqual(paths.disposable, [`/srv/tasks/tmp/${id}`, "/srv/tasks/job-1.a_b"])
-      assert.strictEqual(paths.binDir, "/srv/tasks/job-1.a_b/workdir/bin")
+      // On codex's PATH: worker-owned, never in the agent's workdir.
+      assert.strictEqual(paths.binDir, `${paths.taskdir}/bin`)
       const other = yield* taskPaths({ processId: "job-2", taskRoot: "/srv/tasks" })
       assert.notStrictEqual(other.taskdir, paths.taskdir)
       // The same task finds the same private dir again (the reaper depends on it).
@@ -179,7 +180,7 @@ describe("prepareWorkdir", () => {
       yield* prepareWorkdir(config, paths)
       assert.strictEqual(readFileSync(join(workdir, "mine.txt"), "utf8"), "keep me")
       assert.strictEqual(statSync(workdir).mode & 0o777, 0o750)
-      assert.deepStrictEqual(readdirSync(workdir).sort(), ["AGENTS.md", "bin", "deliverables", "mine.txt", "optio.log", "resume.log"])
+      assert.deepStrictEqual(readdirSync(workdir).sort(), ["AGENTS.md", "deliverables", "mine.txt", "optio.log", "resume.log"])
       assert.isTrue(statSync(paths.configToml).isFile())
     }).pipe(Effect.provide(LocalHost.layer())))
 
@@ -214,9 +215,9 @@ describe("launchEnvironment", () => {
         XDG_DATA_HOME: `${run}/home/.local/share`,
         XDG_CACHE_HOME: `${paths.tmpdir}/cache`,
         TMPDIR: paths.tmpdir,
-        BROWSER: "/t/env/workdir/bin/xdg-open",
+        BROWSER: `${run}/bin/xdg-open`,
         FOO: "bar",
-        PATH: `${run}/home/.local/bin:/t/env/workdir/bin:/usr/bin:/bin`
+        PATH: `${run}/home/.local/bin:${run}/bin:/usr/bin:/bin`
       })
     }))
 
@@ -224,6 +225,6 @@ describe("launchEnvironment", () => {
     Effect.gen(function*() {
       const config = yield* decodeCodexTaskConfig({ consumerInstructions: "x", env: { PATH: "/custom dir/bin" } })
       const paths = yield* taskPaths({ processId: "env", taskRoot: "/t" })
-      assert.strictEqual(launchEnvironment(config, paths, "/usr/bin").PATH, `${paths.taskdir}/home/.local/bin:/t/env/workdir/bin:/custom dir/bin`)
+      assert.strictEqual(launchEnvironment(config, paths, "/usr/bin").PATH, `${paths.taskdir}/home/.local/bin:${paths.taskdir}/bin:/custom dir/bin`)
     }))
 })
