@@ -5,19 +5,19 @@
  * against one scripted server. Each line says what adding that part costs codex's turn
  * (turn/start → the model request, and → turn/completed), so what we launch with is paid for.
  */
-import { Effect, Fiber } from "effect"
+import { Effect } from "effect"
 import { mkdirSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { Result } from "effect"
 import { DEMO_MODEL, demoTaskSettings } from "../src/cli/OfflineDemo.ts"
 import { appServerSandboxArgs, resolveSandboxPosture } from "../src/config/SandboxPosture.ts"
 import { decodeCodexTaskConfig } from "../src/config/CodexTaskConfig.ts"
-import type { ScriptedModelServerHandle } from "../src/modelserver/ScriptedModelServer.ts"
 import { composeAgentsMd } from "../src/protocol/AgentsMd.ts"
 import { renderCodexConfig } from "../src/workdir/CodexConfigToml.ts"
 import { initialize, minimalHome, runTurn, startAppServer, startThread } from "./bare.ts"
 import type { BareHome } from "./bare.ts"
 import type { BenchContext } from "./context.ts"
+import type { BenchModelServer } from "./modelServerThread.ts"
 import { fmt, now, summarize } from "./harness.ts"
 
 interface Variant {
@@ -78,7 +78,7 @@ const sandboxArgs = Effect.gen(function*() {
 })
 
 /** Runs `turns` turns on every variant, interleaved; a markdown section with the medians. */
-export const runTurnParts = (ctx: BenchContext, server: ScriptedModelServerHandle, turns: number) =>
+export const runTurnParts = (ctx: BenchContext, server: BenchModelServer, turns: number) =>
   Effect.gen(function*() {
     const args = yield* Effect.orDie(sandboxArgs)
     const started = yield* Effect.forEach(VARIANTS, (variant) =>
@@ -96,15 +96,11 @@ export const runTurnParts = (ctx: BenchContext, server: ScriptedModelServerHandl
       }))
     for (let index = 0; index < turns; index++) {
       for (const subject of started) {
-        const seen = (yield* server.requests).length
-        const model = yield* server.awaitRequests((requests) => requests.length > seen, "60 seconds").pipe(
-          Effect.map(() => now()),
-          Effect.forkChild({ startImmediately: true })
-        )
+        const seen = yield* server.requestCount
         const t0 = now()
         yield* Effect.promise(() => runTurn(subject.appServer, subject.threadId, `turn ${index + 1}`, now))
         const t1 = now()
-        const modelAt = yield* Fiber.join(model)
+        const modelAt = yield* server.arrivalOf(seen + 1)
         // The first turn of each process warms it up.
         if (index === 0) continue
         subject.toModel.push(modelAt - t0)

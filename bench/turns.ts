@@ -2,21 +2,23 @@
  * turns: sequential user turns, each timed from sending it to its completion, through the
  * library (`CodexConversation.sendTurn` + TurnCompleted, with the conversation UI listening),
  * through a bare app-server over stdio, and through `@openai/codex-sdk` (`thread.run`, one
- * `codex exec` per turn). The three are interleaved turn by turn; all answer from one server.
+ * `codex exec` per turn). The three are interleaved turn by turn; all answer from one server,
+ * which runs in a thread of its own (as the model runs elsewhere in production) and times each
+ * model request's arrival itself.
  */
 import { Codex } from "@openai/codex-sdk"
 import { Effect, Fiber } from "effect"
 import { DEMO_MODEL } from "../src/cli/OfflineDemo.ts"
-import { ScriptedModelServer } from "../src/modelserver/ScriptedModelServer.ts"
 import { freshHome, initialize, minimalHome, runTurn, startAppServer, startThread } from "./bare.ts"
 import type { BenchContext, BenchResult } from "./context.ts"
 import { now, summarize } from "./harness.ts"
 import { awaitConversation, awaitPublished, startSession, turnRunner } from "./library.ts"
+import { startModelServerThread } from "./modelServerThread.ts"
 import { runTurnParts } from "./turnParts.ts"
 
 export const runTurns = (ctx: BenchContext) =>
   Effect.gen(function*() {
-    const server = yield* ScriptedModelServer.start([], { exhaustedText: "pong" })
+    const server = yield* startModelServerThread
     const library: Array<number> = []
     const bare: Array<number> = []
     const minimal: Array<number> = []
@@ -73,32 +75,20 @@ export const runTurns = (ctx: BenchContext) =>
 
         for (let index = 0; index < turnsPerRound; index++) {
           const text = `turn ${index + 1}`
-          const libraryFirst = (yield* server.requests).length
-          const libraryModel = yield* server.awaitRequests((requests) => requests.length > libraryFirst, "60 seconds").pipe(
-            Effect.map(() => now()),
-            Effect.forkChild({ startImmediately: true })
-          )
+          const libraryFirst = yield* server.requestCount
           const t0 = now()
           const libraryAcked = yield* turn(text)
           const t1 = now()
-          const libraryModelAt = yield* Fiber.join(libraryModel)
-          const seen = (yield* server.requests).length
-          const modelRequest = yield* server.awaitRequests((requests) => requests.length > seen, "60 seconds").pipe(
-            Effect.map(() => now()),
-            Effect.forkChild({ startImmediately: true })
-          )
+          const libraryModelAt = yield* server.arrivalOf(libraryFirst + 1)
+          const seen = yield* server.requestCount
           const bareAcked = yield* Effect.promise(() => runTurn(appServer, threadId, text, now))
           const t2 = now()
-          const modelAt = yield* Fiber.join(modelRequest)
-          const beforeLeast = (yield* server.requests).length
-          const leastModel = yield* server.awaitRequests((requests) => requests.length > beforeLeast, "60 seconds").pipe(
-            Effect.map(() => now()),
-            Effect.forkChild({ startImmediately: true })
-          )
+          const modelAt = yield* server.arrivalOf(seen + 1)
+          const beforeLeast = yield* server.requestCount
           const leastStart = now()
           yield* Effect.promise(() => runTurn(leastServer, leastThread, text, now))
           const leastDone = now()
-          const leastModelAt = yield* Fiber.join(leastModel)
+          const leastModelAt = yield* server.arrivalOf(beforeLeast + 1)
           const sdkStart = now()
           const answer = yield* Effect.promise(() => thread.run(text))
           const t3 = now()
