@@ -6,6 +6,7 @@
  * thread and reported on the bench's clock.
  */
 import { Deferred, Effect } from "effect"
+import type { Scope } from "effect"
 import { Worker } from "node:worker_threads"
 
 /** A scripted model server ("pong" to everything) running in its own thread. */
@@ -21,7 +22,7 @@ type FromWorker =
   | { readonly _tag: "Ready"; readonly baseUrl: string }
   | { readonly _tag: "Request"; readonly count: number; readonly at: number }
 
-export const startModelServerThread: Effect.Effect<BenchModelServer, never, import("effect").Scope.Scope> = Effect.gen(function*() {
+export const startModelServerThread: Effect.Effect<BenchModelServer, never, Scope.Scope> = Effect.gen(function*() {
   const worker = yield* Effect.acquireRelease(
     Effect.sync(() => new Worker(new URL("./modelServerWorker.ts", import.meta.url))),
     (running) => Effect.promise(() => running.terminate())

@@ -7,10 +7,11 @@
  *
  * @since 0.1.0
  */
-import { Effect, Option, Ref } from "effect"
+import { Effect, Fiber, Option, Ref } from "effect"
 import type { Duration, Scope } from "effect"
 import type { CodexConversation } from "../appserver/CodexConversation.ts"
 import { BinaryCache } from "../binary/BinaryCache.ts"
+import type { CodexUnavailable } from "../binary/BinaryCache.ts"
 import type { CodexTaskConfig } from "../config/CodexTaskConfig.ts"
 import type { CodexTaskHooks, HookContext } from "./Hooks.ts"
 import { makeHookContext } from "./HookContext.ts"
@@ -18,6 +19,7 @@ import type { AgentChannel } from "./HookContext.ts"
 import { resolveSandboxPosture } from "../config/SandboxPosture.ts"
 import type { SandboxPosture } from "../config/SandboxPosture.ts"
 import { Host } from "../host/Host.ts"
+import type { HostError } from "../host/Host.ts"
 import { TaskContext } from "../task/TaskContext.ts"
 import { taskPaths, taskRootOn } from "../workdir/TaskPaths.ts"
 import type { TaskPaths } from "../workdir/TaskPaths.ts"
@@ -172,21 +174,29 @@ export const prepareTask = Effect.fnUntraced(function*(config: CodexTaskConfig, 
       })
     }
   })
-  yield* prepareWorkdir(config, paths, {
-    afterWipe: restoreAndPlant,
-    // A resumed agent must re-read what was rewritten since its last look (P37).
-    refreshed: Option.isSome(resumePoint) ? ["AGENTS.md"] : []
-  }).pipe(Effect.withSpan("CodexSession.prepare"))
-  const resumeThread = Option.isSome(resumePoint) ? yield* resumableThread(resumePoint.value, paths) : Option.none<string>()
-
-  yield* task.reportProgress(null, "Locating codex…")
   const binaries = yield* BinaryCache
-  yield* Effect.all([
-    binaries.linkForTask(paths.launchLink, (message) => task.reportProgress(null, message)),
+  const placeCodex = Effect.all([
+    task.reportProgress(null, "Locating codex…").pipe(
+      Effect.andThen(binaries.linkForTask(paths.launchLink, (message) => task.reportProgress(null, message)))
+    ),
     // A fresh home starts from the primed template; a resumed one must let codex rebuild its
     // databases from the restored rollouts.
     Option.isNone(resumePoint) ? binaries.primeCodexHome(paths.codexHome) : Effect.succeed(false)
-  ], { concurrency: "unbounded" })
+  ], { concurrency: "unbounded", discard: true })
+  // The launch link and the template home go in as soon as the private dir is empty again,
+  // overlapping the rest of the preparation (issue 19): the template holds no config.toml or
+  // credentials and is copied without overwriting, so the order of the writes does not matter.
+  let placingCodex: Fiber.Fiber<void, CodexUnavailable | HostError> | undefined
+  yield* prepareWorkdir(config, paths, {
+    afterWipe: Effect.forkChild(placeCodex, { startImmediately: true }).pipe(
+      Effect.tap((fiber) => Effect.sync(() => { placingCodex = fiber })),
+      Effect.andThen(restoreAndPlant)
+    ),
+    // A resumed agent must re-read what was rewritten since its last look (P37).
+    refreshed: Option.isSome(resumePoint) ? ["AGENTS.md"] : []
+  }).pipe(Effect.withSpan("CodexSession.prepare"))
+  if (placingCodex !== undefined) yield* Fiber.join(placingCodex)
+  const resumeThread = Option.isSome(resumePoint) ? yield* resumableThread(resumePoint.value, paths) : Option.none<string>()
   const posture = resolveSandboxPosture(config, yield* host.home)
   const env = {
     ...launchEnvironment(config, paths, yield* hostPathOn),
