@@ -30,6 +30,7 @@ import { terminateTree } from "./TreeKill.ts"
 import type { ProcessControl } from "./TreeKill.ts"
 import { outputCollector } from "./OutputCollector.ts"
 import { makeTail } from "./Tail.ts"
+import type { WatchDirectory } from "./Tail.ts"
 
 /**
  * Options of the local host. Both default to the worker process's own values, read once when the
@@ -249,6 +250,23 @@ const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: Fil
       return handle
     })
 
+  // inotify through the platform's watch: installed when its stream runs, ready at `onReady`,
+  // closed after the first event (or with the scope).
+  const watchDirectory: WatchDirectory = (directory) =>
+    Effect.gen(function*() {
+      const ready = yield* Deferred.make<void, string>()
+      const changed = yield* Deferred.make<void>()
+      yield* files.watch(directory, { onReady: () => Deferred.doneUnsafe(ready, Effect.void) }).pipe(
+        Stream.take(1),
+        Stream.runDrain,
+        Effect.ignore,
+        Effect.ensuring(Effect.andThen(Deferred.fail(ready, "the watch ended before it was ready"), Deferred.succeed(changed, undefined))),
+        Effect.forkScoped
+      )
+      yield* Deferred.await(ready)
+      return Deferred.await(changed)
+    })
+
   // Guarded opens stay on node:fs (GuardedFiles.ts): O_NOFOLLOW|O_NONBLOCK and the /proc/self/fd check of the opened handle.
   const guarded = makeGuardedFiles(LABEL)
 
@@ -289,7 +307,7 @@ const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: Fil
         try: () => Array.fromAsync(fs.glob(pattern, { cwd })),
         catch: (error) => fromNodeError("glob", join(cwd, pattern), error)
       }).pipe(Effect.map((matches) => matches.map((match) => isAbsolute(match) ? match : join(cwd, match)).sort())),
-    tail: makeTail({ stat, readRange: guarded.readRegularRange }, Duration.millis(50)),
+    tail: makeTail({ stat, readRange: guarded.readRegularRange, watchDirectory }, Duration.millis(50)),
     importFile
   }
 }
