@@ -1,10 +1,20 @@
 /**
- * Finds live processes whose command line or environment mentions a string (a task's workdir):
- * the check behind "no orphan process".
+ * Finds live processes whose command line or environment mentions a string (a task's workdir), or
+ * that run in it: the check behind "no orphan process".
  */
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync, readFileSync, readlinkSync } from "node:fs"
 
-/** Pids (other than this process) whose cmdline or environ contains `needle`. */
+// codex runs in the workdir, which (since its PATH holds nothing of the workdir) may be all that
+// ties it and its tools to a task.
+const cwdOf = (pid: string) => {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`)
+  } catch {
+    return ""
+  }
+}
+
+/** Pids (other than this process) whose cmdline or environ contains `needle`, or whose cwd is under it. */
 export const processesMentioning = (needle: string): ReadonlyArray<{ readonly pid: number; readonly cmdline: string }> => {
   const found: Array<{ pid: number; cmdline: string }> = []
   for (const name of readdirSync("/proc")) {
@@ -14,7 +24,7 @@ export const processesMentioning = (needle: string): ReadonlyArray<{ readonly pi
       if (stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z")) continue
       const cmdline = readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").join(" ")
       const environ = readFileSync(`/proc/${name}/environ`, "utf8")
-      if (cmdline.includes(needle) || environ.includes(needle)) found.push({ pid: Number(name), cmdline })
+      if (cmdline.includes(needle) || environ.includes(needle) || cwdOf(name).startsWith(needle)) found.push({ pid: Number(name), cmdline })
     } catch {
       // The process ended while we looked, or is not ours to read.
     }
