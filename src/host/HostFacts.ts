@@ -29,11 +29,14 @@ export interface HostFacts {
 /** The PATH a task gets when the host's shell could not say. */
 export const FALLBACK_PATH = "/usr/local/bin:/usr/bin:/bin"
 
-// NUL-separated: neither a PATH, a path nor lsb_release's text can contain one. The last field
-// keeps lsb_release's trailing newline (a command substitution would strip it).
+// NUL-separated: neither a PATH, a path nor lsb_release's text can contain one.
 const PROBE = "printf '%s\\0%s\\0' \"$PATH\" \"${OPTIO_CODEX_TASK_ROOT:-${XDG_DATA_HOME:-$HOME/.local/share}/optio-codex}\"; " +
   "if command -v zstd >/dev/null 2>&1; then printf zstd; fi; printf '\\0'; " +
-  "if lsb=$(command -v lsb_release); then printf '%s\\0' \"$lsb\"; \"$lsb\" -a 2>/dev/null || :; fi"
+  "if lsb=$(command -v lsb_release); then printf '%s\\0' \"$lsb\"; " +
+  // Bounded where coreutils' timeout exists (a start must not wait on a stuck OS probe), and
+  // kept only when it answered in full; its one trailing newline is put back.
+  "bound=; if command -v timeout >/dev/null 2>&1; then bound='timeout 5'; fi; " +
+  "if all=$($bound \"$lsb\" -a 2>/dev/null); then printf '%s\\n' \"$all\"; fi; fi"
 
 const ABSOLUTE_PLAIN = /^\/[A-Za-z0-9._+\/-]+$/
 
