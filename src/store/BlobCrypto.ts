@@ -32,12 +32,16 @@
  *   (`encrypted-without-key`), so a missing key is reported as such, not as a corrupt tar.
  * - Python workers sharing a MongoDB cannot read encrypted blobs; leave a scope plaintext when it
  *   must interoperate.
+ * - The AES-GCM snapshot cipher follows the `bytes/HandedOver` rules: a handed-over input chunk
+ *   is freed (reads as empty) once its bytes are sealed or opened, and the ciphertext and
+ *   plaintext pieces it emits are handed over. Never feed it a handed-over chunk you still need.
  *
  * @since 0.1.0
  */
 import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes } from "node:crypto"
 import type { KeyObject } from "node:crypto"
+import { handOver, release } from "../bytes/HandedOver.ts"
 import { BlobDecryptFailed } from "../persistence/StoreError.ts"
 
 /**
@@ -163,7 +167,7 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
       encrypted: true,
       encrypt: (plain) =>
         Stream.suspend(() => {
-          const sealer = new Sealer(scope, scopeKey)
+          const sealer = new Sealer(scope, scopeKey, recycles(scope))
           return Stream.concat(
             Stream.succeed(sealer.header),
             plain.pipe(Stream.mapAccum(() => sealer, (s, chunk: Uint8Array) => [s, s.push(chunk)] as const, {
@@ -173,7 +177,7 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
         }),
       decrypt: (stored) =>
         Stream.suspend(() => {
-          const opener = new Opener(scope, scopeKey)
+          const opener = new Opener(scope, scopeKey, recycles(scope))
           const opened = stored.pipe(Stream.mapAccumEffect(() => opener, (o, chunk: Uint8Array) => {
             const step = o.push(chunk)
             return step.ok
@@ -190,6 +194,11 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
     }
     return cipher
   })
+
+// Snapshot blobs are the big ones, and their pipelines (WorkdirSnapshot, the embedded store) follow
+// the HandedOver rules: handed-over input is freed once sealed or opened, and the output is handed
+// over. Seed blobs are small and read by more varied code: left to the garbage collector.
+const recycles = (scope: BlobScope): boolean => scope === "snapshot"
 
 // --- format ----------------------------------------------------------------------------------
 
@@ -213,9 +222,11 @@ const startsWithMagic = (bytes: Uint8Array): boolean =>
 const blobKey = (scopeKey: Buffer, salt: Uint8Array): KeyObject =>
   createSecretKey(Buffer.from(hkdfSync("sha256", scopeKey, salt, "blob", 32)))
 
+// From Node's shared pool (the cipher copies it): one ArrayBuffer per 8 KiB of nonces, not per frame.
 const nonce = (index: number, final: boolean): Buffer => {
-  const bytes = Buffer.alloc(12)
+  const bytes = Buffer.allocUnsafe(12)
   bytes.writeBigUInt64BE(BigInt(index), 0)
+  bytes.fill(0, 8, 11)
   bytes[11] = final ? 1 : 0
   return bytes
 }
@@ -226,8 +237,10 @@ class Sealer {
   private readonly key: KeyObject
   private readonly pending = new ByteQueue()
   private index = 0
+  private readonly recycle: boolean
 
-  constructor(scope: BlobScope, scopeKey: Buffer) {
+  constructor(scope: BlobScope, scopeKey: Buffer, recycle: boolean) {
+    this.recycle = recycle
     const salt = randomBytes(SALT_BYTES)
     this.header = concatBytes([MAGIC, Uint8Array.of(VERSION, SCOPE_BYTE[scope]), salt])
     this.key = blobKey(scopeKey, salt)
@@ -236,28 +249,35 @@ class Sealer {
   push(chunk: Uint8Array): ReadonlyArray<Uint8Array> {
     this.pending.push(chunk)
     const frames: Array<Uint8Array> = []
-    while (this.pending.length >= FRAME_BYTES) this.seal(this.pending.take(FRAME_BYTES), false, frames)
+    while (this.pending.length >= FRAME_BYTES) this.seal(this.pending.takeParts(FRAME_BYTES), FRAME_BYTES, false, frames)
+    this.pending.settleSpent(this.recycle)
     return frames
   }
 
   /** The final frame (possibly empty), which marks the end of the blob. */
   finish(): ReadonlyArray<Uint8Array> {
     const frame: Array<Uint8Array> = []
-    this.seal(this.pending.take(this.pending.length), true, frame)
+    const size = this.pending.length
+    this.seal(this.pending.takeParts(size), size, true, frame)
+    this.pending.settleSpent(this.recycle)
     return frame
   }
 
-  // A frame goes out as its three parts (head, ciphertext, tag), never copied into one buffer:
-  // the store writes them with one writev, and the 100+ MB of a snapshot are not copied again.
-  private seal(plain: Uint8Array, final: boolean, into: Array<Uint8Array>): void {
+  // A frame's plaintext is encrypted from views of the input chunks it spans, never gathered into
+  // one buffer first (pipe reads rarely align with frames), and goes out as its parts (head,
+  // ciphertext pieces, tag) for the store's writev: every byte copied is one more byte of
+  // ArrayBuffer the worker's GC has to account for (issue 19's profile: ~40 % of capture was GC).
+  private seal(plain: ReadonlyArray<Uint8Array>, size: number, final: boolean, into: Array<Uint8Array>): void {
     const cipher = createCipheriv("aes-256-gcm", this.key, nonce(this.index++, final))
     cipher.setAAD(this.header)
-    const body = cipher.update(plain)
-    const rest = cipher.final() // GCM is a stream mode: nothing is held back, this is empty
-    const head = Buffer.alloc(FRAME_HEAD_BYTES)
+    const head = Buffer.allocUnsafe(FRAME_HEAD_BYTES)
     head[0] = final ? 1 : 0
-    head.writeUInt32BE(plain.length, 1)
-    into.push(head, rest.length === 0 ? body : Buffer.concat([body, rest]), cipher.getAuthTag())
+    head.writeUInt32BE(size, 1)
+    into.push(head)
+    for (const part of plain) into.push(this.recycle ? handOver(cipher.update(part)) : cipher.update(part))
+    const rest = cipher.final() // GCM is a stream mode: nothing is held back, this is empty
+    if (rest.length > 0) into.push(rest)
+    into.push(cipher.getAuthTag())
   }
 }
 
@@ -273,14 +293,24 @@ class Opener {
 
   private readonly scope: BlobScope
   private readonly scopeKey: Buffer
+  private readonly recycle: boolean
 
-  constructor(scope: BlobScope, scopeKey: Buffer) {
+  constructor(scope: BlobScope, scopeKey: Buffer, recycle: boolean) {
     this.scope = scope
     this.scopeKey = scopeKey
+    this.recycle = recycle
   }
 
   push(chunk: Uint8Array): OpenStep {
     this.input.push(chunk)
+    const step = this.step()
+    // Fully consumed input is released only after a successful step: on a failure the stream
+    // ends, and the garbage collector takes what is left.
+    this.input.settleSpent(this.recycle && step.ok)
+    return step
+  }
+
+  private step(): OpenStep {
     const out: Array<Uint8Array> = []
     for (;;) {
       if (this.done) return this.input.length === 0 ? { ok: true, out } : { ok: false, reason: "malformed" }
@@ -288,7 +318,8 @@ class Opener {
         if (this.input.length < HEADER_BYTES) {
           return this.couldBeHeader() ? { ok: true, out } : { ok: false, reason: "not-encrypted" }
         }
-        const header = this.input.take(HEADER_BYTES)
+        // Copied: the header is kept (it is every frame's AAD), its input chunk may be released.
+        const header = Uint8Array.from(this.input.take(HEADER_BYTES))
         const problem = this.checkHeader(header)
         if (problem !== undefined) return { ok: false, reason: problem }
         this.header = header
@@ -302,12 +333,12 @@ class Opener {
       if ((flag !== 0 && flag !== 1) || size > FRAME_BYTES) return { ok: false, reason: "malformed" }
       if (this.input.length < FRAME_HEAD_BYTES + size + TAG_BYTES) return { ok: true, out }
       this.input.take(FRAME_HEAD_BYTES)
-      const body = this.input.take(size)
+      const body = this.input.takeParts(size)
       const tag = this.input.take(TAG_BYTES)
       const final = flag === 1
       const plain = this.open(this.header, this.key, body, tag, final)
       if (plain === undefined) return { ok: false, reason: "authentication-failed" }
-      if (plain.length > 0) out.push(plain)
+      for (const part of plain) if (part.length > 0) out.push(this.recycle ? handOver(part) : part)
       this.done = final
     }
   }
@@ -330,16 +361,25 @@ class Opener {
     return undefined
   }
 
-  private open(header: Uint8Array, key: KeyObject, body: Uint8Array, tag: Uint8Array, final: boolean): Uint8Array | undefined {
+  // The body is deciphered from views of the chunks it spans (no gathering copy); its plaintext
+  // pieces are released only once the tag checked out.
+  private open(
+    header: Uint8Array,
+    key: KeyObject,
+    body: ReadonlyArray<Uint8Array>,
+    tag: Uint8Array,
+    final: boolean
+  ): ReadonlyArray<Uint8Array> | undefined {
     const decipher = createDecipheriv("aes-256-gcm", key, nonce(this.index++, final))
     decipher.setAAD(header)
     decipher.setAuthTag(tag)
-    const plain = decipher.update(body)
+    const plain = body.map((part) => decipher.update(part))
     try {
       // A failed tag check throws here; the frame's plaintext is then discarded unseen. GCM holds
-      // nothing back, so `final` adds no bytes and the plaintext is not copied again.
+      // nothing back, so `final` adds no bytes.
       const rest = decipher.final()
-      return rest.length === 0 ? plain : Buffer.concat([plain, rest])
+      if (rest.length > 0) plain.push(rest)
+      return plain
     } catch {
       return undefined
     }
@@ -352,6 +392,8 @@ const EMPTY = new Uint8Array(0)
 class ByteQueue {
   length = 0
   private chunks: Array<Uint8Array> = []
+  /** Chunks fully consumed since the last {@link settleSpent}: views of them may still be in use. */
+  private spent: Array<Uint8Array> = []
   /** Index of the first unconsumed chunk, and the offset into it. */
   private first = 0
   private offset = 0
@@ -368,6 +410,25 @@ class ByteQueue {
 
   take(n: number): Uint8Array {
     return this.read(n, true)
+  }
+
+  /** The next `n` bytes as views of the queued chunks, without copying; consumes them. */
+  takeParts(n: number): ReadonlyArray<Uint8Array> {
+    const parts: Array<Uint8Array> = []
+    let left = Math.min(n, this.length)
+    let index = this.first
+    let offset = this.offset
+    while (left > 0) {
+      const chunk = this.chunks[index]
+      if (chunk === undefined) break
+      const count = Math.min(left, chunk.length - offset)
+      parts.push(chunk.subarray(offset, offset + count))
+      left -= count
+      index++
+      offset = 0
+    }
+    this.advance(Math.min(n, this.length))
+    return parts
   }
 
   private read(n: number, consume: boolean): Uint8Array {
@@ -394,6 +455,15 @@ class ByteQueue {
     return out
   }
 
+  /**
+   * Forgets the chunks consumed so far, first releasing them (see HandedOver) with `free`; call
+   * once no view of them is in use.
+   */
+  settleSpent(free: boolean): void {
+    if (free) for (const chunk of this.spent) release(chunk)
+    this.spent = []
+  }
+
   private advance(n: number): void {
     let left = n
     this.length -= n
@@ -406,6 +476,7 @@ class ByteQueue {
         break
       }
       left -= available
+      this.spent.push(head)
       this.chunks[this.first++] = EMPTY // drop the consumed chunk now, not at the next compaction
       this.offset = 0
     }

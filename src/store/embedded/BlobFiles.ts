@@ -3,7 +3,9 @@
  * blob id, mode 0600. A blob appears atomically: bytes stream into a private temporary file in the
  * same directory, which is fsynced, renamed into place, and the directory fsynced. A reader sees no
  * file or a complete one; a failed or interrupted upload removes its temporary file, and one left by
- * a killed process is swept when a store opens the directory (once it is an hour old).
+ * a killed process is swept when a store opens the directory (once it is an hour old). Snapshot
+ * blobs follow the `bytes/HandedOver` rules: their reads are handed over, and handed-over chunks
+ * written to them are freed once on disk (a snapshot moves ~100 MB each way; see issue 19).
  *
  * @since 0.1.0
  */
@@ -13,6 +15,7 @@ import { createReadStream } from "node:fs"
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises"
 import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
+import { handOver, release } from "../../bytes/HandedOver.ts"
 import { newObjectIdHex } from "../ids.ts"
 import type { BlobInfo } from "../StoreBackend.ts"
 import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
@@ -22,7 +25,12 @@ import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/
  * @category models
  */
 export interface BlobFiles {
-  readonly put: <E, R>(bytes: Stream.Stream<Uint8Array, E, R>) => Effect.Effect<string, StoreUnavailable | E, R>
+  /**
+   * Streams a blob into a new file. With `recycle`, handed-over chunks are released once written
+   * (see HandedOver): a snapshot's pipeline follows its rules.
+   */
+  readonly put: <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, recycle: boolean) => Effect.Effect<string, StoreUnavailable | E, R>
+  /** A blob's bytes; a snapshot's chunks are handed over (fresh reads nobody else holds). */
   readonly get: (kind: BlobInfo["kind"], blobId: string) => Stream.Stream<Uint8Array, BlobMissing | StoreUnavailable>
   readonly remove: (blobId: string) => Effect.Effect<void, StoreUnavailable>
   /** The path of a blob (for tests that inspect data at rest). */
@@ -59,7 +67,7 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
       catch: unavailable("fsync blob directory")
     })
 
-    const put = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>) =>
+    const put = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, recycle: boolean) =>
       Effect.gen(function*() {
         const blobId = newObjectIdHex(yield* Clock.currentTimeMillis)
         const temporary = join(dir, `.tmp-${blobId}`)
@@ -68,7 +76,10 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
           (handle) =>
             // The producer (a tar pipe, compression, encryption) runs ahead while a write is in
             // flight; what piled up meanwhile goes out as one write.
-            Stream.runForEachArray(bytes.pipe(Stream.buffer({ capacity: WRITE_AHEAD_CHUNKS })), (chunks) => writeChunks(handle, chunks)).pipe(
+            Stream.runForEachArray(bytes.pipe(Stream.buffer({ capacity: WRITE_AHEAD_CHUNKS })), (chunks) =>
+              writeChunks(handle, chunks).pipe(
+                Effect.tap(() => recycle ? Effect.sync(() => chunks.forEach(release)) : Effect.void)
+              )).pipe(
               Effect.andThen(Effect.tryPromise({ try: () => handle.sync(), catch: unavailable("fsync blob file") }))
             ),
           (handle) => Effect.promise(() => handle.close().catch(() => undefined))
@@ -83,12 +94,14 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
         return blobId
       })
 
-    const get = (kind: BlobInfo["kind"], blobId: string) =>
-      NodeStream.fromReadable<Uint8Array, BlobMissing | StoreUnavailable>({
+    const get = (kind: BlobInfo["kind"], blobId: string) => {
+      const read = NodeStream.fromReadable<Uint8Array, BlobMissing | StoreUnavailable>({
         evaluate: () => createReadStream(pathOf(blobId), { highWaterMark: READ_CHUNK_BYTES }),
         onError: (cause) =>
           isNotFound(cause) ? new BlobMissing({ backend: "embedded", blobId, kind }) : unavailable("read blob file")(cause)
       })
+      return kind === "snapshot" ? Stream.map(read, handOver) : read
+    }
 
     const remove = (blobId: string) =>
       Effect.tryPromise({ try: () => rm(pathOf(blobId), { force: true }), catch: unavailable("delete blob file") })

@@ -188,7 +188,7 @@ const makeSqliteBackend = (db: DatabaseSync, blobs: BlobFiles): StoreBackend => 
   return {
     name: "embedded",
     now: query("read clock", () => new Date(nowMillis())),
-    putBlob: (_info, bytes) => blobs.put(bytes),
+    putBlob: (info, bytes) => blobs.put(bytes, info.kind === "snapshot"),
     getBlob: blobs.get,
     deleteBlob: blobs.remove,
     insertSeed: (seed) =>
