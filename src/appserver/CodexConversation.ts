@@ -177,9 +177,15 @@ interface TurnState {
 }
 
 interface ControlState extends ControlValues {
-  /** Whether `model` / `effort` go on every `turn/start`. */
+  /** Whether `model` / `effort` are the thread's, set by the task or the operator. */
   readonly pinModel: boolean
   readonly pinEffort: boolean
+  /**
+   * What codex's thread already uses (a `turn/start` override lasts for later turns too). An
+   * override is sent only when it differs: codex 0.171 takes 10–20 ms longer to acknowledge a
+   * `turn/start` that carries one, even an unchanged one.
+   */
+  readonly applied: ControlValues
 }
 
 const CLIENT_NAME = "optio_codex"
@@ -346,7 +352,8 @@ export const startConversationOn = Effect.fn("CodexConversation.start")(function
     effort: options.reasoningEffort ?? bootstrap.effort ??
       (bootstrap.model === null ? null : defaultEffortOf(bootstrap.models, bootstrap.model)),
     pinModel: false,
-    pinEffort: options.reasoningEffort !== undefined
+    pinEffort: options.reasoningEffort !== undefined,
+    applied: { model: bootstrap.model, effort: bootstrap.effort }
   })
 
   const ensureOpen = SubscriptionRef.get(turnState).pipe(
@@ -365,14 +372,22 @@ export const startConversationOn = Effect.fn("CodexConversation.start")(function
           : [state.closed, state] as const)
       if (refused !== undefined) return yield* refused
       const controls = yield* Ref.get(controlState)
+      const model = controls.pinModel && controls.model !== null && controls.model !== controls.applied.model ? controls.model : undefined
+      const effort = controls.pinEffort && controls.effort !== null && controls.effort !== controls.applied.effort ? controls.effort : undefined
       const params = {
         threadId: bootstrap.threadId,
         input: [{ type: "text" as const, text }],
-        ...(controls.pinModel && controls.model !== null ? { model: controls.model } : {}),
-        ...(controls.pinEffort && controls.effort !== null ? { effort: controls.effort } : {})
+        ...(model === undefined ? {} : { model }),
+        ...(effort === undefined ? {} : { effort })
       }
       const ack = yield* protocol.request(ClientMethod.turnStart, params, onWritten === undefined ? {} : { onWritten }).pipe(
         Effect.map((result) => decodeTurnAck(result)),
+        Effect.tap(() =>
+          model === undefined && effort === undefined ? Effect.void : Ref.update(controlState, (state) => ({
+            ...state,
+            applied: { model: model ?? state.applied.model, effort: effort ?? state.applied.effort }
+          }))
+        ),
         Effect.onExit((exit) =>
           SubscriptionRef.update(turnState, (state) => {
             const turnId = exit._tag === "Success" && exit.value._tag === "Some" ? exit.value.value.turn.id : undefined
@@ -445,7 +460,7 @@ export const startConversationOn = Effect.fn("CodexConversation.start")(function
           })
         }
         const effort = defaultEffortOf(bootstrap.models, value)
-        yield* Ref.set(controlState, { model: value, effort, pinModel: true, pinEffort: effort !== null })
+        yield* Ref.set(controlState, { ...current, model: value, effort, pinModel: true, pinEffort: effort !== null })
       } else if (id === ControlId.reasoningEffort) {
         const levels = findModel(bootstrap.models, current.model)?.efforts ?? []
         if (typeof value !== "string" || !levels.includes(value)) {

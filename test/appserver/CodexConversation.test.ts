@@ -387,7 +387,7 @@ describe("CodexConversation (scripted peer)", () => {
       }))
   }
 
-  live("controls: validates model and effort, resets effort on a model change, pins both on turn/start", () =>
+  live("controls: validates model and effort, resets effort on a model change, sends each on the turn/start after it changed, and only then", () =>
     Effect.gen(function*() {
       const { conversation, received, events } = yield* start()
       const initial = yield* conversation.controls
@@ -439,6 +439,35 @@ describe("CodexConversation (scripted peer)", () => {
         (yield* conversation.controls).map((control) => control.value),
         ["gpt-b", "low"]
       )
+
+      // codex keeps a turn's overrides for the turns after it: unchanged ones are not sent again.
+      yield* conversation.send("three")
+      yield* conversation.awaitIdle
+      assert.deepStrictEqual(sentWith(received, "turn/start").at(-1)?.["params"], {
+        threadId: "fake-thread",
+        input: [{ type: "text", text: "three" }]
+      })
+      yield* conversation.setControl("reasoning_effort", "minimal")
+      yield* conversation.send("four")
+      yield* conversation.awaitIdle
+      assert.deepStrictEqual(sentWith(received, "turn/start").at(-1)?.["params"], {
+        threadId: "fake-thread",
+        input: [{ type: "text", text: "four" }],
+        effort: "minimal"
+      })
+    }))
+
+  live("a task's reasoning effort goes on the first turn/start only, when codex's thread does not report it", () =>
+    Effect.gen(function*() {
+      const { conversation, received } = yield* start({ reasoningEffort: "high" })
+      yield* conversation.send("one")
+      yield* conversation.awaitIdle
+      yield* conversation.send("two")
+      yield* conversation.awaitIdle
+      assert.deepStrictEqual(sentWith(received, "turn/start").map((message) => message["params"]), [
+        { threadId: "fake-thread", input: [{ type: "text", text: "one" }], effort: "high" },
+        { threadId: "fake-thread", input: [{ type: "text", text: "two" }] }
+      ])
     }))
 
   live("answers an unsupported server request with -32601 and forwards it", () =>

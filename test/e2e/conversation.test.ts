@@ -125,7 +125,7 @@ describe("conversation mode end to end", () => {
       assert.isTrue(Exit.hasInterrupts(yield* Fiber.await(session)))
     }).pipe(Effect.scoped, Effect.provide(services("conv-interrupt"))), 120_000)
 
-  it.live("control: a new model and effort reach the model server on the next request", () =>
+  it.live("control: a new model and effort reach the model server on the next request, and stay for the ones after", () =>
     Effect.gen(function*() {
       const server = yield* ScriptedModelServer.start([ModelScript.text("first"), ModelScript.text("second")])
       const { session, live } = yield* startSession(server, {})
@@ -145,6 +145,13 @@ describe("conversation mode end to end", () => {
       const sent = request.find((r) => r.userTexts.some((text) => text.includes("hello")))
       assert.strictEqual(sent?.model, other.value)
       if (effort !== undefined) assert.strictEqual(sent?.reasoningEffort, effort)
+      // The next turn carries no override (codex keeps the last ones): the model server still
+      // gets the chosen model and effort.
+      assert.strictEqual((yield* live.post("send", { text: "again" })).status, 200)
+      const later = yield* server.awaitRequests((requests) => requests.some((r) => r.userTexts.some((text) => text.includes("again"))), "60 seconds")
+      const again = later.find((r) => r.userTexts.some((text) => text.includes("again")))
+      assert.strictEqual(again?.model, other.value)
+      if (effort !== undefined) assert.strictEqual(again?.reasoningEffort, effort)
       yield* Fiber.interrupt(session)
     }).pipe(Effect.scoped, Effect.provide(services("conv-control"))), 120_000)
 })
