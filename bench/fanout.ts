@@ -4,9 +4,12 @@
  * `Last-Event-ID` about once a second. Reports delivery latency and events lost or repeated.
  */
 import { Effect, Redacted } from "effect"
+import type { Scope } from "effect"
 import { monitorEventLoopDelay, performance } from "node:perf_hooks"
 import { Worker } from "node:worker_threads"
+import type { ConversationHandle } from "../src/appserver/ConversationHandle.ts"
 import { ConversationListener } from "../src/conversation/ConversationListener.ts"
+import type { ListenerEndpoint } from "../src/conversation/ConversationListener.ts"
 import { makeFakeConversation } from "../test/conversation/harness.ts"
 import type { BenchContext, BenchResult } from "./context.ts"
 import type { Row } from "./harness.ts"
@@ -39,8 +42,10 @@ const RECONNECT_EVERY_MS = 1000
 /** The two rows: the usual 10 viewers, and 100 (a crowd, where per-viewer costs show). */
 export const runFanout = (ctx: BenchContext) =>
   Effect.gen(function*() {
-    const few = yield* measureFanout(ctx, ctx.counts.fanoutViewers)
-    const many = yield* measureFanout(ctx, ctx.counts.fanoutManyViewers)
+    const listener = yield* ConversationListener
+    const serve: ServeListener = (handle) => listener.serve(handle)
+    const few = yield* measureFanout(ctx, ctx.counts.fanoutViewers, serve)
+    const many = yield* measureFanout(ctx, ctx.counts.fanoutManyViewers, serve)
     const result: BenchResult = {
       rows: [
         fanoutRow("fanout", few, ctx, 3),
@@ -51,7 +56,10 @@ export const runFanout = (ctx: BenchContext) =>
     return result
   })
 
-interface FanoutRun {
+/** Starts the listener under test (bench/fanoutAB.ts passes an older build's). */
+export type ServeListener = (handle: ConversationHandle) => Effect.Effect<ListenerEndpoint, unknown, Scope.Scope>
+
+export interface FanoutRun {
   readonly viewers: number
   readonly total: number
   readonly emitSeconds: number
@@ -79,12 +87,11 @@ const fanoutRow = (name: "fanout" | "fanout/100", run: FanoutRun, ctx: BenchCont
 })
 
 /** One listener, `viewers` SSE viewers, the configured rate and duration. */
-export const measureFanout = (ctx: BenchContext, viewers: number) =>
+export const measureFanout = (ctx: BenchContext, viewers: number, serve: ServeListener) =>
   Effect.gen(function*() {
     const { fanoutRate: rate, fanoutSeconds: seconds } = ctx.counts
     const fake = yield* makeFakeConversation()
-    const listener = yield* ConversationListener
-    const endpoint = yield* listener.serve(fake.handle)
+    const endpoint = yield* serve(fake.handle)
     const settings: FanoutSettings = {
       url: endpoint.url,
       authorization: `Basic ${Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")}`,

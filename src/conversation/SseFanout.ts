@@ -1,0 +1,140 @@
+/**
+ * SseFanout: writes the event log's SSE frames straight into every open `/events` response, from
+ * one fiber per listener. It is the listener's only place below the Effect HTTP response: with
+ * many viewers, a stream per viewer (a fiber, a pull and a wake-up for each release) cost more
+ * than the writes themselves, so one pass over all viewers writes each release instead, and the
+ * platform still writes the headers and ends the response.
+ *
+ * Owns: each viewer's cursor in the log, keep-alive comments for idle viewers, and backpressure:
+ * a viewer whose socket buffer is full (`write` returned false) is skipped until its `drain`, and
+ * then catches up from the log page by page, so a slow viewer holds at most one page beyond
+ * Node's buffer and never delays the others. Does not own the frames, their numbering or holds
+ * (EventLog), nor the routes (ConversationListener).
+ *
+ * @since 0.1.0
+ */
+import { Deferred, Duration, Effect } from "effect"
+import type { Scope } from "effect"
+import type { ServerResponse } from "node:http"
+import type { Http2ServerResponse } from "node:http2"
+import type { EventLogReader } from "./EventLog.ts"
+
+/**
+ * The `/events` writer shared by every viewer of one listener.
+ * @category models
+ */
+export interface SseFanout {
+  /**
+   * Serves `response` (its status and headers already set, nothing written yet): a keep-alive
+   * comment at once so the headers leave, then every frame after number `after`, then the live
+   * tail. Completes when the log closes; the viewer is removed when the calling fiber ends or is
+   * interrupted (the platform interrupts it when the client goes away).
+   */
+  readonly serve: (response: ServerResponse | Http2ServerResponse, after: number) => Effect.Effect<void>
+}
+
+/**
+ * From this many viewers on, a release is written after a short window instead of at once: each
+ * pass costs one socket write per viewer, and with a crowd those writes, not the events, are
+ * what the listener spends its time on. Fewer viewers keep the immediate write.
+ */
+const CROWD = 32
+const CROWD_WINDOW = Duration.millis(2)
+
+const PING = new TextEncoder().encode(": ping\n\n")
+
+/** The part of a Node response the fan-out uses (HTTP/1 and HTTP/2 compatibility responses have it). */
+interface Sink {
+  readonly destroyed: boolean
+  readonly writableEnded: boolean
+  readonly writableNeedDrain: boolean
+  write(chunk: Uint8Array): boolean
+  on(event: "drain", listener: () => void): unknown
+  off(event: "drain", listener: () => void): unknown
+}
+
+interface Viewer {
+  readonly sink: Sink
+  /** Number of the last frame written to this viewer. */
+  cursor: number
+  /** The log's ping count when this viewer last got bytes. */
+  pingsSeen: number
+  /** Completed when the log closes. */
+  readonly ended: Deferred.Deferred<void>
+  readonly onDrain: () => void
+}
+
+/**
+ * Starts the fan-out over `log`; its fiber stops with the scope.
+ * @category constructors
+ */
+export const makeSseFanout = (log: EventLogReader): Effect.Effect<SseFanout, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const viewers = new Set<Viewer>()
+
+    // Writes what the viewer has not had yet, page by page, until it is current or its socket
+    // buffer is full; an idle viewer answers a pending keep-alive instead.
+    const pump = (viewer: Viewer) => {
+      const sink = viewer.sink
+      if (sink.destroyed || sink.writableEnded || sink.writableNeedDrain) return
+      if (viewer.cursor >= log.released()) {
+        if (viewer.pingsSeen !== log.pings()) {
+          viewer.pingsSeen = log.pings()
+          sink.write(PING)
+        }
+        return
+      }
+      viewer.pingsSeen = log.pings()
+      while (viewer.cursor < log.released()) {
+        const [bytes, to] = log.chunk(viewer.cursor)
+        viewer.cursor = to
+        if (!sink.write(bytes)) return
+      }
+    }
+
+    const endAll = () => {
+      for (const viewer of viewers) Deferred.doneUnsafe(viewer.ended, Effect.void)
+    }
+
+    // One pass over every viewer per change of the log. The signal is taken before the pass in
+    // the same synchronous step, so a release during the window or the pass wakes the next one.
+    yield* Effect.suspend(() => {
+      const change = log.nextChange()
+      if (log.closed()) {
+        endAll()
+        return Effect.never
+      }
+      for (const viewer of viewers) pump(viewer)
+      return Deferred.await(change).pipe(
+        Effect.andThen(viewers.size >= CROWD ? Effect.sleep(CROWD_WINDOW) : Effect.void)
+      )
+    }).pipe(Effect.forever, Effect.forkScoped)
+
+    const serve = (response: Sink, after: number) =>
+      Effect.acquireUseRelease(
+        Effect.sync(() => {
+          const viewer: Viewer = {
+            sink: response,
+            cursor: after,
+            pingsSeen: log.pings(),
+            ended: Deferred.makeUnsafe<void>(),
+            onDrain: () => pump(viewer)
+          }
+          if (log.closed()) Deferred.doneUnsafe(viewer.ended, Effect.void)
+          viewers.add(viewer)
+          response.on("drain", viewer.onDrain)
+          // The headers go out with this comment: a viewer's client waits for them.
+          response.write(PING)
+          pump(viewer)
+          return viewer
+        }),
+        (viewer) => Deferred.await(viewer.ended),
+        (viewer) =>
+          Effect.sync(() => {
+            viewers.delete(viewer)
+            response.off("drain", viewer.onDrain)
+          })
+      )
+
+    return { serve } satisfies SseFanout
+  })
