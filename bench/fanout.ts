@@ -35,6 +35,8 @@ export interface ViewerReport {
   /** The viewers' own event loop: p99 delay (ms) and utilization (0..1) over the run. */
   readonly loopDelayP99: number
   readonly utilization: number
+  /** CPU time of the viewers' thread over the run, in cores (0..1); unlike utilization, not inflated by waiting for a core. */
+  readonly cpu: number
 }
 
 const RECONNECT_EVERY_MS = 1000
@@ -69,8 +71,9 @@ export interface FanoutRun {
   readonly duplicates: number
   readonly reconnects: number
   readonly delivered: number
-  readonly listenerLoop: { readonly delayP99: number; readonly utilization: number }
-  readonly viewerLoop: { readonly delayP99: number; readonly utilization: number }
+  /** `cpu`: the thread's CPU time over the emission, in cores; the loop's utilization also counts time spent waiting for a core. */
+  readonly listenerLoop: { readonly delayP99: number; readonly utilization: number; readonly cpu: number }
+  readonly viewerLoop: { readonly delayP99: number; readonly utilization: number; readonly cpu: number }
 }
 
 const fanoutRow = (name: "fanout" | "fanout/100", run: FanoutRun, ctx: BenchContext, goalMs: number): Row => ({
@@ -82,8 +85,8 @@ const fanoutRow = (name: "fanout" | "fanout/100", run: FanoutRun, ctx: BenchCont
   met: run.p99 <= goalMs && run.lost === 0 && run.duplicates === 0,
   notes: `p99 ${run.p99.toFixed(2)} ms; lost ${run.lost}, dup ${run.duplicates}, ` +
     `${run.reconnects} reconnects, ${run.delivered} deliveries of ${run.total * run.viewers} expected; ` +
-    `event loop p99 delay / utilization: listener ${run.listenerLoop.delayP99.toFixed(1)} ms / ${(run.listenerLoop.utilization * 100).toFixed(0)}%, ` +
-    `viewers ${run.viewerLoop.delayP99.toFixed(1)} ms / ${(run.viewerLoop.utilization * 100).toFixed(0)}%`
+    `event loop p99 delay / utilization / thread CPU: listener ${run.listenerLoop.delayP99.toFixed(1)} ms / ${(run.listenerLoop.utilization * 100).toFixed(0)}% / ${(run.listenerLoop.cpu * 100).toFixed(0)}%, ` +
+    `viewers (a worker thread) ${run.viewerLoop.delayP99.toFixed(1)} ms / ${(run.viewerLoop.utilization * 100).toFixed(0)}% / ${(run.viewerLoop.cpu * 100).toFixed(0)}%`
 })
 
 /** One listener, `viewers` SSE viewers, the configured rate and duration. */
@@ -107,6 +110,7 @@ export const measureFanout = (ctx: BenchContext, viewers: number, serve: ServeLi
     const loopDelay = monitorEventLoopDelay({ resolution: 1 })
     loopDelay.enable()
     const utilizationAtStart = performance.eventLoopUtilization()
+    const cpuAtStart = process.threadCpuUsage()
     const began = now()
     let emitted = 0
     while (emitted < total) {
@@ -120,9 +124,11 @@ export const measureFanout = (ctx: BenchContext, viewers: number, serve: ServeLi
     }
     const emitSeconds = (now() - began) / 1000
     loopDelay.disable()
+    const cpu = process.threadCpuUsage(cpuAtStart)
     const listenerLoop = {
       delayP99: loopDelay.percentile(99) / 1e6,
-      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization
+      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization,
+      cpu: (cpu.user + cpu.system) / 1e6 / emitSeconds
     }
     worker.postMessage({ total })
     const report = yield* Effect.promise(() => nextMessage(worker, isReport))
@@ -132,7 +138,7 @@ export const measureFanout = (ctx: BenchContext, viewers: number, serve: ServeLi
     const run: FanoutRun = {
       viewers, total, emitSeconds, latencies, p99: quantile(latencies, 0.99), lost: report.lost, duplicates: report.duplicates,
       reconnects: report.reconnects, delivered: report.delivered, listenerLoop,
-      viewerLoop: { delayP99: report.loopDelayP99, utilization: report.utilization }
+      viewerLoop: { delayP99: report.loopDelayP99, utilization: report.utilization, cpu: report.cpu }
     }
     return run
   }).pipe(Effect.scoped)

@@ -62,6 +62,8 @@ interface Sample {
   readonly p99: number
   readonly listenerBusy: number
   readonly viewersBusy: number
+  readonly listenerCpu: number
+  readonly viewersCpu: number
   readonly load: number
   readonly lost: number
   readonly duplicates: number
@@ -92,6 +94,8 @@ const program = Effect.gen(function*() {
           p99: run.p99,
           listenerBusy: run.listenerLoop.utilization,
           viewersBusy: run.viewerLoop.utilization,
+          listenerCpu: run.listenerLoop.cpu,
+          viewersCpu: run.viewerLoop.cpu,
           load: loadavg()[0] ?? Number.NaN,
           lost: run.lost,
           duplicates: run.duplicates
@@ -99,20 +103,21 @@ const program = Effect.gen(function*() {
         samples.push(sample)
         process.stdout.write(
           `round ${round + 1} ${build.padEnd(6)} ${String(viewers).padStart(3)} viewers: p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, ` +
-            `listener loop ${(sample.listenerBusy * 100).toFixed(0)}% busy, viewers' loop ${(sample.viewersBusy * 100).toFixed(0)}%, ` +
+            `listener loop ${(sample.listenerBusy * 100).toFixed(0)}% busy / ${(sample.listenerCpu * 100).toFixed(0)}% CPU, ` +
+            `viewers' loop ${(sample.viewersBusy * 100).toFixed(0)}% / ${(sample.viewersCpu * 100).toFixed(0)}% CPU, ` +
             `lost ${sample.lost}, dup ${sample.duplicates}, load ${sample.load.toFixed(2)}\n`
         )
       }
     }
   }
-  process.stdout.write("\n| build | viewers | p50 (median of runs) | p99 (median) | p99 (each run) | listener loop busy (median) | viewers' loop busy | load |\n|---|---|---|---|---|---|---|---|\n")
+  process.stdout.write("\n| build | viewers | p50 (median of runs) | p99 (median) | p99 (each run) | listener loop busy (median) | listener thread CPU (median) | viewers' thread CPU (median) | load |\n|---|---|---|---|---|---|---|---|---|\n")
   for (const viewers of viewerCounts) {
     for (const build of ["before", "after"] as const) {
       const runs = samples.filter((sample) => sample.build === build && sample.viewers === viewers)
       process.stdout.write(
         `| ${build} | ${viewers} | ${median(runs.map((r) => r.p50)).toFixed(2)} ms | ${median(runs.map((r) => r.p99)).toFixed(2)} ms | ` +
           `${runs.map((r) => r.p99.toFixed(1)).join(", ")} | ${(median(runs.map((r) => r.listenerBusy)) * 100).toFixed(0)}% | ` +
-          `${(median(runs.map((r) => r.viewersBusy)) * 100).toFixed(0)}% | ${runs.map((r) => r.load.toFixed(2)).join(", ")} |\n`
+          `${(median(runs.map((r) => r.listenerCpu)) * 100).toFixed(0)}% | ${(median(runs.map((r) => r.viewersCpu)) * 100).toFixed(0)}% | ${runs.map((r) => r.load.toFixed(2)).join(", ")} |\n`
       )
     }
   }

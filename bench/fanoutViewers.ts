@@ -27,6 +27,8 @@ const latencies: Array<number> = []
 const loopDelay = monitorEventLoopDelay({ resolution: 1 })
 loopDelay.enable()
 const utilizationAtStart = performance.eventLoopUtilization()
+const cpuAtStart = process.threadCpuUsage()
+const startedAt = performance.now()
 const viewers: Array<Viewer> = Array.from({ length: settings.viewers }, (_, index) => ({
   index, last: 0, lost: 0, duplicates: 0, reconnects: 0, generation: 0, request: undefined
 }))
@@ -99,6 +101,11 @@ for (const viewer of viewers) {
   }, settings.reconnectEveryMs / 2 + offset))
 }
 
+const cpuCores = () => {
+  const used = process.threadCpuUsage(cpuAtStart)
+  return (used.user + used.system) / 1000 / (performance.now() - startedAt)
+}
+
 parentPort?.on("message", (message: unknown) => {
   if (typeof message !== "object" || message === null || !("total" in message) || typeof message.total !== "number") return
   const total = message.total
@@ -118,7 +125,8 @@ parentPort?.on("message", (message: unknown) => {
       reconnects: viewers.reduce((sum, viewer) => sum + viewer.reconnects, 0),
       delivered: latencies.length,
       loopDelayP99: loopDelay.percentile(99) / 1e6,
-      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization
+      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization,
+      cpu: cpuCores()
     }
     parentPort?.postMessage(report)
   }
