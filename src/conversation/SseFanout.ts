@@ -15,8 +15,6 @@
  */
 import { Clock, Deferred, Duration, Effect } from "effect"
 import type { Scope } from "effect"
-import type { ServerResponse } from "node:http"
-import type { Http2ServerResponse } from "node:http2"
 import type { EventLogReader } from "./EventLog.ts"
 
 /**
@@ -30,7 +28,7 @@ export interface SseFanout {
    * tail. Completes when the log closes; the viewer is removed when the calling fiber ends or is
    * interrupted (the platform interrupts it when the client goes away).
    */
-  readonly serve: (response: ServerResponse | Http2ServerResponse, after: number) => Effect.Effect<void>
+  readonly serve: (response: SseSink, after: number) => Effect.Effect<void>
 }
 
 /**
@@ -46,8 +44,12 @@ const MIN_SPACING_MS = 1
 
 const PING = new TextEncoder().encode(": ping\n\n")
 
-/** The part of a Node response the fan-out uses (HTTP/1 and HTTP/2 compatibility responses have it). */
-interface Sink {
+/**
+ * The part of a Node response the fan-out uses; `ServerResponse` and HTTP/2's compatibility
+ * response both have it.
+ * @category models
+ */
+export interface SseSink {
   readonly destroyed: boolean
   readonly writableEnded: boolean
   readonly writableNeedDrain: boolean
@@ -57,7 +59,7 @@ interface Sink {
 }
 
 interface Viewer {
-  readonly sink: Sink
+  readonly sink: SseSink
   /** Number of the last frame written to this viewer. */
   cursor: number
   /** The log's ping count when this viewer last got bytes. */
@@ -116,7 +118,7 @@ export const makeSseFanout = (log: EventLogReader): Effect.Effect<SseFanout, nev
       }
     }).pipe(Effect.forkScoped)
 
-    const serve = (response: Sink, after: number) =>
+    const serve = (response: SseSink, after: number) =>
       Effect.acquireUseRelease(
         Effect.sync(() => {
           const viewer: Viewer = {
