@@ -400,7 +400,7 @@ describe("ConversationListener fan-out", () => {
 
   it.live("a viewer that stops reading holds up no one, and gets every event exactly once when it reads again", () =>
     Effect.gen(function*() {
-      const { endpoint, fake } = yield* setup()
+      const { endpoint, fake } = yield* setup({ pingInterval: "1 hour" })
       const slow = yield* rawSseViewer(endpoint)
       yield* waitUntil("the slow viewer is attached", Effect.sync(() => slow.body().startsWith(": ping") ? true : undefined))
       slow.socket.pause()
@@ -415,5 +415,8 @@ describe("ConversationListener fan-out", () => {
       slow.socket.resume()
       yield* waitUntil("the slow viewer caught up", hasId(slow, 3000), "30 seconds")
       assert.deepStrictEqual(slow.ids(), upTo(3000))
+      // The bytes are the SSE stream CodexView parses: a comment, then one id and data line per event.
+      const expected = ": ping\n\n" + upTo(3000).map((n) => `id: ${n}\ndata: ${JSON.stringify(big(n))}\n\n`).join("")
+      assert.isTrue(slow.body() === expected && fast.body() === expected, "both bodies are exactly the frames")
     }))
 })
