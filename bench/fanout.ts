@@ -2,6 +2,13 @@
  * fan-out: one ConversationListener fed by a fake ConversationHandle at a steady event rate,
  * followed by 10 and then 100 SSE viewers in a worker thread (see fanoutViewers.ts) that reconnect with
  * `Last-Event-ID` about once a second. Reports delivery latency and events lost or repeated.
+ *
+ * What the latency includes: each event is stamped (wall clock) when the fake conversation
+ * emits it on the listener's thread, and read back when the viewers' thread parses the frame.
+ * So it is the listener's work, the loopback socket, and the viewers' own event loop. The viewers
+ * run in a worker thread: their parsing never runs on the listener's event loop, but it shares
+ * the process and the machine's cores. The notes give both threads' loop delay, utilization and
+ * CPU time, so a row can be read as the listener's share or the viewers'.
  */
 import { Effect, Redacted } from "effect"
 import type { Scope } from "effect"

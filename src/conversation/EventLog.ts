@@ -33,9 +33,9 @@ export interface EventLog {
   /**
    * UTF-8 SSE frames (`id: <n>\ndata: <json>\n\n`) of every event numbered above `after`, then of
    * each new event as it is released, and a ping comment at each `ping` that finds nothing new.
-   * Frames released together come as one chunk (one socket write per viewer per wakeup, not one
-   * per event), and followers at the same point share the same bytes. Ends at `close`, or when
-   * interrupted.
+   * Frames released together come as one chunk, and followers at the same point share the same
+   * bytes. Ends at `close`, or when interrupted. (The listener serves its viewers through
+   * `reader` and SseFanout instead: one writer for all of them rather than a stream each.)
    */
   readonly follow: (after: number) => Stream.Stream<Uint8Array>
   /**
