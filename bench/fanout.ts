@@ -35,6 +35,10 @@ export interface ViewerReport {
   readonly type: "result"
   /** Milliseconds from the stamp in each event to its arrival, over every viewer. */
   readonly latencies: Float64Array
+  /** The latencies of events emitted while their viewer was reconnecting (a subset of `latencies`). */
+  readonly resumedLatencies: Float64Array
+  /** Milliseconds from dropping a connection to the new response's arrival, per reconnect. */
+  readonly reconnectGaps: Float64Array
   readonly lost: number
   readonly duplicates: number
   readonly reconnects: number
@@ -74,6 +78,10 @@ export interface FanoutRun {
   readonly emitSeconds: number
   readonly latencies: ReadonlyArray<number>
   readonly p99: number
+  /** Diagnostics: p99 over the events delivered on a live stream only, how many deliveries waited for a reconnect, and the reconnects' duration. */
+  readonly liveP99: number
+  readonly resumed: number
+  readonly reconnectGap: { readonly p50: number; readonly p99: number }
   readonly lost: number
   readonly duplicates: number
   readonly reconnects: number
@@ -92,6 +100,8 @@ const fanoutRow = (name: "fanout" | "fanout/100", run: FanoutRun, ctx: BenchCont
   met: run.p99 <= goalMs && run.lost === 0 && run.duplicates === 0,
   notes: `p99 ${run.p99.toFixed(2)} ms; lost ${run.lost}, dup ${run.duplicates}, ` +
     `${run.reconnects} reconnects, ${run.delivered} deliveries of ${run.total * run.viewers} expected; ` +
+    `${run.resumed} deliveries waited for a reconnect (reconnect p50 ${run.reconnectGap.p50.toFixed(1)} ms, p99 ${run.reconnectGap.p99.toFixed(1)} ms), ` +
+    `p99 of the others ${run.liveP99.toFixed(2)} ms; ` +
     `event loop p99 delay / utilization / thread CPU: listener ${run.listenerLoop.delayP99.toFixed(1)} ms / ${(run.listenerLoop.utilization * 100).toFixed(0)}% / ${(run.listenerLoop.cpu * 100).toFixed(0)}%, ` +
     `viewers (a worker thread) ${run.viewerLoop.delayP99.toFixed(1)} ms / ${(run.viewerLoop.utilization * 100).toFixed(0)}% / ${(run.viewerLoop.cpu * 100).toFixed(0)}%`
 })
@@ -142,20 +152,39 @@ export const measureFanout = (ctx: BenchContext, viewers: number, serve: ServeLi
     if (!isReport(report)) return yield* Effect.die(new Error("the viewer worker sent no report"))
     ctx.log(`fan-out: ${total} events in ${emitSeconds.toFixed(1)} s to ${viewers} viewers, ${report.reconnects} reconnects`)
     const latencies = [...report.latencies]
+    const gaps = [...report.reconnectGaps]
     const run: FanoutRun = {
-      viewers, total, emitSeconds, latencies, p99: quantile(latencies, 0.99), lost: report.lost, duplicates: report.duplicates,
+      viewers, total, emitSeconds, latencies, p99: quantile(latencies, 0.99),
+      liveP99: liveQuantile(latencies, [...report.resumedLatencies], 0.99),
+      resumed: report.resumedLatencies.length,
+      reconnectGap: { p50: quantile(gaps, 0.5), p99: quantile(gaps, 0.99) },
+      lost: report.lost, duplicates: report.duplicates,
       reconnects: report.reconnects, delivered: report.delivered, listenerLoop,
       viewerLoop: { delayP99: report.loopDelayP99, utilization: report.utilization, cpu: report.cpu }
     }
     return run
   }).pipe(Effect.scoped)
 
+/** The quantile of `all` once the samples in `excluded` (a sub-multiset of it) are taken out. */
+const liveQuantile = (all: ReadonlyArray<number>, excluded: ReadonlyArray<number>, q: number): number => {
+  const left = new Map<number, number>()
+  for (const value of excluded) left.set(value, (left.get(value) ?? 0) + 1)
+  const live = all.filter((value) => {
+    const count = left.get(value) ?? 0
+    if (count === 0) return true
+    left.set(value, count - 1)
+    return false
+  })
+  return quantile(live, q)
+}
+
 const hasType = (message: unknown, type: string): boolean =>
   typeof message === "object" && message !== null && "type" in message && message.type === type
 
 const isReport = (message: unknown): message is ViewerReport =>
   hasType(message, "result") && typeof message === "object" && message !== null && "latencies" in message &&
-  message.latencies instanceof Float64Array
+  message.latencies instanceof Float64Array && "resumedLatencies" in message && message.resumedLatencies instanceof Float64Array &&
+  "reconnectGaps" in message && message.reconnectGaps instanceof Float64Array
 
 /** The worker's next message that `accept` takes; fails if the worker dies first. */
 const nextMessage = (worker: Worker, accept: (message: unknown) => boolean) =>

@@ -64,6 +64,10 @@ interface Sample {
   readonly viewersBusy: number
   readonly listenerCpu: number
   readonly viewersCpu: number
+  readonly liveP99: number
+  readonly resumed: number
+  readonly gapP50: number
+  readonly gapP99: number
   readonly listenerDelay: number
   readonly viewersDelay: number
   readonly load: number
@@ -98,6 +102,10 @@ const program = Effect.gen(function*() {
           viewersBusy: run.viewerLoop.utilization,
           listenerCpu: run.listenerLoop.cpu,
           viewersCpu: run.viewerLoop.cpu,
+          liveP99: run.liveP99,
+          resumed: run.resumed,
+          gapP50: run.reconnectGap.p50,
+          gapP99: run.reconnectGap.p99,
           listenerDelay: run.listenerLoop.delayP99,
           viewersDelay: run.viewerLoop.delayP99,
           load: loadavg()[0] ?? Number.NaN,
@@ -106,7 +114,8 @@ const program = Effect.gen(function*() {
         }
         samples.push(sample)
         process.stdout.write(
-          `round ${round + 1} ${build.padEnd(6)} ${String(viewers).padStart(3)} viewers: p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms, ` +
+          `round ${round + 1} ${build.padEnd(6)} ${String(viewers).padStart(3)} viewers: p50 ${sample.p50.toFixed(2)} ms, p99 ${sample.p99.toFixed(2)} ms ` +
+            `(live only ${sample.liveP99.toFixed(2)} ms; ${sample.resumed} waited for a reconnect, reconnect p50 ${sample.gapP50.toFixed(1)} / p99 ${sample.gapP99.toFixed(1)} ms), ` +
             `listener loop ${(sample.listenerBusy * 100).toFixed(0)}% busy / ${(sample.listenerCpu * 100).toFixed(0)}% CPU / p99 delay ${sample.listenerDelay.toFixed(1)} ms, ` +
             `viewers' loop ${(sample.viewersBusy * 100).toFixed(0)}% / ${(sample.viewersCpu * 100).toFixed(0)}% CPU / p99 delay ${sample.viewersDelay.toFixed(1)} ms, ` +
             `lost ${sample.lost}, dup ${sample.duplicates}, load ${sample.load.toFixed(2)}\n`
@@ -114,13 +123,14 @@ const program = Effect.gen(function*() {
       }
     }
   }
-  process.stdout.write("\n| build | viewers | p50 (median of runs) | p99 (median) | p99 (each run) | listener loop busy (median) | listener thread CPU (median) | viewers' thread CPU (median) | loop delay p99, listener / viewers (median) | load |\n|---|---|---|---|---|---|---|---|---|---|\n")
+  process.stdout.write("\n| build | viewers | p50 (median of runs) | p99 (median) | p99 (each run) | p99 live only (median) | reconnect p50 / p99 (median) | listener loop busy (median) | listener thread CPU (median) | viewers' thread CPU (median) | loop delay p99, listener / viewers (median) | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
   for (const viewers of viewerCounts) {
     for (const build of ["before", "after"] as const) {
       const runs = samples.filter((sample) => sample.build === build && sample.viewers === viewers)
       process.stdout.write(
         `| ${build} | ${viewers} | ${median(runs.map((r) => r.p50)).toFixed(2)} ms | ${median(runs.map((r) => r.p99)).toFixed(2)} ms | ` +
-          `${runs.map((r) => r.p99.toFixed(1)).join(", ")} | ${(median(runs.map((r) => r.listenerBusy)) * 100).toFixed(0)}% | ` +
+          `${runs.map((r) => r.p99.toFixed(1)).join(", ")} | ${median(runs.map((r) => r.liveP99)).toFixed(2)} ms | ` +
+          `${median(runs.map((r) => r.gapP50)).toFixed(1)} / ${median(runs.map((r) => r.gapP99)).toFixed(1)} ms | ${(median(runs.map((r) => r.listenerBusy)) * 100).toFixed(0)}% | ` +
           `${(median(runs.map((r) => r.listenerCpu)) * 100).toFixed(0)}% | ${(median(runs.map((r) => r.viewersCpu)) * 100).toFixed(0)}% | ` +
           `${median(runs.map((r) => r.listenerDelay)).toFixed(1)} / ${median(runs.map((r) => r.viewersDelay)).toFixed(1)} ms | ${runs.map((r) => r.load.toFixed(2)).join(", ")} |\n`
       )

@@ -21,16 +21,24 @@ interface Viewer {
   reconnects: number
   generation: number
   request: ClientRequest | undefined
+  /** When the current stream's response arrived: events stamped before it waited for a reconnect. */
+  openedAt: number
+  /** When this viewer last dropped its connection to reconnect. */
+  droppedAt: number
 }
 
 const latencies: Array<number> = []
+// Diagnostics beside the row's figure (which counts every delivery): deliveries of events emitted
+// while the viewer had no open stream, and how long reconnecting took (drop → response).
+const resumedLatencies: Array<number> = []
+const reconnectGaps: Array<number> = []
 const loopDelay = monitorEventLoopDelay({ resolution: 1 })
 loopDelay.enable()
 const utilizationAtStart = performance.eventLoopUtilization()
 const cpuAtStart = process.threadCpuUsage()
 const startedAt = performance.now()
 const viewers: Array<Viewer> = Array.from({ length: settings.viewers }, (_, index) => ({
-  index, last: 0, lost: 0, duplicates: 0, reconnects: 0, generation: 0, request: undefined
+  index, last: 0, lost: 0, duplicates: 0, reconnects: 0, generation: 0, request: undefined, openedAt: 0, droppedAt: 0
 }))
 
 // Only the id and the stamp are read, by position: with 100 viewers this thread parses 200,000
@@ -43,7 +51,10 @@ const onFrame = (viewer: Viewer, frame: string, arrived: number) => {
   if (!Number.isInteger(id) || dataAt < 0) return
   const stampAt = frame.indexOf("\"t\":", dataAt)
   const stamp = stampAt < 0 ? Number.NaN : Number.parseFloat(frame.slice(stampAt + 4))
-  if (Number.isFinite(stamp)) latencies.push(arrived - stamp)
+  if (Number.isFinite(stamp)) {
+    latencies.push(arrived - stamp)
+    if (stamp < viewer.openedAt) resumedLatencies.push(arrived - stamp)
+  }
   if (id <= viewer.last) {
     viewer.duplicates += 1
     return
@@ -58,6 +69,8 @@ const connect = (viewer: Viewer, onOpen: () => void) => {
   if (viewer.last > 0) headers["last-event-id"] = String(viewer.last)
   const req = request(`${settings.url}/events`, { headers, agent: false }, (response) => {
     response.setEncoding("utf8")
+    viewer.openedAt = wall()
+    if (viewer.droppedAt > 0) reconnectGaps.push(viewer.openedAt - viewer.droppedAt)
     let buffer = ""
     onOpen()
     response.on("data", (chunk: string) => {
@@ -81,6 +94,7 @@ const connect = (viewer: Viewer, onOpen: () => void) => {
 }
 
 const reconnect = (viewer: Viewer) => {
+  viewer.droppedAt = wall()
   viewer.request?.destroy()
   viewer.reconnects += 1
   connect(viewer, () => {})
@@ -120,6 +134,8 @@ parentPort?.on("message", (message: unknown) => {
     const report: ViewerReport = {
       type: "result",
       latencies: Float64Array.from(latencies),
+      resumedLatencies: Float64Array.from(resumedLatencies),
+      reconnectGaps: Float64Array.from(reconnectGaps),
       lost: viewers.reduce((sum, viewer) => sum + viewer.lost + Math.max(0, total - viewer.last), 0),
       duplicates: viewers.reduce((sum, viewer) => sum + viewer.duplicates, 0),
       reconnects: viewers.reduce((sum, viewer) => sum + viewer.reconnects, 0),
