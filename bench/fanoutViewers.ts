@@ -21,14 +21,50 @@ interface Viewer {
   reconnects: number
   generation: number
   request: ClientRequest | undefined
+  /** When the current stream's response arrived: events stamped before it waited for a reconnect. */
+  openedAt: number
+  /** When this viewer last dropped its connection to reconnect. */
+  droppedAt: number
 }
 
-const latencies: Array<number> = []
+/**
+ * Samples kept in fixed blocks: a plain array of 2,000,000 numbers is copied whole each time it
+ * grows, and those copies (and the collections they cause) stalled this thread mid-run, which
+ * showed up as latency of the listener.
+ */
+const BLOCK = 65536
+class Samples {
+  private readonly blocks: Array<Float64Array> = []
+  private used = BLOCK
+  length = 0
+  push(value: number) {
+    if (this.used === BLOCK) {
+      this.blocks.push(new Float64Array(BLOCK))
+      this.used = 0
+    }
+    const block = this.blocks[this.blocks.length - 1]
+    if (block !== undefined) block[this.used++] = value
+    this.length += 1
+  }
+  toArray(): Float64Array {
+    const all = new Float64Array(this.length)
+    this.blocks.forEach((block, index) => all.set(block.subarray(0, Math.min(BLOCK, this.length - index * BLOCK)), index * BLOCK))
+    return all
+  }
+}
+
+const latencies = new Samples()
+// Diagnostics beside the row's figure (which counts every delivery): deliveries of events emitted
+// while the viewer had no open stream, and how long reconnecting took (drop → response).
+const resumedLatencies = new Samples()
+const reconnectGaps: Array<number> = []
 const loopDelay = monitorEventLoopDelay({ resolution: 1 })
 loopDelay.enable()
 const utilizationAtStart = performance.eventLoopUtilization()
+const cpuAtStart = process.threadCpuUsage()
+const startedAt = performance.now()
 const viewers: Array<Viewer> = Array.from({ length: settings.viewers }, (_, index) => ({
-  index, last: 0, lost: 0, duplicates: 0, reconnects: 0, generation: 0, request: undefined
+  index, last: 0, lost: 0, duplicates: 0, reconnects: 0, generation: 0, request: undefined, openedAt: 0, droppedAt: 0
 }))
 
 // Only the id and the stamp are read, by position: with 100 viewers this thread parses 200,000
@@ -41,7 +77,10 @@ const onFrame = (viewer: Viewer, frame: string, arrived: number) => {
   if (!Number.isInteger(id) || dataAt < 0) return
   const stampAt = frame.indexOf("\"t\":", dataAt)
   const stamp = stampAt < 0 ? Number.NaN : Number.parseFloat(frame.slice(stampAt + 4))
-  if (Number.isFinite(stamp)) latencies.push(arrived - stamp)
+  if (Number.isFinite(stamp)) {
+    latencies.push(arrived - stamp)
+    if (stamp < viewer.openedAt) resumedLatencies.push(arrived - stamp)
+  }
   if (id <= viewer.last) {
     viewer.duplicates += 1
     return
@@ -56,6 +95,8 @@ const connect = (viewer: Viewer, onOpen: () => void) => {
   if (viewer.last > 0) headers["last-event-id"] = String(viewer.last)
   const req = request(`${settings.url}/events`, { headers, agent: false }, (response) => {
     response.setEncoding("utf8")
+    viewer.openedAt = wall()
+    if (viewer.droppedAt > 0) reconnectGaps.push(viewer.openedAt - viewer.droppedAt)
     let buffer = ""
     onOpen()
     response.on("data", (chunk: string) => {
@@ -79,6 +120,7 @@ const connect = (viewer: Viewer, onOpen: () => void) => {
 }
 
 const reconnect = (viewer: Viewer) => {
+  viewer.droppedAt = wall()
   viewer.request?.destroy()
   viewer.reconnects += 1
   connect(viewer, () => {})
@@ -99,6 +141,11 @@ for (const viewer of viewers) {
   }, settings.reconnectEveryMs / 2 + offset))
 }
 
+const cpuCores = () => {
+  const used = process.threadCpuUsage(cpuAtStart)
+  return (used.user + used.system) / 1000 / (performance.now() - startedAt)
+}
+
 parentPort?.on("message", (message: unknown) => {
   if (typeof message !== "object" || message === null || !("total" in message) || typeof message.total !== "number") return
   const total = message.total
@@ -112,13 +159,16 @@ parentPort?.on("message", (message: unknown) => {
     for (const viewer of viewers) viewer.request?.destroy()
     const report: ViewerReport = {
       type: "result",
-      latencies: Float64Array.from(latencies),
+      latencies: latencies.toArray(),
+      resumedLatencies: resumedLatencies.toArray(),
+      reconnectGaps: Float64Array.from(reconnectGaps),
       lost: viewers.reduce((sum, viewer) => sum + viewer.lost + Math.max(0, total - viewer.last), 0),
       duplicates: viewers.reduce((sum, viewer) => sum + viewer.duplicates, 0),
       reconnects: viewers.reduce((sum, viewer) => sum + viewer.reconnects, 0),
       delivered: latencies.length,
       loopDelayP99: loopDelay.percentile(99) / 1e6,
-      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization
+      utilization: performance.eventLoopUtilization(utilizationAtStart).utilization,
+      cpu: cpuCores()
     }
     parentPort?.postMessage(report)
   }

@@ -12,7 +12,7 @@
  *
  * @since 0.1.0
  */
-import { NodeHttpServer } from "@effect/platform-node"
+import { NodeHttpServer, NodeHttpServerRequest } from "@effect/platform-node"
 import { ByteSize, Context, Duration, Effect, Exit, Layer, Redacted, Schema, Stream } from "effect"
 import type { Scope } from "effect"
 import { HttpIncomingMessage, HttpServerRequest, HttpServerResponse, Multipart } from "effect/http"
@@ -29,6 +29,8 @@ import { contentDisposition, DownloadRefused } from "./Downloads.ts"
 import type { DownloadReader } from "./Downloads.ts"
 import { makeEventLog } from "./EventLog.ts"
 import type { EventLog } from "./EventLog.ts"
+import { makeSseFanout } from "./SseFanout.ts"
+import type { SseFanout } from "./SseFanout.ts"
 import { makeViewerFilter } from "./ViewerFilter.ts"
 import { UploadRefused } from "./Uploads.ts"
 import type { StoredUpload, UploadStreamWriter } from "./Uploads.ts"
@@ -148,7 +150,6 @@ const SEND_FLUSH_WAIT = Duration.seconds(2)
 /** How long events stay held after a send's answer is written (see `afterResponse`). */
 const SEND_ECHO_MARGIN = Duration.millis(100)
 const MAX_JSON_BYTES = 1024 * 1024
-const PING_FRAME = new TextEncoder().encode(": ping\n\n")
 const MAX_FILES_PER_UPLOAD = 32
 /** Parts of any kind in one upload request; bounds the work a hostile body can cause. */
 const MAX_PARTS_PER_UPLOAD = 64
@@ -180,6 +181,7 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
   const scope = yield* Effect.scope
   const auth = makeLoopbackAuth("conversation listener password")
   const log = yield* makeEventLog
+  const fanout = yield* makeSseFanout(log.reader)
   const viewers = makeViewerFilter()
 
   const record = (event: ConversationEvent) =>
@@ -214,6 +216,7 @@ const serveConversation = Effect.fn("ConversationListener.serve")(function*(
     conversation,
     options,
     log,
+    fanout,
     record,
     afterResponse: (request, release) =>
       connections.responseFinished(request.source).pipe(
@@ -261,6 +264,7 @@ interface RouteContext {
   readonly conversation: ConversationHandle
   readonly options: ServeOptions
   readonly log: EventLog
+  readonly fanout: SseFanout
   readonly record: (event: ConversationEvent) => Effect.Effect<void>
   /** Runs `release` once the response to `request` has been written (or after a short bound). */
   readonly afterResponse: (request: HttpServerRequest.HttpServerRequest, release: Effect.Effect<void>) => Effect.Effect<void>
@@ -308,10 +312,10 @@ const events: Route = (context, request) =>
   Effect.gen(function*() {
     const size = yield* context.log.size
     const after = parseLastEventId(request.headers["last-event-id"], size)
-    // A comment first, so the headers go out at once (a viewer's client waits for them); then
-    // the log's frames, already encoded and shared by every viewer at the same point. The log is
-    // closed when the listener stops, which ends the stream.
-    const body = Stream.concat(Stream.succeed(PING_FRAME), context.log.follow(after))
+    // The platform writes the headers and ends the response; in between, the fan-out writes
+    // the log's frames into it directly (see SseFanout). The log is closed when the listener
+    // stops, which ends the body; a client that leaves interrupts it.
+    const body = Stream.fromEffectDrain(context.fanout.serve(NodeHttpServerRequest.toServerResponse(request), after))
     return HttpServerResponse.stream(body, {
       contentType: "text/event-stream",
       headers: { "cache-control": "no-cache", "x-accel-buffering": "no", "connection": "close" }

@@ -10,7 +10,7 @@
  *
  * @since 0.1.0
  */
-import { Deferred, Duration, Effect, Option, Stream } from "effect"
+import { Deferred, Effect, Option, Stream } from "effect"
 
 /**
  * An append-only, numbered log of serialized events with live followers.
@@ -33,28 +33,48 @@ export interface EventLog {
   /**
    * UTF-8 SSE frames (`id: <n>\ndata: <json>\n\n`) of every event numbered above `after`, then of
    * each new event as it is released, and a ping comment at each `ping` that finds nothing new.
-   * Frames released together come as one chunk (one socket write per viewer per wakeup, not one
-   * per event), and followers at the same point share the same bytes. Ends at `close`, or when
-   * interrupted.
+   * Frames released together come as one chunk, and followers at the same point share the same
+   * bytes. Ends at `close`, or when interrupted. (The listener serves its viewers through
+   * `reader` and SseFanout instead: one writer for all of them rather than a stream each.)
    */
   readonly follow: (after: number) => Stream.Stream<Uint8Array>
+  /**
+   * Synchronous access for a writer that serves every viewer from one place (the listener's
+   * SSE fan-out), instead of one `follow` stream each.
+   */
+  readonly reader: EventLogReader
+}
+
+/**
+ * The log's state read synchronously, with the signal of its next change.
+ * @category models
+ */
+export interface EventLogReader {
+  /** The highest number that may be delivered now (holds keep it back). */
+  readonly released: () => number
+  /** How many keep-alives were asked for so far; a change means "send a ping if idle". */
+  readonly pings: () => number
+  readonly closed: () => boolean
+  /**
+   * The frames after `from` (at most a page's worth, and only released ones) as one chunk, and
+   * the number of the last frame in it; readers at the same point get the same bytes.
+   */
+  readonly chunk: (from: number) => readonly [Uint8Array, number]
+  /**
+   * Completes at the next release, ping or close after this call. Take it in the same
+   * synchronous step as reading the state, so no change slips between.
+   */
+  readonly nextChange: () => Deferred.Deferred<void>
 }
 
 /** Frames per emitted chunk, so replaying a long history streams out instead of piling up. */
 const PAGE = 512
 
-/**
- * From this many followers on, a release is sent after a short shared window instead of at once:
- * each release costs one socket write per follower, and with a crowd those writes, not the
- * events, are what the listener spends its time on. Fewer followers keep the immediate send.
- */
-const CROWD = 32
-const CROWD_WINDOW = Duration.millis(2)
-
 /** How many recently built chunks are kept for followers that arrive at the same cursor. */
 const SHARED_CHUNKS = 64
 
 const PING = new TextEncoder().encode(": ping\n\n")
+const EMPTY = new Uint8Array(0)
 
 /**
  * Creates an empty log.
@@ -127,25 +147,6 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
     return [bytes, to]
   }
 
-  // The crowd's window: the first follower woken opens it, every follower waits for its end.
-  let followers = 0
-  let window: Deferred.Deferred<void> | undefined
-  const batchWindow = Effect.suspend(() => {
-    if (followers < CROWD) return Effect.yieldNow
-    if (window === undefined) {
-      const opened = Deferred.makeUnsafe<void>()
-      window = opened
-      // Closed however the opener's wait ends (its viewer may leave meanwhile): the others wait on it.
-      return Effect.sleep(CROWD_WINDOW).pipe(
-        Effect.ensuring(Effect.sync(() => {
-          if (window === opened) window = undefined
-          Deferred.doneUnsafe(opened, Effect.void)
-        }))
-      )
-    }
-    return Deferred.await(window)
-  })
-
   const follow = (after: number): Stream.Stream<Uint8Array> =>
     Stream.suspend(() => {
       // The cursor makes every event go out exactly once; a follower looks at `released` and
@@ -162,18 +163,23 @@ export const makeEventLog: Effect.Effect<EventLog> = Effect.gen(function*() {
             }
             yield* Deferred.await(wake)
           }
-          // Events appended in the same burst (or, with a crowd, the same window) share this write.
-          yield* batchWindow
+          // Events appended in the same burst share this write.
+          yield* Effect.yieldNow
         }
         pingsSeen = state.pings
         const [bytes, to] = chunk(cursor, Math.min(state.released, cursor + PAGE))
         return [[bytes], Option.some(to)] as const
       })
-      return Stream.paginate(Math.max(0, after), nextPage).pipe(
-        Stream.onStart(Effect.sync(() => void (followers += 1))),
-        Stream.ensuring(Effect.sync(() => void (followers -= 1)))
-      )
+      return Stream.paginate(Math.max(0, after), nextPage)
     })
 
-  return { append, size: Effect.sync(() => frames.length), hold, ping, close, follow } satisfies EventLog
+  const reader: EventLogReader = {
+    released: () => state.released,
+    pings: () => state.pings,
+    closed: () => state.closed,
+    chunk: (from) => from < state.released ? chunk(from, Math.min(state.released, from + PAGE)) : [EMPTY, from],
+    nextChange: () => wake
+  }
+
+  return { append, size: Effect.sync(() => frames.length), hold, ping, close, follow, reader } satisfies EventLog
 })

@@ -5,7 +5,7 @@ import { ConversationListener } from "../../src/conversation/ConversationListene
 import type { ListenerEndpoint, ServeOptions } from "../../src/conversation/ConversationListener.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { rawRequest } from "../support/rawHttp.ts"
-import { call, makeFakeConversation, note, openViewer, rawExchange } from "./harness.ts"
+import { call, makeFakeConversation, note, openViewer, rawExchange, rawSseViewer } from "./harness.ts"
 import type { Auth, FakeConversation } from "./harness.ts"
 
 const serve = (fake: FakeConversation, options?: ServeOptions) =>
@@ -368,5 +368,55 @@ describe("ConversationListener events", () => {
       assert.deepStrictEqual((yield* fake.calls).answers, [["7", "deny"]])
       const refused = yield* Effect.exit(call(endpoint, "GET", "/events"))
       assert.isTrue(Exit.isFailure(refused))
+    }))
+})
+
+describe("ConversationListener fan-out", () => {
+  const upTo = (count: number) => Array.from({ length: count }, (_, i) => i + 1)
+  const hasId = (viewer: { readonly ids: () => ReadonlyArray<number> }, id: number) =>
+    Effect.sync(() => viewer.ids().includes(id) ? true : undefined)
+
+  it.live("a viewer that drops its connection mid-stream and resumes with Last-Event-ID misses nothing and repeats nothing; the others are not disturbed", () =>
+    Effect.gen(function*() {
+      const { endpoint, fake } = yield* setup()
+      const steady = yield* rawSseViewer(endpoint)
+      const leavingScope = yield* Scope.make()
+      const leaving = yield* rawSseViewer(endpoint).pipe(Scope.provide(leavingScope))
+      yield* waitUntil("both viewers are attached", Effect.sync(() => steady.body().startsWith(": ping") && leaving.body().startsWith(": ping") ? true : undefined))
+      // Events keep coming while the viewer leaves and comes back.
+      const emitter = yield* Effect.forEach(upTo(600), (n) => n % 20 === 0 ? Effect.andThen(fake.emit(note(n)), Effect.sleep("2 millis")) : fake.emit(note(n)), { discard: true }).pipe(Effect.forkChild)
+      yield* waitUntil("the leaving viewer saw some events", Effect.sync(() => leaving.ids().length >= 100 ? true : undefined))
+      yield* Scope.close(leavingScope, Exit.void)
+      const before = leaving.ids()
+      const last = before.at(-1) ?? 0
+      const back = yield* rawSseViewer(endpoint, { lastEventId: last })
+      yield* Fiber.join(emitter)
+      yield* waitUntil("everyone has event 600", Effect.map(Effect.all([hasId(steady, 600), hasId(back, 600)]), ([a, b]) => a && b))
+      assert.deepStrictEqual(steady.ids(), upTo(600))
+      assert.isBelow(last, 600, "the viewer left mid-stream")
+      assert.deepStrictEqual([...before, ...back.ids()], upTo(600))
+      assert.isTrue(back.body().startsWith(": ping\n\n"), "a resumed stream starts like any other")
+    }))
+
+  it.live("a viewer that stops reading holds up no one, and gets every event exactly once when it reads again", () =>
+    Effect.gen(function*() {
+      const { endpoint, fake } = yield* setup({ pingInterval: "1 hour" })
+      const slow = yield* rawSseViewer(endpoint)
+      yield* waitUntil("the slow viewer is attached", Effect.sync(() => slow.body().startsWith(": ping") ? true : undefined))
+      slow.socket.pause()
+      const fast = yield* rawSseViewer(endpoint)
+      yield* waitUntil("the fast viewer is attached", Effect.sync(() => fast.body().startsWith(": ping") ? true : undefined))
+      // 3,000 events of 4 KB: 12 MB, more than the kernel buffers of a connection nobody reads.
+      const big = (n: number) => ({ method: "item/agentMessage/delta", params: { delta: "x".repeat(4000), n } })
+      yield* Effect.forEach(upTo(3000), (n) => fake.emit(big(n)), { discard: true })
+      yield* waitUntil("the fast viewer has everything", hasId(fast, 3000), "30 seconds")
+      assert.deepStrictEqual(fast.ids(), upTo(3000))
+      assert.isBelow(slow.ids().length, 3000, "the slow viewer really was held back")
+      slow.socket.resume()
+      yield* waitUntil("the slow viewer caught up", hasId(slow, 3000), "30 seconds")
+      assert.deepStrictEqual(slow.ids(), upTo(3000))
+      // The bytes are the SSE stream CodexView parses: a comment, then one id and data line per event.
+      const expected = ": ping\n\n" + upTo(3000).map((n) => `id: ${n}\ndata: ${JSON.stringify(big(n))}\n\n`).join("")
+      assert.isTrue(slow.body() === expected && fast.body() === expected, "both bodies are exactly the frames")
     }))
 })

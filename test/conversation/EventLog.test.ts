@@ -94,36 +94,6 @@ describe("EventLog sharing and keep-alive", () => {
     }))
 })
 
-describe("EventLog with a crowd of followers", () => {
-  const crowd = 40
-
-  it.live("every follower gets each release after the shared window", () =>
-    Effect.gen(function*() {
-      const log = yield* makeEventLog
-      const followers = yield* Effect.forEach(Array.from({ length: crowd }), () =>
-        followText(log, 0).pipe(Stream.take(1), Stream.runCollect, Effect.forkChild))
-      yield* Effect.yieldNow
-      yield* log.append("1")
-      const received = yield* Effect.forEach(followers, Fiber.join).pipe(Effect.timeout("5 seconds"))
-      assert.deepStrictEqual(received, Array.from({ length: crowd }, () => [frame(1, "1")]))
-    }))
-
-  it.live("a follower that leaves while it holds the window open does not strand the others", () =>
-    Effect.gen(function*() {
-      const log = yield* makeEventLog
-      const [first, ...others] = yield* Effect.forEach(Array.from({ length: crowd }), () =>
-        followText(log, 0).pipe(Stream.take(1), Stream.runCollect, Effect.forkChild))
-      yield* Effect.yieldNow
-      yield* log.append("1")
-      // The first follower woken opens the window and sleeps in it; it leaves before it ends.
-      yield* Effect.yieldNow
-      if (first !== undefined) yield* Fiber.interrupt(first)
-      const received = yield* Effect.forEach(others, Fiber.join).pipe(Effect.timeout("5 seconds"))
-      assert.strictEqual(received.length, crowd - 1)
-      for (const frames of received) assert.deepStrictEqual(frames, [frame(1, "1")])
-    }))
-})
-
 describe("ConversationListener.layerTest", () => {
   it.effect("serves nothing and returns the given endpoint", () =>
     Effect.gen(function*() {

@@ -270,3 +270,58 @@ export const rawExchange = (
       )
     })
   ))
+
+/** A viewer on a raw socket: the SSE body as it arrived (chunked framing removed), and its socket. */
+export interface RawSseViewer {
+  /** The body so far; events are `id: <n>\ndata: …\n\n` frames. */
+  readonly body: () => string
+  /** Event ids in the body so far, in order. */
+  readonly ids: () => ReadonlyArray<number>
+  readonly socket: Socket
+}
+
+/**
+ * Opens `GET /events` on a plain socket (closed with the scope), so a test can stop reading
+ * (`socket.pause()`) or drop the connection mid-stream the way a browser does.
+ */
+export const rawSseViewer = (
+  endpoint: ListenerEndpoint,
+  options: { readonly lastEventId?: number } = {}
+): Effect.Effect<RawSseViewer, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<Socket, Error>((resume) => {
+      const socket = connect(endpoint.port, "127.0.0.1", () => resume(Effect.succeed(socket)))
+      socket.once("error", (error) => resume(Effect.fail(error)))
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  ).pipe(Effect.map((socket) => {
+    socket.on("error", () => {})
+    const received: Array<Buffer> = []
+    socket.on("data", (data: Buffer) => void received.push(data))
+    const credential = Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")
+    const resumeHeader = options.lastEventId === undefined ? "" : `Last-Event-ID: ${options.lastEventId}\r\n`
+    socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic ${credential}\r\n${resumeHeader}\r\n`)
+    const body = () => dechunk(Buffer.concat(received))
+    return {
+      body,
+      ids: () => [...body().matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1])),
+      socket
+    } satisfies RawSseViewer
+  }))
+
+/** The body of a chunked HTTP/1.1 response received so far (complete chunks only). */
+const dechunk = (raw: Buffer): string => {
+  const headEnd = raw.indexOf("\r\n\r\n")
+  if (headEnd < 0) return ""
+  const parts: Array<Buffer> = []
+  let at = headEnd + 4
+  while (at < raw.length) {
+    const lineEnd = raw.indexOf("\r\n", at)
+    if (lineEnd < 0) break
+    const size = Number.parseInt(raw.subarray(at, lineEnd).toString("latin1"), 16)
+    if (!Number.isFinite(size) || size === 0 || lineEnd + 2 + size + 2 > raw.length) break
+    parts.push(raw.subarray(lineEnd + 2, lineEnd + 2 + size))
+    at = lineEnd + 2 + size + 2
+  }
+  return Buffer.concat(parts).toString("utf8")
+}
