@@ -61,9 +61,13 @@ const program = Effect.gen(function*() {
   const rows: Array<Row> = []
   const sections: Array<string> = []
   const data: Record<string, unknown> = {}
+  // Each benchmark's load at its start: a row run right after one that left the machine busy
+  // reads differently, and the 1-minute average says so.
+  const loadByBenchmark: Array<string> = []
   for (const [name, bench] of BENCHMARKS) {
     if (only !== undefined && !only.has(name)) continue
-    ctx.log(`${name}…`)
+    loadByBenchmark.push(`${name} ${loadNow()}`)
+    ctx.log(`${name}… (load average ${loadNow()})`)
     const result = yield* bench(ctx)
     rows.push(...result.rows)
     sections.push(...(result.sections ?? []))
@@ -77,7 +81,8 @@ const program = Effect.gen(function*() {
     `## optio-codex benchmarks (${quick ? "quick" : "full"} run, ${info.date})`,
     "",
     `Machine: ${info.cpu}, ${info.cores} cores, ${info.memoryGiB} GiB, Linux ${info.kernel}, Node ${info.node}, ${info.codex}; ` +
-      `work trees on ${info.workTree}. Run took ${seconds.toFixed(0)} s; load average ${info.loadAtStart} at start, ${loadNow()} at end.`,
+      `work trees on ${info.workTree}. Run took ${seconds.toFixed(0)} s; load average ${info.loadAtStart} at start, ${loadNow()} at end; ` +
+        `at each benchmark's start: ${loadByBenchmark.join(", ")}.`,
     "",
     renderTable(ordered),
     "",
