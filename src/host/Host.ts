@@ -177,9 +177,7 @@ export interface HostProcess {
   readonly pid: number
   /**
    * The process's stdout, readable once. Consume it: an unread pipe eventually blocks the process
-   * (spawn with `stdout: false` when nothing will read it). Each chunk is the reader's alone; the
-   * local host marks its chunks handed over (`bytes/HandedOver`), so a snapshot pipeline can free
-   * them as soon as they are sealed.
+   * (spawn with `stdout: false` when nothing will read it).
    */
   readonly stdout: Stream.Stream<Uint8Array, HostError>
   /** The last bytes (up to 64 KiB) the process wrote to stderr, which is always drained. */

@@ -32,9 +32,6 @@
  *   (`encrypted-without-key`), so a missing key is reported as such, not as a corrupt tar.
  * - Python workers sharing a MongoDB cannot read encrypted blobs; leave a scope plaintext when it
  *   must interoperate.
- * - The AES-GCM snapshot cipher follows the `bytes/HandedOver` rules: a handed-over input chunk
- *   is freed (reads as empty) once its bytes are sealed or opened, and the ciphertext and
- *   plaintext pieces it emits are handed over. Never feed it a handed-over chunk you still need.
  *
  * @since 0.1.0
  */

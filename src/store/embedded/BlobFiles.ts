@@ -3,9 +3,7 @@
  * blob id, mode 0600. A blob appears atomically: bytes stream into a private temporary file in the
  * same directory, which is fsynced, renamed into place, and the directory fsynced. A reader sees no
  * file or a complete one; a failed or interrupted upload removes its temporary file, and one left by
- * a killed process is swept when a store opens the directory (once it is an hour old). Snapshot
- * blobs follow the `bytes/HandedOver` rules: their reads are handed over, and handed-over chunks
- * written to them are freed once on disk (a snapshot moves ~100 MB each way; see issue 19).
+ * a killed process is swept when a store opens the directory (once it is an hour old).
  *
  * @since 0.1.0
  */
