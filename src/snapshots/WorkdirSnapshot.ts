@@ -133,10 +133,6 @@ const STDERR_TAIL = 2000
 // tar's messages are parsed for ENOSPC and shown to people: keep them in one language.
 const TAR_ENV = { LC_ALL: "C" } as const
 
-// Decrypted chunks (64 KiB frames) read ahead of tar's stdin: the file read and the cipher keep
-// going while a write waits for tar, at most ~1 MiB held.
-const RESTORE_READ_AHEAD = 16
-
 const isDiskFull = (text: string) => /ENOSPC|No space left on device/i.test(text)
 
 // zlib's default 16 KiB output chunk costs a threadpool round trip and a stream element per
@@ -335,7 +331,7 @@ export const restoreSnapshot = (
     })
     // `write` completes when the pipe took the chunk, so tar's pace bounds what is in flight. The
     // chunk is then ours alone and done with: released (see HandedOver), not left to the GC.
-    yield* Stream.runForEach(Stream.buffer(plain, { capacity: RESTORE_READ_AHEAD }), (chunk) => tar.write(chunk).pipe(Effect.andThen(Effect.sync(() => release(chunk))))).pipe(
+    yield* Stream.runForEach(plain, (chunk) => tar.write(chunk).pipe(Effect.andThen(Effect.sync(() => release(chunk))))).pipe(
       Effect.andThen(tar.endInput),
       // tar quit early (a corrupt archive, a full disk): its exit status says why, not the EPIPE.
       Effect.catchTag("HostError", (error) =>
