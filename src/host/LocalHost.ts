@@ -19,7 +19,6 @@ import * as fs from "node:fs/promises"
 import { constants as osConstants, homedir } from "node:os"
 import { dirname, isAbsolute, join } from "node:path"
 import type { Readable } from "node:stream"
-import { handOver } from "../bytes/HandedOver.ts"
 import { mergeEnv } from "./EnvGlob.ts"
 import { makeGuardedFiles } from "./GuardedFiles.ts"
 import { Host, HostError } from "./Host.ts"
@@ -138,7 +137,7 @@ const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: Fil
         : NodeStream.fromReadable<Uint8Array, HostError>({
           evaluate: () => childStdout,
           onError: (error) => fromNodeError("read stdout", command.argv[0], error)
-        }).pipe(Stream.map(handOver)) // fresh pipe reads, each the reader's alone (see HandedOver)
+        })
       const handle: HostProcess = {
         pid: child.pid ?? -1,
         stdout,

@@ -30,7 +30,6 @@ import { NodeStream } from "@effect/platform-node"
 import { Clock, Effect, Schema, Stream } from "effect"
 import type { Duplex } from "node:stream"
 import * as zlib from "node:zlib"
-import { release } from "../bytes/HandedOver.ts"
 import { Host } from "../host/Host.ts"
 import type { HostError, HostShape } from "../host/Host.ts"
 import type { BlobDecryptFailed } from "../persistence/StoreError.ts"
@@ -329,9 +328,8 @@ export const restoreSnapshot = (
       evaluate: decode,
       onError: (cause) => failed("decompress", describeCause(cause), cause)
     })
-    // `write` completes when the pipe took the chunk, so tar's pace bounds what is in flight. The
-    // chunk is then ours alone and done with: released (see HandedOver), not left to the GC.
-    yield* Stream.runForEach(plain, (chunk) => tar.write(chunk).pipe(Effect.andThen(Effect.sync(() => release(chunk))))).pipe(
+    // `write` completes when the pipe took the chunk, so tar's pace bounds what is in flight.
+    yield* Stream.runForEach(plain, (chunk) => tar.write(chunk)).pipe(
       Effect.andThen(tar.endInput),
       // tar quit early (a corrupt archive, a full disk): its exit status says why, not the EPIPE.
       Effect.catchTag("HostError", (error) =>

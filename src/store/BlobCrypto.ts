@@ -38,7 +38,6 @@
 import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes } from "node:crypto"
 import type { KeyObject } from "node:crypto"
-import { handOver, release } from "../bytes/HandedOver.ts"
 import { BlobDecryptFailed } from "../persistence/StoreError.ts"
 
 /**
@@ -164,7 +163,7 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
       encrypted: true,
       encrypt: (plain) =>
         Stream.suspend(() => {
-          const sealer = new Sealer(scope, scopeKey, recycles(scope))
+          const sealer = new Sealer(scope, scopeKey)
           return Stream.concat(
             Stream.succeed(sealer.header),
             plain.pipe(Stream.mapAccum(() => sealer, (s, chunk: Uint8Array) => [s, s.push(chunk)] as const, {
@@ -174,7 +173,7 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
         }),
       decrypt: (stored) =>
         Stream.suspend(() => {
-          const opener = new Opener(scope, scopeKey, recycles(scope))
+          const opener = new Opener(scope, scopeKey)
           const opened = stored.pipe(Stream.mapAccumEffect(() => opener, (o, chunk: Uint8Array) => {
             const step = o.push(chunk)
             return step.ok
@@ -191,11 +190,6 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
     }
     return cipher
   })
-
-// Snapshot blobs are the big ones, and their pipelines (WorkdirSnapshot, the embedded store) follow
-// the HandedOver rules: handed-over input is freed once sealed or opened, and the output is handed
-// over. Seed blobs are small and read by more varied code: left to the garbage collector.
-const recycles = (scope: BlobScope): boolean => scope === "snapshot"
 
 // --- format ----------------------------------------------------------------------------------
 
@@ -234,10 +228,8 @@ class Sealer {
   private readonly key: KeyObject
   private readonly pending = new ByteQueue()
   private index = 0
-  private readonly recycle: boolean
 
-  constructor(scope: BlobScope, scopeKey: Buffer, recycle: boolean) {
-    this.recycle = recycle
+  constructor(scope: BlobScope, scopeKey: Buffer) {
     const salt = randomBytes(SALT_BYTES)
     this.header = concatBytes([MAGIC, Uint8Array.of(VERSION, SCOPE_BYTE[scope]), salt])
     this.key = blobKey(scopeKey, salt)
@@ -247,7 +239,6 @@ class Sealer {
     this.pending.push(chunk)
     const frames: Array<Uint8Array> = []
     while (this.pending.length >= FRAME_BYTES) this.seal(this.pending.takeParts(FRAME_BYTES), FRAME_BYTES, false, frames)
-    this.pending.settleSpent(this.recycle)
     return frames
   }
 
@@ -256,7 +247,6 @@ class Sealer {
     const frame: Array<Uint8Array> = []
     const size = this.pending.length
     this.seal(this.pending.takeParts(size), size, true, frame)
-    this.pending.settleSpent(this.recycle)
     return frame
   }
 
@@ -271,7 +261,7 @@ class Sealer {
     head[0] = final ? 1 : 0
     head.writeUInt32BE(size, 1)
     into.push(head)
-    for (const part of plain) into.push(this.recycle ? handOver(cipher.update(part)) : cipher.update(part))
+    for (const part of plain) into.push(cipher.update(part))
     const rest = cipher.final() // GCM is a stream mode: nothing is held back, this is empty
     if (rest.length > 0) into.push(rest)
     into.push(cipher.getAuthTag())
@@ -290,24 +280,14 @@ class Opener {
 
   private readonly scope: BlobScope
   private readonly scopeKey: Buffer
-  private readonly recycle: boolean
 
-  constructor(scope: BlobScope, scopeKey: Buffer, recycle: boolean) {
+  constructor(scope: BlobScope, scopeKey: Buffer) {
     this.scope = scope
     this.scopeKey = scopeKey
-    this.recycle = recycle
   }
 
   push(chunk: Uint8Array): OpenStep {
     this.input.push(chunk)
-    const step = this.step()
-    // Fully consumed input is released only after a successful step: on a failure the stream
-    // ends, and the garbage collector takes what is left.
-    this.input.settleSpent(this.recycle && step.ok)
-    return step
-  }
-
-  private step(): OpenStep {
     const out: Array<Uint8Array> = []
     for (;;) {
       if (this.done) return this.input.length === 0 ? { ok: true, out } : { ok: false, reason: "malformed" }
@@ -315,8 +295,7 @@ class Opener {
         if (this.input.length < HEADER_BYTES) {
           return this.couldBeHeader() ? { ok: true, out } : { ok: false, reason: "not-encrypted" }
         }
-        // Copied: the header is kept (it is every frame's AAD), its input chunk may be released.
-        const header = Uint8Array.from(this.input.take(HEADER_BYTES))
+        const header = this.input.take(HEADER_BYTES)
         const problem = this.checkHeader(header)
         if (problem !== undefined) return { ok: false, reason: problem }
         this.header = header
@@ -335,7 +314,7 @@ class Opener {
       const final = flag === 1
       const plain = this.open(this.header, this.key, body, tag, final)
       if (plain === undefined) return { ok: false, reason: "authentication-failed" }
-      for (const part of plain) if (part.length > 0) out.push(this.recycle ? handOver(part) : part)
+      for (const part of plain) if (part.length > 0) out.push(part)
       this.done = final
     }
   }
@@ -389,8 +368,6 @@ const EMPTY = new Uint8Array(0)
 class ByteQueue {
   length = 0
   private chunks: Array<Uint8Array> = []
-  /** Chunks fully consumed since the last {@link settleSpent}: views of them may still be in use. */
-  private spent: Array<Uint8Array> = []
   /** Index of the first unconsumed chunk, and the offset into it. */
   private first = 0
   private offset = 0
@@ -452,15 +429,6 @@ class ByteQueue {
     return out
   }
 
-  /**
-   * Forgets the chunks consumed so far, first releasing them (see HandedOver) with `free`; call
-   * once no view of them is in use.
-   */
-  settleSpent(free: boolean): void {
-    if (free) for (const chunk of this.spent) release(chunk)
-    this.spent = []
-  }
-
   private advance(n: number): void {
     let left = n
     this.length -= n
@@ -473,7 +441,6 @@ class ByteQueue {
         break
       }
       left -= available
-      this.spent.push(head)
       this.chunks[this.first++] = EMPTY // drop the consumed chunk now, not at the next compaction
       this.offset = 0
     }

@@ -13,7 +13,6 @@ import { createReadStream } from "node:fs"
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises"
 import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
-import { handOver, release } from "../../bytes/HandedOver.ts"
 import { newObjectIdHex } from "../ids.ts"
 import type { BlobInfo } from "../StoreBackend.ts"
 import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
@@ -23,12 +22,7 @@ import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/
  * @category models
  */
 export interface BlobFiles {
-  /**
-   * Streams a blob into a new file. With `recycle`, handed-over chunks are released once written
-   * (see HandedOver): a snapshot's pipeline follows its rules.
-   */
-  readonly put: <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, recycle: boolean) => Effect.Effect<string, StoreUnavailable | E, R>
-  /** A blob's bytes; a snapshot's chunks are handed over (fresh reads nobody else holds). */
+  readonly put: <E, R>(bytes: Stream.Stream<Uint8Array, E, R>) => Effect.Effect<string, StoreUnavailable | E, R>
   readonly get: (kind: BlobInfo["kind"], blobId: string) => Stream.Stream<Uint8Array, BlobMissing | StoreUnavailable>
   readonly remove: (blobId: string) => Effect.Effect<void, StoreUnavailable>
   /** The path of a blob (for tests that inspect data at rest). */
@@ -65,7 +59,7 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
       catch: unavailable("fsync blob directory")
     })
 
-    const put = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>, recycle: boolean) =>
+    const put = <E, R>(bytes: Stream.Stream<Uint8Array, E, R>) =>
       Effect.gen(function*() {
         const blobId = newObjectIdHex(yield* Clock.currentTimeMillis)
         const temporary = join(dir, `.tmp-${blobId}`)
@@ -74,10 +68,7 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
           (handle) =>
             // The producer (a tar pipe, compression, encryption) runs ahead while a write is in
             // flight; what piled up meanwhile goes out as one write.
-            Stream.runForEachArray(bytes.pipe(Stream.buffer({ capacity: WRITE_AHEAD_CHUNKS })), (chunks) =>
-              writeChunks(handle, chunks).pipe(
-                Effect.tap(() => recycle ? Effect.sync(() => chunks.forEach(release)) : Effect.void)
-              )).pipe(
+            Stream.runForEachArray(bytes.pipe(Stream.buffer({ capacity: WRITE_AHEAD_CHUNKS })), (chunks) => writeChunks(handle, chunks)).pipe(
               Effect.andThen(Effect.tryPromise({ try: () => handle.sync(), catch: unavailable("fsync blob file") }))
             ),
           (handle) => Effect.promise(() => handle.close().catch(() => undefined))
@@ -92,14 +83,12 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
         return blobId
       })
 
-    const get = (kind: BlobInfo["kind"], blobId: string) => {
-      const read = NodeStream.fromReadable<Uint8Array, BlobMissing | StoreUnavailable>({
+    const get = (kind: BlobInfo["kind"], blobId: string) =>
+      NodeStream.fromReadable<Uint8Array, BlobMissing | StoreUnavailable>({
         evaluate: () => createReadStream(pathOf(blobId), { highWaterMark: READ_CHUNK_BYTES }),
         onError: (cause) =>
           isNotFound(cause) ? new BlobMissing({ backend: "embedded", blobId, kind }) : unavailable("read blob file")(cause)
       })
-      return kind === "snapshot" ? Stream.map(read, handOver) : read
-    }
 
     const remove = (blobId: string) =>
       Effect.tryPromise({ try: () => rm(pathOf(blobId), { force: true }), catch: unavailable("delete blob file") })

@@ -188,7 +188,7 @@ const makeSqliteBackend = (db: DatabaseSync, blobs: BlobFiles): StoreBackend => 
   return {
     name: "embedded",
     now: query("read clock", () => new Date(nowMillis())),
-    putBlob: (info, bytes) => blobs.put(bytes, info.kind === "snapshot"),
+    putBlob: (_info, bytes) => blobs.put(bytes),
     getBlob: blobs.get,
     deleteBlob: blobs.remove,
     insertSeed: (seed) =>
