@@ -124,8 +124,10 @@ export const runTurns = (ctx: BenchContext) =>
           unit: "ms",
           samples: library,
           baseline: "turns/bare",
-          goal: "≤ bare + 2 ms",
-          met: lib <= summarize(bare).median + 2,
+          goal: "≤ bare + 2 ms, turn by turn (paired median)",
+          // Judged turn by turn (each library turn against the bare turn right after it): the
+          // medians of two noisy distributions can meet the goal while most turns do not.
+          met: summarize(paired).median <= 2,
           notes: `library − bare = ${(lib - summarize(bare).median).toFixed(1)} ms (median of paired turns ${median(paired)} ms); ` +
             `send → ack ${median(libraryAck)} vs ${median(bareAck)} ms, ack → completed ` +
             `${median(afterAck(library, libraryAck))} vs ${median(afterAck(bare, bareAck))} ms; ` +
