@@ -384,7 +384,11 @@ describe("ConversationListener fan-out", () => {
       const leaving = yield* rawSseViewer(endpoint).pipe(Scope.provide(leavingScope))
       yield* waitUntil("both viewers are attached", Effect.sync(() => steady.body().startsWith(": ping") && leaving.body().startsWith(": ping") ? true : undefined))
       // Events keep coming while the viewer leaves and comes back.
-      const emitter = yield* Effect.forEach(upTo(600), (n) => n % 20 === 0 ? Effect.andThen(fake.emit(note(n)), Effect.sleep("2 millis")) : fake.emit(note(n)), { discard: true }).pipe(Effect.forkChild)
+      // Paced by the steady viewer: every 20 events, the next batch waits until it has them.
+      const emitter = yield* Effect.forEach(upTo(600), (n) =>
+        n % 20 === 0
+          ? Effect.andThen(fake.emit(note(n)), waitUntil(`the steady viewer has event ${n}`, hasId(steady, n)))
+          : fake.emit(note(n)), { discard: true }).pipe(Effect.forkChild)
       yield* waitUntil("the leaving viewer saw some events", Effect.sync(() => leaving.ids().length >= 100 ? true : undefined))
       yield* Scope.close(leavingScope, Exit.void)
       const before = leaving.ids()

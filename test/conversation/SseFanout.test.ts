@@ -171,7 +171,10 @@ describe("SseFanout with a crowd of viewers", () => {
       yield* Effect.forEach(sinks, (sink) => Effect.forkChild(fanout.serve(sink, 0)), { discard: true })
       for (let n = 1; n <= 50; n++) {
         yield* log.append(jsonOf(n))
-        if (n % 10 === 0) yield* Effect.sleep("3 millis")
+        // Every 10 events, the next ones wait until a pass has written these to everyone.
+        if (n % 10 === 0) {
+          yield* waitUntil(`all viewers got event ${n}`, Effect.sync(() => sinks.every((sink) => sink.text().endsWith(frame(n, jsonOf(n)))) ? true : undefined), "5 seconds")
+        }
       }
       yield* waitUntil("all viewers got the 50 events", Effect.sync(() => sinks.every((sink) => sink.text().endsWith(frame(50, jsonOf(50)))) ? true : undefined), "5 seconds")
       for (const sink of sinks) assert.strictEqual(sink.text(), PING + framesUpTo(1, 50))
