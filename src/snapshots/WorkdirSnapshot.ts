@@ -35,6 +35,7 @@ import type { HostError, HostShape } from "../host/Host.ts"
 import type { BlobDecryptFailed } from "../persistence/StoreError.ts"
 import type { BlobMissing, StoreUnavailable } from "../persistence/StoreError.ts"
 import { describeCause } from "../persistence/StoreError.ts"
+import { openedChunks } from "../store/ChunkRegistry.ts"
 import { tarExcludeArgs, withAlwaysExcluded } from "./SnapshotExcludes.ts"
 import { SNAPSHOT_RETENTION, SnapshotStore } from "./SnapshotStore.ts"
 import type { SnapshotCodec, SnapshotDoc, SnapshotEndState } from "./SnapshotStore.ts"
@@ -328,8 +329,10 @@ export const restoreSnapshot = (
       evaluate: decode,
       onError: (cause) => failed("decompress", describeCause(cause), cause)
     })
-    // `write` completes when the pipe took the chunk, so tar's pace bounds what is in flight.
-    yield* Stream.runForEach(plain, (chunk) => tar.write(chunk)).pipe(
+    // `write` completes when the pipe took the chunk, so tar's pace bounds what is in flight. The
+    // chunk is then done with, and freed at once if the store or the cipher issued it (see
+    // ChunkRegistry): this stream is the restore's own, no other code sees its chunks.
+    yield* Stream.runForEach(plain, (chunk) => tar.write(chunk).pipe(Effect.andThen(Effect.sync(() => openedChunks.retire(chunk))))).pipe(
       Effect.andThen(tar.endInput),
       // tar quit early (a corrupt archive, a full disk): its exit status says why, not the EPIPE.
       Effect.catchTag("HostError", (error) =>

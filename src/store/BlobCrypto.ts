@@ -39,6 +39,7 @@ import { Context, Effect, Layer, Redacted, Schema, Stream } from "effect"
 import { createCipheriv, createDecipheriv, createSecretKey, hkdfSync, randomBytes } from "node:crypto"
 import type { KeyObject } from "node:crypto"
 import { BlobDecryptFailed } from "../persistence/StoreError.ts"
+import { openedChunks, sealedChunks } from "./ChunkRegistry.ts"
 
 /**
  * Which kind of blob a cipher protects; each scope has its own key.
@@ -163,7 +164,7 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
       encrypted: true,
       encrypt: (plain) =>
         Stream.suspend(() => {
-          const sealer = new Sealer(scope, scopeKey)
+          const sealer = new Sealer(scope, scopeKey, issuesChunks(scope))
           return Stream.concat(
             Stream.succeed(sealer.header),
             plain.pipe(Stream.mapAccum(() => sealer, (s, chunk: Uint8Array) => [s, s.push(chunk)] as const, {
@@ -173,7 +174,7 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
         }),
       decrypt: (stored) =>
         Stream.suspend(() => {
-          const opener = new Opener(scope, scopeKey)
+          const opener = new Opener(scope, scopeKey, issuesChunks(scope))
           const opened = stored.pipe(Stream.mapAccumEffect(() => opener, (o, chunk: Uint8Array) => {
             const step = o.push(chunk)
             return step.ok
@@ -190,6 +191,11 @@ export const aesGcmCipher = (scope: BlobScope, secret: Redacted.Redacted<string>
     }
     return cipher
   })
+
+// Snapshot blobs are the big ones: the cipher issues its output, and the opener retires its input,
+// on the paths ChunkRegistry names. Seed blobs are small and read by more varied code: left to
+// the garbage collector.
+const issuesChunks = (scope: BlobScope): boolean => scope === "snapshot"
 
 // --- format ----------------------------------------------------------------------------------
 
@@ -228,8 +234,10 @@ class Sealer {
   private readonly key: KeyObject
   private readonly pending = new ByteQueue()
   private index = 0
+  private readonly issues: boolean
 
-  constructor(scope: BlobScope, scopeKey: Buffer) {
+  constructor(scope: BlobScope, scopeKey: Buffer, issues: boolean) {
+    this.issues = issues
     const salt = randomBytes(SALT_BYTES)
     this.header = concatBytes([MAGIC, Uint8Array.of(VERSION, SCOPE_BYTE[scope]), salt])
     this.key = blobKey(scopeKey, salt)
@@ -261,7 +269,7 @@ class Sealer {
     head[0] = final ? 1 : 0
     head.writeUInt32BE(size, 1)
     into.push(head)
-    for (const part of plain) into.push(cipher.update(part))
+    for (const part of plain) into.push(this.issues ? sealedChunks.issue(cipher.update(part)) : cipher.update(part))
     const rest = cipher.final() // GCM is a stream mode: nothing is held back, this is empty
     if (rest.length > 0) into.push(rest)
     into.push(cipher.getAuthTag())
@@ -280,14 +288,25 @@ class Opener {
 
   private readonly scope: BlobScope
   private readonly scopeKey: Buffer
+  private readonly issues: boolean
 
-  constructor(scope: BlobScope, scopeKey: Buffer) {
+  constructor(scope: BlobScope, scopeKey: Buffer, issues: boolean) {
     this.scope = scope
     this.scopeKey = scopeKey
+    this.issues = issues
   }
 
   push(chunk: Uint8Array): OpenStep {
     this.input.push(chunk)
+    const step = this.step()
+    // Input read to its end is deciphered and no view of it is kept (the header is a copy): freed
+    // now if the store issued it. After a failure the stream ends; the collector takes the rest.
+    const spent = this.input.takeSpent()
+    if (this.issues && step.ok) for (const done of spent) openedChunks.retire(done)
+    return step
+  }
+
+  private step(): OpenStep {
     const out: Array<Uint8Array> = []
     for (;;) {
       if (this.done) return this.input.length === 0 ? { ok: true, out } : { ok: false, reason: "malformed" }
@@ -295,7 +314,8 @@ class Opener {
         if (this.input.length < HEADER_BYTES) {
           return this.couldBeHeader() ? { ok: true, out } : { ok: false, reason: "not-encrypted" }
         }
-        const header = this.input.take(HEADER_BYTES)
+        // Copied: the header is every frame's AAD, and its input chunk may be freed.
+        const header = Uint8Array.from(this.input.take(HEADER_BYTES))
         const problem = this.checkHeader(header)
         if (problem !== undefined) return { ok: false, reason: problem }
         this.header = header
@@ -314,7 +334,7 @@ class Opener {
       const final = flag === 1
       const plain = this.open(this.header, this.key, body, tag, final)
       if (plain === undefined) return { ok: false, reason: "authentication-failed" }
-      for (const part of plain) if (part.length > 0) out.push(part)
+      for (const part of plain) if (part.length > 0) out.push(this.issues ? openedChunks.issue(part) : part)
       this.done = final
     }
   }
@@ -371,6 +391,8 @@ class ByteQueue {
   /** Index of the first unconsumed chunk, and the offset into it. */
   private first = 0
   private offset = 0
+  /** Chunks consumed to their end since the last {@link takeSpent}. */
+  private spent: Array<Uint8Array> = []
 
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return
@@ -403,6 +425,13 @@ class ByteQueue {
     }
     this.advance(Math.min(n, this.length))
     return parts
+  }
+
+  /** The chunks consumed to their end since the last call (views of them may still be in use). */
+  takeSpent(): ReadonlyArray<Uint8Array> {
+    const spent = this.spent
+    this.spent = []
+    return spent
   }
 
   private read(n: number, consume: boolean): Uint8Array {
@@ -441,6 +470,7 @@ class ByteQueue {
         break
       }
       left -= available
+      this.spent.push(head)
       this.chunks[this.first++] = EMPTY // drop the consumed chunk now, not at the next compaction
       this.offset = 0
     }

@@ -6,6 +6,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, Stream } from "effect"
 import { randomBytes } from "node:crypto"
 import { aesGcmCipher, BlobCrypto, plaintextCipher } from "../../src/store/BlobCrypto.ts"
+import { openedChunks, sealedChunks } from "../../src/store/ChunkRegistry.ts"
 import type { BlobCipher } from "../../src/store/BlobCrypto.ts"
 
 const SECRET = Redacted.make("correct horse battery staple 0123456789")
@@ -21,6 +22,12 @@ const pieces = (data: Uint8Array, size: number) => {
 const collect = <E, R>(stream: Stream.Stream<Uint8Array, E, R>) =>
   Effect.map(Stream.runCollect(stream), (chunks) => new Uint8Array(Buffer.concat(chunks)))
 const seal = (cipher: BlobCipher, data: Uint8Array, size = 10_000) => collect(cipher.encrypt(pieces(data, size)))
+/** `data` as fresh chunks of `size` bytes issued as the embedded store's reads are. */
+const storedPieces = (data: Uint8Array, size: number) => {
+  const parts: Array<Uint8Array> = []
+  for (let offset = 0; offset < data.length; offset += size) parts.push(openedChunks.issue(Uint8Array.from(data.subarray(offset, offset + size))))
+  return parts
+}
 const decryptReason = (cipher: BlobCipher, sealed: Uint8Array, size = 4096) =>
   Effect.map(Effect.flip(collect(cipher.decrypt(pieces(sealed, size)))), (error) => error.reason)
 
@@ -106,6 +113,56 @@ describe("BlobCrypto AES-256-GCM", () => {
 
       const trailing = new Uint8Array(Buffer.concat([sealed, Buffer.from("extra")]))
       assert.strictEqual(yield* decryptReason(cipher, trailing), "malformed")
+    }))
+
+  it.effect("snapshot scope: the ciphertext and plaintext pieces are issued, issued input is freed once deciphered, whatever the chunking", () =>
+    Effect.gen(function*() {
+      const cipher = yield* aesGcmCipher("snapshot", SECRET)
+      for (const size of [0, 5, FRAME, FRAME + 1, 3 * FRAME + 17]) {
+        const data = randomBytes(size)
+        // 40 keeps the 40-byte header inside the first chunk (the header is every frame's AAD:
+        // freeing its chunk must not lose it), 7 splits it, 1 << 20 holds everything.
+        for (const [inChunk, outChunk] of [[1 << 20, 1 << 20], [7, 40], [FRAME, 7], [FRAME + 3, FRAME - 1]] as const) {
+          if ((inChunk < 100 || outChunk < 100) && size > 2 * FRAME) continue
+          const sealedParts = yield* Stream.runCollect(cipher.encrypt(pieces(data, inChunk)))
+          const ciphertext = sealedParts.filter((chunk) => sealedChunks.isIssued(chunk))
+          assert.strictEqual(ciphertext.reduce((sum, chunk) => sum + chunk.length, 0), size, "every ciphertext piece is issued")
+          const sealed = Buffer.concat(sealedParts)
+
+          const stored = storedPieces(sealed, outChunk)
+          const opened = yield* Stream.runCollect(cipher.decrypt(Stream.fromIterable(stored)))
+          assert.isTrue(Buffer.concat(opened).equals(data), `size ${size}, chunks ${inChunk}/${outChunk}`)
+          assert.isTrue(opened.every((chunk) => openedChunks.isIssued(chunk)), "the plaintext pieces are issued")
+          assert.isTrue(stored.every((chunk) => chunk.byteLength === 0), `stored chunks freed, chunks ${outChunk}`)
+        }
+      }
+    }))
+
+  it.effect("seed scope issues nothing and frees nothing", () =>
+    Effect.gen(function*() {
+      const cipher = yield* aesGcmCipher("seed", SECRET)
+      const data = randomBytes(2 * FRAME + 5)
+      const sealedParts = yield* Stream.runCollect(cipher.encrypt(pieces(data, 10_000)))
+      assert.isFalse(sealedParts.some((chunk) => sealedChunks.isIssued(chunk)))
+      const sealed = Buffer.concat(sealedParts)
+      const stored = storedPieces(sealed, 10_000)
+      const opened = yield* Stream.runCollect(cipher.decrypt(Stream.fromIterable(stored)))
+      assert.isTrue(Buffer.concat(opened).equals(data))
+      assert.isTrue(Buffer.concat(stored).equals(sealed), "the input is left whole")
+      assert.isFalse(opened.some((chunk) => openedChunks.isIssued(chunk)))
+    }))
+
+  it.effect("snapshot scope: a tampered frame fails without freeing the failing step's input or emitting its plaintext", () =>
+    Effect.gen(function*() {
+      const cipher = yield* aesGcmCipher("snapshot", SECRET)
+      const sealed = Buffer.from(Buffer.concat(yield* Stream.runCollect(cipher.encrypt(pieces(randomBytes(3 * FRAME), FRAME)))))
+      sealed[sealed.length - 100]! ^= 1 // inside the last frame
+      const stored = storedPieces(sealed, 1 << 20)
+      const emitted: Array<Uint8Array> = []
+      const error = yield* Effect.flip(Stream.runForEach(cipher.decrypt(Stream.fromIterable(stored)), (chunk) => Effect.sync(() => void emitted.push(chunk))))
+      assert.strictEqual(error.reason, "authentication-failed")
+      assert.deepStrictEqual(emitted, [], "one input chunk holds every frame: nothing is emitted")
+      assert.isTrue(Buffer.concat(stored).equals(sealed), "the failing step's input is not freed")
     }))
 
   it.effect("a plaintext blob read with a key configured is not-encrypted", () =>

@@ -7,12 +7,11 @@
  *
  * @since 0.1.0
  */
-import * as NodeStream from "@effect/platform-node/NodeStream"
-import { Clock, Effect, Stream } from "effect"
-import { createReadStream } from "node:fs"
+import { Clock, Effect, Option, Stream } from "effect"
 import { chmod, lstat, mkdir, open, readdir, rename, rm } from "node:fs/promises"
 import type { FileHandle } from "node:fs/promises"
 import { join } from "node:path"
+import { openedChunks, sealedChunks } from "../ChunkRegistry.ts"
 import { newObjectIdHex } from "../ids.ts"
 import type { BlobInfo } from "../StoreBackend.ts"
 import { BlobMissing, describeCause, StoreUnavailable } from "../../persistence/StoreError.ts"
@@ -68,7 +67,9 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
           (handle) =>
             // The producer (a tar pipe, compression, encryption) runs ahead while a write is in
             // flight; what piled up meanwhile goes out as one write.
-            Stream.runForEachArray(bytes.pipe(Stream.buffer({ capacity: WRITE_AHEAD_CHUNKS })), (chunks) => writeChunks(handle, chunks)).pipe(
+            Stream.runForEachArray(bytes.pipe(Stream.buffer({ capacity: WRITE_AHEAD_CHUNKS })), (chunks) =>
+              // On disk now: the sealer's output is freed at once (see ChunkRegistry).
+              writeChunks(handle, chunks).pipe(Effect.andThen(Effect.sync(() => chunks.forEach((chunk) => sealedChunks.retire(chunk)))))).pipe(
               Effect.andThen(Effect.tryPromise({ try: () => handle.sync(), catch: unavailable("fsync blob file") }))
             ),
           (handle) => Effect.promise(() => handle.close().catch(() => undefined))
@@ -83,12 +84,34 @@ export const makeBlobFiles = (dir: string): Effect.Effect<BlobFiles, StoreUnavai
         return blobId
       })
 
+    // Read into buffers of its own, not through a Node stream, so a snapshot's chunks can be issued
+    // (see ChunkRegistry): each is allocated here and handed to the reader alone.
     const get = (kind: BlobInfo["kind"], blobId: string) =>
-      NodeStream.fromReadable<Uint8Array, BlobMissing | StoreUnavailable>({
-        evaluate: () => createReadStream(pathOf(blobId), { highWaterMark: READ_CHUNK_BYTES }),
-        onError: (cause) =>
-          isNotFound(cause) ? new BlobMissing({ backend: "embedded", blobId, kind }) : unavailable("read blob file")(cause)
-      })
+      Stream.unwrap(Effect.gen(function*() {
+        const handle = yield* Effect.acquireRelease(
+          Effect.tryPromise({
+            try: () => open(pathOf(blobId), "r"),
+            catch: (cause) => isNotFound(cause) ? new BlobMissing({ backend: "embedded", blobId, kind }) : unavailable("read blob file")(cause)
+          }),
+          (handle) => Effect.promise(() => handle.close().catch(() => undefined))
+        )
+        const readChunk = Effect.tryPromise({
+          try: async () => {
+            const buffer = Buffer.allocUnsafeSlow(READ_CHUNK_BYTES)
+            const { bytesRead } = await handle.read(buffer, 0, READ_CHUNK_BYTES, null)
+            if (bytesRead === 0) return undefined
+            // A short read (the file's end) gets a buffer of its own size, so it is whole too.
+            return bytesRead === READ_CHUNK_BYTES ? buffer : Buffer.from(buffer.subarray(0, bytesRead))
+          },
+          catch: unavailable("read blob file")
+        })
+        return Stream.paginate(undefined, () =>
+          readChunk.pipe(Effect.map((chunk) =>
+            chunk === undefined
+              ? [[], Option.none()] as const
+              : [[kind === "snapshot" ? openedChunks.issue(chunk) : chunk], Option.some(undefined)] as const
+          )))
+      }))
 
     const remove = (blobId: string) =>
       Effect.tryPromise({ try: () => rm(pathOf(blobId), { force: true }), catch: unavailable("delete blob file") })
