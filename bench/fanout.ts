@@ -64,7 +64,8 @@ export const runFanout = (ctx: BenchContext) =>
         fanoutRow("fanout", few, ctx, 3),
         fanoutRow("fanout/100", many, ctx, 10)
       ],
-      data: { few, many }
+      // The runs without their millions of latencies: the table has their summary.
+      data: { few: { ...few, latencies: undefined }, many: { ...many, latencies: undefined } }
     }
     return result
   })
@@ -76,7 +77,8 @@ export interface FanoutRun {
   readonly viewers: number
   readonly total: number
   readonly emitSeconds: number
-  readonly latencies: ReadonlyArray<number>
+  /** Every delivery's latency (ms), kept out of the heap (see harness.Samples). */
+  readonly latencies: Float64Array
   readonly p99: number
   /** Diagnostics: p99 over the events delivered on a live stream only, how many deliveries waited for a reconnect, and the reconnects' duration. */
   readonly liveP99: number
@@ -151,11 +153,11 @@ export const measureFanout = (ctx: BenchContext, viewers: number, serve: ServeLi
     const report = yield* Effect.promise(() => nextMessage(worker, isReport))
     if (!isReport(report)) return yield* Effect.die(new Error("the viewer worker sent no report"))
     ctx.log(`fan-out: ${total} events in ${emitSeconds.toFixed(1)} s to ${viewers} viewers, ${report.reconnects} reconnects`)
-    const latencies = [...report.latencies]
-    const gaps = [...report.reconnectGaps]
+    const latencies = report.latencies
+    const gaps = report.reconnectGaps
     const run: FanoutRun = {
       viewers, total, emitSeconds, latencies, p99: quantile(latencies, 0.99),
-      liveP99: liveQuantile(latencies, [...report.resumedLatencies], 0.99),
+      liveP99: liveQuantile(latencies, report.resumedLatencies, 0.99),
       resumed: report.resumedLatencies.length,
       reconnectGap: { p50: quantile(gaps, 0.5), p99: quantile(gaps, 0.99) },
       lost: report.lost, duplicates: report.duplicates,
@@ -166,7 +168,7 @@ export const measureFanout = (ctx: BenchContext, viewers: number, serve: ServeLi
   }).pipe(Effect.scoped)
 
 /** The quantile of `all` once the samples in `excluded` (a sub-multiset of it) are taken out. */
-const liveQuantile = (all: ReadonlyArray<number>, excluded: ReadonlyArray<number>, q: number): number => {
+const liveQuantile = (all: Float64Array, excluded: Float64Array, q: number): number => {
   const left = new Map<number, number>()
   for (const value of excluded) left.set(value, (left.get(value) ?? 0) + 1)
   const live = all.filter((value) => {

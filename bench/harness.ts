@@ -34,12 +34,19 @@ export const ROW_NAMES = [
 /** One of {@link ROW_NAMES}. */
 export type RowName = typeof ROW_NAMES[number]
 
+/**
+ * A sample set: a plain array, or a Float64Array for the big ones (millions of fan-out
+ * deliveries), which stays out of the worker's heap: a later benchmark must not pay, in garbage
+ * collection, for an earlier one's samples.
+ */
+export type Samples = ReadonlyArray<number> | Float64Array
+
 /** One measured subject: its samples, what it is compared with and the goal it is held to. */
 export interface Row {
   readonly name: RowName
   readonly what: string
   readonly unit: "ms" | "MB" | "MiB"
-  readonly samples: ReadonlyArray<number>
+  readonly samples: Samples
   /** The row this one's median is divided by in the ratio column. */
   readonly baseline?: RowName
   readonly goal?: string
@@ -51,8 +58,8 @@ export interface Row {
 }
 
 /** The q-quantile (0..1) with linear interpolation over the finite samples; NaN for none. */
-export const quantile = (samples: ReadonlyArray<number>, q: number): number => {
-  const sorted = samples.filter(Number.isFinite).sort((a, b) => a - b)
+export const quantile = (samples: Samples, q: number): number => {
+  const sorted = Float64Array.from(samples).filter(Number.isFinite).sort()
   if (sorted.length === 0) return Number.NaN
   const position = (sorted.length - 1) * q
   const low = Math.floor(position)
@@ -62,12 +69,12 @@ export const quantile = (samples: ReadonlyArray<number>, q: number): number => {
 }
 
 /** Median, p95, min and max of a sample set. */
-export const summarize = (samples: ReadonlyArray<number>) => ({
+export const summarize = (samples: Samples) => ({
   median: quantile(samples, 0.5),
   p95: quantile(samples, 0.95),
   p99: quantile(samples, 0.99),
-  min: samples.reduce((low, value) => Math.min(low, value), Number.POSITIVE_INFINITY),
-  max: samples.reduce((high, value) => Math.max(high, value), Number.NEGATIVE_INFINITY),
+  min: Float64Array.from(samples).reduce((low, value) => Math.min(low, value), Number.POSITIVE_INFINITY),
+  max: Float64Array.from(samples).reduce((high, value) => Math.max(high, value), Number.NEGATIVE_INFINITY),
   n: samples.length
 })
 

@@ -67,7 +67,8 @@ const program = Effect.gen(function*() {
   for (const [name, bench] of BENCHMARKS) {
     if (only !== undefined && !only.has(name)) continue
     loadByBenchmark.push(`${name} ${loadNow()}`)
-    ctx.log(`${name}… (load average ${loadNow()})`)
+    const heap = process.memoryUsage()
+    ctx.log(`${name}… (load average ${loadNow()}; worker heap ${(heap.heapUsed / 1e6).toFixed(0)} MB used of ${(heap.heapTotal / 1e6).toFixed(0)} MB, RSS ${(heap.rss / 1e6).toFixed(0)} MB)`)
     const result = yield* bench(ctx)
     rows.push(...result.rows)
     sections.push(...(result.sections ?? []))
@@ -95,7 +96,7 @@ const program = Effect.gen(function*() {
     mode: quick ? "quick" : "full",
     machine: { ...info, loadAtEnd: loadNow() },
     seconds,
-    rows: ordered.map((row) => ({ ...row, summary: summarize(row.samples), samples: row.samples.length <= 2000 ? row.samples : [] })),
+    rows: ordered.map((row) => ({ ...row, summary: summarize(row.samples), samples: row.samples.length <= 2000 ? Array.from(row.samples) : [] })),
     data
   }, null, 2))
   process.stdout.write(`JSON: ${jsonPath}\n`)

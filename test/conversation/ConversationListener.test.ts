@@ -4,7 +4,7 @@ import type { ConversationEvent } from "../../src/appserver/ConversationHandle.t
 import { ConversationListener } from "../../src/conversation/ConversationListener.ts"
 import type { ListenerEndpoint, ServeOptions } from "../../src/conversation/ConversationListener.ts"
 import { waitUntil } from "../support/waitUntil.ts"
-import { rawRequest } from "../support/rawHttp.ts"
+import { holdConnection, rawRequest } from "../support/rawHttp.ts"
 import { call, makeFakeConversation, note, openViewer, rawExchange, rawSseViewer } from "./harness.ts"
 import type { Auth, FakeConversation } from "./harness.ts"
 
@@ -375,6 +375,63 @@ describe("ConversationListener fan-out", () => {
   const upTo = (count: number) => Array.from({ length: count }, (_, i) => i + 1)
   const hasId = (viewer: { readonly ids: () => ReadonlyArray<number> }, id: number) =>
     Effect.sync(() => viewer.ids().includes(id) ? true : undefined)
+
+  /** A chunked body decoded strictly: any byte out of place throws, and the last chunk must end it. */
+  const strictDechunk = (body: string): string => {
+    let at = 0
+    let out = ""
+    for (;;) {
+      const lineEnd = body.indexOf("\r\n", at)
+      const sizeLine = lineEnd < 0 ? "" : body.slice(at, lineEnd)
+      if (!/^[0-9a-f]+$/.test(sizeLine)) throw new Error(`bad chunk size line at ${at}: ${JSON.stringify(body.slice(at, at + 20))}`)
+      const size = Number.parseInt(sizeLine, 16)
+      const data = lineEnd + 2
+      if (size === 0) {
+        if (body.slice(data) !== "\r\n") throw new Error(`bytes after the last chunk: ${JSON.stringify(body.slice(data))}`)
+        return out
+      }
+      if (body.slice(data + size, data + size + 2) !== "\r\n") throw new Error(`chunk at ${at} is not ${size} bytes then CRLF`)
+      out += body.slice(data, data + size)
+      at = data + size + 2
+    }
+  }
+
+  it.live("over HTTP/1.1 the stream is strictly valid chunked encoding, closed by the last chunk when the listener stops; an HTTP/1.0 viewer gets the same bytes unframed", () =>
+    Effect.gen(function*() {
+      const fake = yield* makeFakeConversation()
+      const listenerScope = yield* Scope.make()
+      const endpoint = yield* serve(fake).pipe(Scope.provide(listenerScope))
+      const credential = Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")
+      const open = (version: string) =>
+        holdConnection(endpoint.port, `GET /events HTTP/${version}\r\nHost: 127.0.0.1\r\nAuthorization: Basic ${credential}\r\n\r\n`)
+      const http11 = yield* open("1.1")
+      const http10 = yield* open("1.0")
+      // One event at a time, so each goes out as its own write.
+      for (const n of [1, 2, 3]) {
+        yield* fake.emit(note(n))
+        yield* waitUntil(`event ${n} reached both viewers`, Effect.sync(() =>
+          [http11, http10].every((viewer) => viewer.received().includes(`"n":${n}}`)) ? true : undefined))
+      }
+      yield* fake.emit(note(4))
+      yield* Scope.close(listenerScope, Exit.void)
+      yield* waitUntil("the listener closed both connections", Effect.sync(() =>
+        http11.closedByServer() && http10.closedByServer() ? true : undefined))
+
+      const split = (received: string) => {
+        const headEnd = received.indexOf("\r\n\r\n")
+        return [received.slice(0, headEnd), received.slice(headEnd + 4)] as const
+      }
+      const [head11, body11] = split(http11.received())
+      assert.match(head11, /^HTTP\/1\.1 200 /)
+      assert.match(head11, /\r\ntransfer-encoding: chunked/i)
+      const decoded = strictDechunk(body11)
+      const [head10, body10] = split(http10.received())
+      assert.match(head10, /^HTTP\/1\.1 200 /)
+      assert.notMatch(head10, /transfer-encoding/i)
+      assert.strictEqual(body10, decoded)
+      assert.match(decoded, /^: ping\n\n/)
+      assert.deepStrictEqual([...decoded.matchAll(/^id: (\d+)$/gm)].map((match) => Number(match[1])), [1, 2, 3, 4])
+    }))
 
   it.live("a viewer that drops its connection mid-stream and resumes with Last-Event-ID misses nothing and repeats nothing; the others are not disturbed", () =>
     Effect.gen(function*() {

@@ -81,6 +81,37 @@ describe("SseFanout", () => {
       assert.strictEqual(sinks[0]?.chunks[1], sinks[1]?.chunks[1])
     }))
 
+  it.live("an HTTP/1.1 chunked response: the first ping goes through it (with the headers), then pre-framed chunks go to its connection, framed once for all viewers; backpressure is the connection's", () =>
+    Effect.gen(function*() {
+      const log = yield* makeEventLog
+      const fanout = yield* makeSseFanout(log.reader)
+      yield* log.append(jsonOf(1))
+      const chunked = (capacity?: number) => {
+        const socket = makeSink(capacity)
+        return { response: Object.assign(makeSink(), { chunkedEncoding: true, socket }), socket }
+      }
+      const viewers = [chunked(), chunked(), chunked(1)]
+      yield* Effect.forEach(viewers, ({ response }) => Effect.forkChild(fanout.serve(response, 0)), { discard: true })
+      const framedOne = frame(1, jsonOf(1))
+      const asChunk = (text: string) => `${Buffer.byteLength(text).toString(16)}\r\n${text}\r\n`
+      yield* waitUntil("the replay was written", Effect.sync(() => viewers.every(({ socket }) => socket.chunks.length >= 1) ? true : undefined))
+      for (const { response, socket } of viewers) {
+        assert.strictEqual(response.text(), PING, "only the first ping through the response")
+        assert.strictEqual(socket.text(), asChunk(framedOne))
+      }
+      assert.strictEqual(viewers[0]?.socket.chunks[0], viewers[1]?.socket.chunks[0], "the very same framed bytes")
+
+      yield* log.append(jsonOf(2))
+      yield* waitUntil("the live viewers got event 2", Effect.sync(() =>
+        viewers.slice(0, 2).every(({ socket }) => socket.chunks.length === 2) ? true : undefined))
+      const full = viewers[2]!.socket
+      assert.strictEqual(full.chunks.length, 1, "a full connection is written nothing more")
+      full.drain()
+      yield* waitUntil("the drained viewer caught up", Effect.sync(() => full.chunks.length === 2 ? true : undefined))
+      assert.strictEqual(full.text(), asChunk(framedOne) + asChunk(frame(2, jsonOf(2))))
+      assert.strictEqual(full.writtenWhileFull, 0)
+    }))
+
   it.live("a ping reaches an idle viewer once; a viewer arriving after it starts with its events, not that ping", () =>
     Effect.gen(function*() {
       const log = yield* makeEventLog
