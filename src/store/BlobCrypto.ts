@@ -281,7 +281,7 @@ type OpenStep = { readonly ok: true; readonly out: ReadonlyArray<Uint8Array> } |
 /** Per-blob decryption state: parses the header, then authenticates frame by frame. */
 class Opener {
   done = false
-  private readonly input = new ByteQueue()
+  private readonly input = new ByteQueue({ collectSpent: true })
   private header: Uint8Array | undefined
   private key: KeyObject | undefined
   private index = 0
@@ -391,8 +391,14 @@ class ByteQueue {
   /** Index of the first unconsumed chunk, and the offset into it. */
   private first = 0
   private offset = 0
-  /** Chunks consumed to their end since the last {@link takeSpent}. */
+  /** Chunks consumed to their end since the last {@link takeSpent} (when collected at all). */
   private spent: Array<Uint8Array> = []
+  private readonly collectSpent: boolean
+
+  /** `collectSpent`: keep consumed chunks for {@link takeSpent}, which the owner must then call. */
+  constructor(options: { readonly collectSpent?: boolean } = {}) {
+    this.collectSpent = options.collectSpent ?? false
+  }
 
   push(chunk: Uint8Array): void {
     if (chunk.length === 0) return
@@ -470,7 +476,7 @@ class ByteQueue {
         break
       }
       left -= available
-      this.spent.push(head)
+      if (this.collectSpent) this.spent.push(head)
       this.chunks[this.first++] = EMPTY // drop the consumed chunk now, not at the next compaction
       this.offset = 0
     }

@@ -5,6 +5,8 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Redacted, Stream } from "effect"
 import { randomBytes } from "node:crypto"
+import { setFlagsFromString } from "node:v8"
+import { runInNewContext } from "node:vm"
 import { aesGcmCipher, BlobCrypto, plaintextCipher } from "../../src/store/BlobCrypto.ts"
 import { openedChunks, sealedChunks } from "../../src/store/ChunkRegistry.ts"
 import type { BlobCipher } from "../../src/store/BlobCrypto.ts"
@@ -136,6 +138,50 @@ describe("BlobCrypto AES-256-GCM", () => {
           assert.isTrue(stored.every((chunk) => chunk.byteLength === 0), `stored chunks freed, chunks ${outChunk}`)
         }
       }
+    }))
+
+  it.effect("neither side keeps what it consumed: the memory in use stays flat while a 40 MiB blob streams through", () =>
+    Effect.gen(function*() {
+      setFlagsFromString("--expose-gc")
+      const gc = runInNewContext("gc") as (options: object) => void
+      const buffersInUse = () => {
+        gc({ type: "major", execution: "sync", flavor: "last-resort" })
+        return process.memoryUsage().arrayBuffers
+      }
+      const MiB = 1024 * 1024
+      const cipher = yield* aesGcmCipher("snapshot", SECRET)
+      // Sources that hold no chunk once emitted: 40 chunks of 1 MiB each.
+      const source = (make: (index: number) => Uint8Array) =>
+        Stream.range(0, 39).pipe(Stream.rechunk(1), Stream.map(make))
+      const plainChunk = (index: number) => Buffer.alloc(MiB, index)
+
+      // Sealing, the output dropped as it comes: what is in use midway is what the sealer holds.
+      let baseline = buffersInUse()
+      let total = 0
+      let midway = 0
+      yield* Stream.runForEach(cipher.encrypt(source(plainChunk)), (chunk) =>
+        Effect.sync(() => {
+          total += chunk.length
+          if (midway === 0 && total > 30 * MiB) midway = buffersInUse() - baseline
+        }))
+      assert.isBelow(midway, 8 * MiB, `the sealer held ${Math.round(midway / MiB)} MiB after 30 MiB`)
+
+      // Opening fresh copies of a stored blob's 1 MiB pieces, the plaintext dropped as it comes.
+      const blob = Buffer.concat(yield* Stream.runCollect(cipher.encrypt(source(plainChunk))))
+      baseline = buffersInUse()
+      total = 0
+      midway = 0
+      const stored = Stream.range(0, Math.ceil(blob.length / MiB) - 1).pipe(
+        Stream.rechunk(1),
+        Stream.map((index) => Uint8Array.from(blob.subarray(index * MiB, (index + 1) * MiB)))
+      )
+      yield* Stream.runForEach(cipher.decrypt(stored), (chunk) =>
+        Effect.sync(() => {
+          total += chunk.length
+          if (midway === 0 && total > 30 * MiB) midway = buffersInUse() - baseline
+        }))
+      assert.strictEqual(total, 40 * MiB)
+      assert.isBelow(midway, 8 * MiB, `the opener held ${Math.round(midway / MiB)} MiB after 30 MiB`)
     }))
 
   it.effect("seed scope issues nothing and frees nothing", () =>
