@@ -86,6 +86,7 @@ const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: Fil
       // without a listener Node turns it into an uncaught exception that ends the worker. Write
       // failures are reported through the write's callback, reads through the stream consumer.
       for (const stream of [child.stdin, child.stdout, child.stderr]) stream?.on("error", ignoreStreamError)
+      holdOutput(child)
       child.once("spawn", () => resume(Effect.succeed(child)))
       child.once("error", (error) => resume(Effect.fail(fromNodeError("spawn", program, error))))
     })
@@ -103,6 +104,8 @@ const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: Fil
       const child = yield* start(command, { stdin: true, stdout: true })
       const stdout = collect(child.stdout, limit)
       const stderr = collect(child.stderr, limit)
+      releaseOutput(child.stdout)
+      releaseOutput(child.stderr)
       child.stdin?.end(runOptions.stdin ?? "")
       const exitCode = yield* exitOf(child).pipe(
         Effect.onInterrupt(() => killTreeOrWarn(child.pid, Duration.millis(200)))
@@ -123,19 +126,32 @@ const makeWith = (options: LocalHostOptions, processes: ProcessTable, files: Fil
       const grace = Duration.fromInputUnsafe(spawnOptions.gracePeriod ?? DEFAULT_GRACE)
       const child = yield* Effect.acquireRelease(
         start(command, { stdin: spawnOptions.stdin === true, stdout: spawnOptions.stdout !== false }),
-        (child) => killTreeOrWarn(child.pid, grace)
+        (child) =>
+          killTreeOrWarn(child.pid, grace).pipe(
+            // A pipe nobody read is still held (see holdOutput): close it with the process.
+            Effect.ensuring(Effect.sync(() => {
+              child.stdout?.destroy()
+              child.stderr?.destroy()
+            }))
+          )
       )
       let stderrTail = ""
       child.stderr?.on("data", (chunk: Buffer) => {
         stderrTail = (stderrTail + chunk.toString("utf8")).slice(-STDERR_TAIL_BYTES)
       })
+      releaseOutput(child.stderr)
       const exited = yield* Deferred.make<number>()
       yield* exitOf(child).pipe(Effect.flatMap((code) => Deferred.succeed(exited, code)), Effect.forkScoped)
       const childStdout = child.stdout
       const stdout: Stream.Stream<Uint8Array, HostError> = childStdout === null
         ? Stream.empty
         : NodeStream.fromReadable<Uint8Array, HostError>({
-          evaluate: () => childStdout,
+          // The reader attaches its own listener right after this; until then the hold keeps
+          // what the child wrote.
+          evaluate: () => {
+            releaseOutput(childStdout)
+            return childStdout
+          },
           onError: (error) => fromNodeError("read stdout", command.argv[0], error)
         })
       const handle: HostProcess = {
@@ -337,6 +353,22 @@ const processControl = (processes: ProcessTable): ProcessControl<HostError> => (
 const procError = (operation: string) => (error: ProcReadError): HostError => fromNodeError(operation, error.path, error.cause)
 
 const ignoreStreamError = (): void => {}
+
+/**
+ * When a child exits, Node resumes every output pipe of it that has no `readable` listener
+ * (child_process's flushStdio), and resumed data with no `data` listener is dropped. A fast child
+ * (tar archiving a small workdir) can exit before its reader attaches, which stored an empty
+ * snapshot as a successful one. So each output pipe is held from the spawn on, paused and
+ * buffering (and so pushing back on the child, as a pipe should), until its reader takes over.
+ */
+const OUTPUT_HOLD = (): void => {}
+const holdOutput = (child: ChildProcess): void => {
+  for (const stream of [child.stdout, child.stderr]) stream?.on("readable", OUTPUT_HOLD)
+}
+/** Hands a held pipe to the reader that has just attached (a `data` listener, or a stream reader). */
+const releaseOutput = (stream: Readable | null): void => {
+  stream?.off("readable", OUTPUT_HOLD)
+}
 
 /** Waits until the child's pipes are closed, or `limit`: a daemon it started may hold them open. */
 const closedOrTimeout = (child: ChildProcess, limit: Duration.Duration) =>

@@ -126,6 +126,21 @@ export const hostContract = (name: string, layer: Layer.Layer<Host, unknown>, ro
         assert.strictEqual(yield* proc.exitCode, 0)
       }))
 
+    os("a process that exits before its output is read keeps that output (a small workdir's tar, read after it ended)", () =>
+      Effect.gen(function*() {
+        const host = yield* Host
+        // 40 KB: less than a pipe holds, so the child can finish without anyone reading.
+        const proc = yield* host.spawn({ argv: ["sh", "-c", "head -c 40000 /dev/zero | tr '\\0' x; echo done >&2"] }, { stdout: true })
+        assert.strictEqual(yield* proc.exitCode, 0)
+        // Let the host's own handling of the exit run first (Node resumes unread pipes then).
+        for (let turn = 0; turn < 20; turn++) yield* Effect.yieldNow
+        const output = yield* proc.stdout.pipe(Stream.decodeText(), Stream.mkString)
+        assert.strictEqual(output.length, 40000, "every byte the process wrote")
+        assert.isTrue(output === "x".repeat(40000))
+        const run = yield* host.run({ argv: ["sh", "-c", "printf quick"] })
+        assert.strictEqual(run.stdout, "quick")
+      }))
+
     os("closing the scope kills the whole tree, escaped sessions included", () =>
       Effect.gen(function*() {
         const host = yield* Host
