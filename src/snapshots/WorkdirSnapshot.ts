@@ -236,9 +236,13 @@ export const captureSnapshot = (
       const tar = yield* host.spawn({ argv, env: TAR_ENV }, { stdout: true, gracePeriod: "1 second" }).pipe(
         Effect.mapError(fromHost)
       )
+      let archived = 0
       const tarExit = Effect.gen(function*() {
         const code = yield* tar.exitCode.pipe(Effect.mapError(fromHost))
         const stderr = yield* tar.stderrTail
+        // Even an empty tree makes an archive (its end blocks): no bytes means they were lost on
+        // the way, and an empty blob must never be stored as a snapshot.
+        if (archived === 0) return yield* failed("archive", `tar exited ${code} but its output never arrived: ${tail(stderr)}`)
         if (code === 1) {
           yield* Effect.logWarning("files changed while the workdir was archived").pipe(
             Effect.annotateLogs({ processId: options.processId, stderr: tail(stderr) })
@@ -248,7 +252,11 @@ export const captureSnapshot = (
         }
       })
       // The exit check is part of the stream, so a failing tar fails the upload itself.
-      const archive = tar.stdout.pipe(Stream.mapError(fromHost), Stream.concat(Stream.fromEffectDrain(tarExit)))
+      const archive = tar.stdout.pipe(
+        Stream.tap((chunk) => Effect.sync(() => { archived += chunk.length })),
+        Stream.mapError(fromHost),
+        Stream.concat(Stream.fromEffectDrain(tarExit))
+      )
       const compressed = onHost ? archive : NodeStream.pipeThroughDuplex(archive, {
         evaluate: () => compressor(options.codec),
         onError: (cause) => failed("compress", describeCause(cause), cause)

@@ -338,6 +338,26 @@ describe("WorkdirSnapshot", () => {
       assert.deepStrictEqual(fs.readdirSync(join(dataDir, "blobs")), [])
     }))
 
+  it.live("output that never arrives fails the capture, though tar exited 0: no empty snapshot is stored", () =>
+    Effect.gen(function*() {
+      const dataDir = freshDir("lost-data")
+      const workdir = freshDir("lost")
+      writeTree(workdir, { "a.txt": "a" })
+      // The host loses the archive on its way (as Node dropped a fast tar's unread pipe).
+      const losingHost = Layer.effect(Host, Effect.map(LocalHost.make(), (local) =>
+        Host.of({ ...local, spawn: (command, options) => Effect.map(local.spawn(command, options), (proc) => ({ ...proc, stdout: Stream.empty })) })))
+      const error = yield* withStore(embeddedStore(dataDir, false), Effect.gen(function*() {
+        const failure = yield* Effect.flip(capture(workdir))
+        assert.deepStrictEqual(yield* (yield* SnapshotStore).list("proc-1"), [])
+        return failure
+      }), losingHost)
+      assert.strictEqual(error._tag, "SnapshotCaptureFailed")
+      if (error._tag !== "SnapshotCaptureFailed") return
+      assert.strictEqual(error.stage, "archive")
+      assert.match(error.detail, /tar exited 0 but its output never arrived/)
+      assert.deepStrictEqual(fs.readdirSync(join(dataDir, "blobs")), [])
+    }))
+
   it.live("hostile archive: `..` members are refused and fail the restore typed; `/` is stripped; nothing lands outside", () =>
     withStore(memoryStore, Effect.gen(function*() {
       const base = freshDir("hostile")
