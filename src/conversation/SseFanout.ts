@@ -161,12 +161,9 @@ export const makeSseFanout = (log: EventLogReader): Effect.Effect<SseFanout, nev
       Effect.acquireUseRelease(
         Effect.sync(() => {
           // The headers go out with this comment, through the response: a viewer's client waits
-          // for them.
+          // for them. Over HTTP/1.1 the rest goes pre-framed to the connection (see the module
+          // docs); the response still ends the body, after those complete chunks.
           if (!response.destroyed) response.write(PING)
-          // Over HTTP/1.1 the frames then go straight to the connection as chunks framed once
-          // for all viewers: through the response, every write of every viewer would frame its
-          // chunk again (three buffered writes and a writev each). The response still ends the
-          // body, after these complete chunks.
           const socket = response.chunkedEncoding === true && response.socket != null ? response.socket : undefined
           const viewer: Viewer = {
             sink: socket ?? response,

@@ -240,6 +240,7 @@ export const captureSnapshot = (
       const tarExit = Effect.gen(function*() {
         const code = yield* tar.exitCode.pipe(Effect.mapError(fromHost))
         const stderr = yield* tar.stderrTail
+        if (code !== 0 && code !== 1) return yield* failed("archive", `tar exited ${code}: ${tail(stderr)}`)
         // Even an empty tree makes an archive (its end blocks): no bytes means they were lost on
         // the way, and an empty blob must never be stored as a snapshot.
         if (archived === 0) return yield* failed("archive", `tar exited ${code} but its output never arrived: ${tail(stderr)}`)
@@ -247,8 +248,6 @@ export const captureSnapshot = (
           yield* Effect.logWarning("files changed while the workdir was archived").pipe(
             Effect.annotateLogs({ processId: options.processId, stderr: tail(stderr) })
           )
-        } else if (code !== 0) {
-          return yield* failed("archive", `tar exited ${code}: ${tail(stderr)}`)
         }
       })
       // The exit check is part of the stream, so a failing tar fails the upload itself.

@@ -5,7 +5,7 @@ import { ConversationListener } from "../../src/conversation/ConversationListene
 import type { ListenerEndpoint, ServeOptions } from "../../src/conversation/ConversationListener.ts"
 import { waitUntil } from "../support/waitUntil.ts"
 import { holdConnection, rawRequest } from "../support/rawHttp.ts"
-import { call, makeFakeConversation, note, openViewer, rawExchange, rawSseViewer } from "./harness.ts"
+import { basicCredential, call, makeFakeConversation, note, openViewer, rawExchange, rawSseViewer } from "./harness.ts"
 import type { Auth, FakeConversation } from "./harness.ts"
 
 const serve = (fake: FakeConversation, options?: ServeOptions) =>
@@ -401,7 +401,7 @@ describe("ConversationListener fan-out", () => {
       const fake = yield* makeFakeConversation()
       const listenerScope = yield* Scope.make()
       const endpoint = yield* serve(fake).pipe(Scope.provide(listenerScope))
-      const credential = Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")
+      const credential = basicCredential(endpoint)
       const open = (version: string) =>
         holdConnection(endpoint.port, `GET /events HTTP/${version}\r\nHost: 127.0.0.1\r\nAuthorization: Basic ${credential}\r\n\r\n`)
       const http11 = yield* open("1.1")

@@ -242,6 +242,20 @@ const parseFrame = (block: string): Frame => {
 /** A notification with a sequence marker, easy to recognize in frames. */
 export const note = (n: number): ConversationEvent => ({ method: "item/agentMessage/delta", params: { delta: `d${n}`, n } })
 
+/** A plain TCP connection to the listener, destroyed with the scope. */
+const rawSocket = (endpoint: ListenerEndpoint): Effect.Effect<Socket, Error, Scope.Scope> =>
+  Effect.acquireRelease(
+    Effect.callback<Socket, Error>((resume) => {
+      const socket = connect(endpoint.port, "127.0.0.1", () => resume(Effect.succeed(socket)))
+      socket.once("error", (error) => resume(Effect.fail(error)))
+    }),
+    (socket) => Effect.sync(() => socket.destroy())
+  )
+
+/** The listener's Basic credential, as the proxy sends it. */
+export const basicCredential = (endpoint: ListenerEndpoint): string =>
+  Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")
+
 /**
  * A raw HTTP/1.1 exchange over a plain socket. `onData` sees every chunk as Node delivers it
  * (no fetch or stream scheduling in between), so chunks of several connections keep the order
@@ -252,17 +266,11 @@ export const rawExchange = (
   head: { readonly method: "GET" | "POST"; readonly path: string; readonly body?: string },
   onData: (text: string) => void
 ): Effect.Effect<void, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.callback<Socket, Error>((resume) => {
-      const socket = connect(endpoint.port, "127.0.0.1", () => resume(Effect.succeed(socket)))
-      socket.once("error", (error) => resume(Effect.fail(error)))
-    }),
-    (socket) => Effect.sync(() => socket.destroy())
-  ).pipe(Effect.flatMap((socket) =>
+  rawSocket(endpoint).pipe(Effect.flatMap((socket) =>
     Effect.sync(() => {
       socket.setEncoding("utf8")
       socket.on("data", onData)
-      const credential = Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")
+      const credential = basicCredential(endpoint)
       const body = head.body ?? ""
       socket.write(
         `${head.method} ${head.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic ${credential}\r\n` +
@@ -288,17 +296,11 @@ export const rawSseViewer = (
   endpoint: ListenerEndpoint,
   options: { readonly lastEventId?: number } = {}
 ): Effect.Effect<RawSseViewer, Error, Scope.Scope> =>
-  Effect.acquireRelease(
-    Effect.callback<Socket, Error>((resume) => {
-      const socket = connect(endpoint.port, "127.0.0.1", () => resume(Effect.succeed(socket)))
-      socket.once("error", (error) => resume(Effect.fail(error)))
-    }),
-    (socket) => Effect.sync(() => socket.destroy())
-  ).pipe(Effect.map((socket) => {
+  rawSocket(endpoint).pipe(Effect.map((socket) => {
     socket.on("error", () => {})
     const received: Array<Buffer> = []
     socket.on("data", (data: Buffer) => void received.push(data))
-    const credential = Buffer.from(`optio:${Redacted.value(endpoint.password)}`).toString("base64")
+    const credential = basicCredential(endpoint)
     const resumeHeader = options.lastEventId === undefined ? "" : `Last-Event-ID: ${options.lastEventId}\r\n`
     socket.write(`GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Basic ${credential}\r\n${resumeHeader}\r\n`)
     const body = () => dechunk(Buffer.concat(received))

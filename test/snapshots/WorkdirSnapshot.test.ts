@@ -316,46 +316,44 @@ describe("WorkdirSnapshot", () => {
     }
   })
 
+  /** Captures `workdir` on `host` into a fresh embedded store; the typed failure, after checking nothing was stored. */
+  const failedCapture = (name: string, workdir: string, host: Layer.Layer<Host>) =>
+    Effect.gen(function*() {
+      const dataDir = freshDir(`${name}-data`)
+      const error = yield* withStore(embeddedStore(dataDir, false), Effect.gen(function*() {
+        const failure = yield* Effect.flip(capture(workdir))
+        assert.deepStrictEqual(yield* (yield* SnapshotStore).list("proc-1"), [])
+        return failure
+      }), host)
+      assert.deepStrictEqual(fs.readdirSync(join(dataDir, "blobs")), [])
+      assert.strictEqual(error._tag, "SnapshotCaptureFailed")
+      if (error._tag !== "SnapshotCaptureFailed") throw new Error(`expected SnapshotCaptureFailed, got ${error._tag}`)
+      assert.strictEqual(error.stage, "archive")
+      return error
+    })
+
   it.live("a tar failure mid-stream fails typed and stores nothing (embedded store: no blob left)", () =>
     Effect.gen(function*() {
-      const dataDir = freshDir("fail-data")
       const workdir = freshDir("fail")
       writeTree(workdir, { "big.bin": randomBytes(6 * 1024 * 1024), "small.txt": "x" })
       // A real tar failure after real output: the entry vanishes between listing and archiving.
       const racyHost = Layer.effect(Host, Effect.map(LocalHost.make(), (local) => {
         return Host.of({ ...local, readDirectory: (path) => Effect.map(local.readDirectory(path), (names) => [...names, "vanished"]) })
       }))
-      const error = yield* withStore(embeddedStore(dataDir, false), Effect.gen(function*() {
-        const failure = yield* Effect.flip(capture(workdir))
-        assert.deepStrictEqual(yield* (yield* SnapshotStore).list("proc-1"), [])
-        return failure
-      }), racyHost)
-      assert.strictEqual(error._tag, "SnapshotCaptureFailed")
-      if (error._tag !== "SnapshotCaptureFailed") return
-      assert.strictEqual(error.stage, "archive")
+      const error = yield* failedCapture("fail", workdir, racyHost)
       assert.isFalse(error.diskFull)
       assert.match(error.detail, /tar exited 2: .*vanished: Cannot stat: No such file or directory/s)
-      assert.deepStrictEqual(fs.readdirSync(join(dataDir, "blobs")), [])
     }))
 
   it.live("output that never arrives fails the capture, though tar exited 0: no empty snapshot is stored", () =>
     Effect.gen(function*() {
-      const dataDir = freshDir("lost-data")
       const workdir = freshDir("lost")
       writeTree(workdir, { "a.txt": "a" })
       // The host loses the archive on its way (as Node dropped a fast tar's unread pipe).
       const losingHost = Layer.effect(Host, Effect.map(LocalHost.make(), (local) =>
         Host.of({ ...local, spawn: (command, options) => Effect.map(local.spawn(command, options), (proc) => ({ ...proc, stdout: Stream.empty })) })))
-      const error = yield* withStore(embeddedStore(dataDir, false), Effect.gen(function*() {
-        const failure = yield* Effect.flip(capture(workdir))
-        assert.deepStrictEqual(yield* (yield* SnapshotStore).list("proc-1"), [])
-        return failure
-      }), losingHost)
-      assert.strictEqual(error._tag, "SnapshotCaptureFailed")
-      if (error._tag !== "SnapshotCaptureFailed") return
-      assert.strictEqual(error.stage, "archive")
+      const error = yield* failedCapture("lost", workdir, losingHost)
       assert.match(error.detail, /tar exited 0 but its output never arrived/)
-      assert.deepStrictEqual(fs.readdirSync(join(dataDir, "blobs")), [])
     }))
 
   it.live("hostile archive: `..` members are refused and fail the restore typed; `/` is stripped; nothing lands outside", () =>
